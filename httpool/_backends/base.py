@@ -1,0 +1,129 @@
+"""The network backend interface: what a connection needs from a byte stream.
+
+Theory of operation: a backend opens streams (TCP, Unix socket) and can
+sleep; a stream reads, writes, upgrades to TLS and closes. Every method that
+can block takes its own ``timeout`` in seconds (``None`` waits forever) and
+raises the httpool timeout for its kind (``ConnectTimeout``, ``ReadTimeout``,
+``WriteTimeout``) or the matching network error, never a raw ``OSError``.
+
+``read`` returns ``b""`` at end of stream. ``close``/``aclose`` is idempotent
+and never raises. ``get_extra_info`` answers at least ``"ssl_object"``,
+``"client_addr"``, ``"server_addr"``, ``"socket"`` and ``"is_readable"``
+(``True`` when a read would not block: data arrived or the peer closed; the
+pool's liveness probe on an idle connection).
+
+Beyond httpcore's interface each backend has ``now()``, the monotonic clock
+the pool reads for keep-alive expiry, so that the mock backend can run on
+virtual time.
+
+The shape matches httpcore 1.x so third-party backends port unchanged.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+import typing
+from collections.abc import Iterable
+
+SOCKET_OPTION = typing.Union[
+    tuple[int, int, int],
+    tuple[int, int, typing.Union[bytes, bytearray]],
+    tuple[int, int, None, int],
+]
+
+
+class NetworkStream:
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        raise NotImplementedError()  # pragma: no cover
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        raise NotImplementedError()  # pragma: no cover
+
+    def close(self) -> None:
+        raise NotImplementedError()  # pragma: no cover
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> NetworkStream:
+        raise NotImplementedError()  # pragma: no cover
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return None  # pragma: no cover
+
+
+class NetworkBackend:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> NetworkStream:
+        raise NotImplementedError()  # pragma: no cover
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> NetworkStream:
+        raise NotImplementedError()  # pragma: no cover
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)  # pragma: no cover
+
+    def now(self) -> float:
+        return time.monotonic()
+
+
+class AsyncNetworkStream:
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        raise NotImplementedError()  # pragma: no cover
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        raise NotImplementedError()  # pragma: no cover
+
+    async def aclose(self) -> None:
+        raise NotImplementedError()  # pragma: no cover
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncNetworkStream:
+        raise NotImplementedError()  # pragma: no cover
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return None  # pragma: no cover
+
+
+class AsyncNetworkBackend:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> AsyncNetworkStream:
+        raise NotImplementedError()  # pragma: no cover
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> AsyncNetworkStream:
+        raise NotImplementedError()  # pragma: no cover
+
+    async def sleep(self, seconds: float) -> None:
+        raise NotImplementedError()  # pragma: no cover
+
+    def now(self) -> float:
+        return time.monotonic()

@@ -1,0 +1,127 @@
+"""The exception hierarchy, and the one place where foreign errors are mapped to it.
+
+Theory of operation: every error a caller can see from httpool is an
+``HttpoolError``. OS, ``ssl``, h11 and (later) h2 errors are translated at the
+boundary where they arise, through ``map_exceptions`` and the mapping tables
+below, so that the rest of the code never catches ``OSError`` itself.
+
+The names follow httpcore 1.x, so ``except httpcore.ReadTimeout`` becomes
+``except httpool.ReadTimeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+from collections.abc import Iterator, Mapping
+
+ExceptionMapping = Mapping[type[BaseException], type["HttpoolError"]]
+
+
+class HttpoolError(Exception):
+    """Base class of every error raised by httpool."""
+
+
+class UnsupportedProtocol(HttpoolError):
+    """The URL has no scheme, or one httpool cannot speak."""
+
+
+class ProxyError(HttpoolError):
+    """The proxy refused or failed to set up the tunnel."""
+
+
+class ProtocolError(HttpoolError):
+    """A violation of HTTP, by either side."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The server sent something that is not valid HTTP, or hung up mid-message."""
+
+
+class LocalProtocolError(ProtocolError):
+    """The request cannot be sent as given: bad header, bad URL, bad body length."""
+
+
+class TimeoutException(HttpoolError):
+    """Base class of the four timeouts."""
+
+
+class PoolTimeout(TimeoutException):
+    """No connection became available within ``timeout["pool"]``."""
+
+
+class ConnectTimeout(TimeoutException):
+    """The TCP connect or TLS handshake took longer than ``timeout["connect"]``."""
+
+
+class ReadTimeout(TimeoutException):
+    """The server sent nothing for ``timeout["read"]`` seconds."""
+
+
+class WriteTimeout(TimeoutException):
+    """The socket accepted no data for ``timeout["write"]`` seconds."""
+
+
+class NetworkError(HttpoolError):
+    """Base class of errors of the transport itself."""
+
+
+class ConnectError(NetworkError):
+    """The connection could not be opened (refused, unreachable, DNS, TLS)."""
+
+
+class ReadError(NetworkError):
+    """Reading from the connection failed (reset, closed)."""
+
+
+class WriteError(NetworkError):
+    """Writing to the connection failed (reset, broken pipe)."""
+
+
+class ConnectionNotAvailable(HttpoolError):
+    """Internal: the connection cannot take this request; the pool retries elsewhere."""
+
+
+# The tables the backends use. Order matters: the first matching entry wins,
+# so the timeouts come before the OSError catch-all they subclass.
+CONNECT_ERRORS: ExceptionMapping = {
+    socket.timeout: ConnectTimeout,
+    TimeoutError: ConnectTimeout,
+    ssl.SSLError: ConnectError,
+    OSError: ConnectError,
+}
+READ_ERRORS: ExceptionMapping = {
+    socket.timeout: ReadTimeout,
+    TimeoutError: ReadTimeout,
+    OSError: ReadError,
+}
+WRITE_ERRORS: ExceptionMapping = {
+    socket.timeout: WriteTimeout,
+    TimeoutError: WriteTimeout,
+    OSError: WriteError,
+}
+
+
+def translate(exc: BaseException, mapping: ExceptionMapping) -> BaseException:
+    """Return the httpool error for ``exc`` under ``mapping``, or ``exc`` itself."""
+    if isinstance(exc, HttpoolError):
+        return exc
+    for from_exc, to_exc in mapping.items():
+        if isinstance(exc, from_exc):
+            new = to_exc(str(exc) or type(exc).__name__)
+            new.__cause__ = exc
+            return new
+    return exc
+
+
+@contextlib.contextmanager
+def map_exceptions(mapping: ExceptionMapping) -> Iterator[None]:
+    """Re-raise any exception matching ``mapping`` as its httpool counterpart."""
+    try:
+        yield
+    except Exception as exc:
+        new = translate(exc, mapping)
+        if new is exc:
+            raise
+        raise new from exc

@@ -1,0 +1,173 @@
+"""The few runtime primitives the pool needs, for threads, asyncio and trio.
+
+Theory of operation: the pool's code is written once, as async code, and the
+unasync step renames ``AsyncX`` to ``X``. So every primitive comes in a pair
+here with those two names:
+
+- ``AsyncPoolLock`` / ``PoolLock``: guards the pool's bookkeeping. The async
+  pool changes its state only between awaits, so on one event loop no lock is
+  needed and ``AsyncPoolLock`` does nothing; the sync pool is shared between
+  threads and gets a real ``threading.Lock``.
+- ``AsyncEvent`` / ``Event``: what a queued request waits on until the pool
+  assigns it a connection; ``wait(timeout)`` returns ``False`` on timeout.
+- ``AsyncShieldCancellation`` / ``ShieldCancellation``: wraps closing I/O so
+  that a cancellation cannot leave a half-closed connection behind.
+
+The async flavours pick asyncio or trio from the running library; trio is
+imported only when it is already loaded, so ``import httpool`` never needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import types
+import typing
+
+
+def current_async_library() -> str:
+    """Return ``"asyncio"`` or ``"trio"``, whichever is running this task."""
+    if asyncio._get_running_loop() is not None:
+        return "asyncio"
+    if "trio" in sys.modules:
+        import trio
+
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            pass
+        else:
+            return "trio"
+    raise RuntimeError("httpool's async API needs a running asyncio or trio event loop")
+
+
+class AsyncPoolLock:
+    """A lock that does nothing: async pool state changes never await."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+PoolLock = threading.Lock
+
+
+class AsyncEvent:
+    """A one-shot event for asyncio or trio, with a timeout on ``wait``."""
+
+    __slots__ = ("_flag", "_waiter", "_trio_event")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._trio_event: typing.Any = None
+
+    def set(self) -> None:
+        self._flag = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        elif self._trio_event is not None:
+            self._trio_event.set()
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Wait until ``set()``; return ``False`` if ``timeout`` seconds passed first."""
+        if self._flag:
+            return True
+        if current_async_library() == "trio":
+            return await self._wait_trio(timeout)
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        if timeout is None:
+            await self._waiter
+            return True
+        handle = loop.call_later(timeout, self._expire, self._waiter)
+        try:
+            await self._waiter
+        finally:
+            handle.cancel()
+        return self._flag
+
+    @staticmethod
+    def _expire(waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait_trio(self, timeout: float | None) -> bool:
+        import trio
+
+        self._trio_event = trio.Event()
+        if timeout is None:
+            await self._trio_event.wait()
+        else:
+            with trio.move_on_after(timeout):
+                await self._trio_event.wait()
+        return self._flag
+
+
+class Event:
+    """A one-shot event for threads, with the same interface as ``AsyncEvent``."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._event.wait(timeout)
+
+
+class AsyncShieldCancellation:
+    """Shield the enclosed block from cancellation (trio); asyncio needs none.
+
+    The asyncio backend closes its transports synchronously, so its close
+    paths contain no suspension point at which a cancellation could land.
+    """
+
+    __slots__ = ("_scope",)
+
+    def __init__(self) -> None:
+        self._scope: typing.Any = None
+        if "trio" in sys.modules and current_async_library() == "trio":
+            import trio
+
+            self._scope = trio.CancelScope(shield=True)
+
+    def __enter__(self) -> AsyncShieldCancellation:
+        if self._scope is not None:
+            self._scope.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: types.TracebackType | None = None,
+    ) -> None:
+        if self._scope is not None:
+            self._scope.__exit__(exc_type, exc_value, traceback)
+
+
+class ShieldCancellation:
+    """Threads cannot be cancelled mid-call: nothing to shield."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> ShieldCancellation:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        return None
