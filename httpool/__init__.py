@@ -1,0 +1,97 @@
+"""httpool: a fast, correct HTTP/1.1 connection pool for threads, asyncio and trio."""
+
+from ._api import request as request
+from ._api import stream as stream
+from ._async.connection import AsyncHTTPConnection as AsyncHTTPConnection
+from ._async.connection_pool import AsyncConnectionPool as AsyncConnectionPool
+from ._async.http11 import AsyncHTTP11Connection as AsyncHTTP11Connection
+from ._async.interfaces import AsyncConnectionInterface as AsyncConnectionInterface
+from ._backends.auto import AutoBackend as AutoBackend
+from ._backends.base import AsyncNetworkBackend as AsyncNetworkBackend
+from ._backends.base import AsyncNetworkStream as AsyncNetworkStream
+from ._backends.base import NetworkBackend as NetworkBackend
+from ._backends.base import NetworkStream as NetworkStream
+from ._backends.mock import AsyncMockBackend as AsyncMockBackend
+from ._backends.mock import AsyncMockStream as AsyncMockStream
+from ._backends.mock import MockBackend as MockBackend
+from ._backends.mock import MockStream as MockStream
+from ._backends.sync import SyncBackend as SyncBackend
+from ._exceptions import ConnectError as ConnectError
+from ._exceptions import ConnectionNotAvailable as ConnectionNotAvailable
+from ._exceptions import ConnectTimeout as ConnectTimeout
+from ._exceptions import HttpoolError as HttpoolError
+from ._exceptions import LocalProtocolError as LocalProtocolError
+from ._exceptions import NetworkError as NetworkError
+from ._exceptions import PoolTimeout as PoolTimeout
+from ._exceptions import ProtocolError as ProtocolError
+from ._exceptions import ProxyError as ProxyError
+from ._exceptions import ReadError as ReadError
+from ._exceptions import ReadTimeout as ReadTimeout
+from ._exceptions import RemoteProtocolError as RemoteProtocolError
+from ._exceptions import TimeoutException as TimeoutException
+from ._exceptions import UnsupportedProtocol as UnsupportedProtocol
+from ._exceptions import WriteError as WriteError
+from ._exceptions import WriteTimeout as WriteTimeout
+from ._models import URL as URL
+from ._models import Origin as Origin
+from ._models import Request as Request
+from ._models import Response as Response
+from ._ssl import default_ssl_context as default_ssl_context
+from ._stats import PoolStats as PoolStats
+from ._sync.connection import HTTPConnection as HTTPConnection
+from ._sync.connection_pool import ConnectionPool as ConnectionPool
+from ._sync.http11 import HTTP11Connection as HTTP11Connection
+from ._sync.interfaces import ConnectionInterface as ConnectionInterface
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # Top-level API
+    "request",
+    "stream",
+    # Pools and connections
+    "AsyncConnectionPool",
+    "AsyncHTTPConnection",
+    "AsyncHTTP11Connection",
+    "AsyncConnectionInterface",
+    "ConnectionPool",
+    "HTTPConnection",
+    "HTTP11Connection",
+    "ConnectionInterface",
+    "PoolStats",
+    # Models
+    "URL",
+    "Origin",
+    "Request",
+    "Response",
+    # Network backends
+    "AsyncNetworkBackend",
+    "AsyncNetworkStream",
+    "NetworkBackend",
+    "NetworkStream",
+    "AutoBackend",
+    "SyncBackend",
+    "AsyncMockBackend",
+    "AsyncMockStream",
+    "MockBackend",
+    "MockStream",
+    # TLS
+    "default_ssl_context",
+    # Exceptions
+    "HttpoolError",
+    "ConnectionNotAvailable",
+    "UnsupportedProtocol",
+    "ProxyError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "LocalProtocolError",
+    "TimeoutException",
+    "PoolTimeout",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "WriteTimeout",
+    "NetworkError",
+    "ConnectError",
+    "ReadError",
+    "WriteError",
+]

@@ -1,0 +1,540 @@
+"""The pool's bookkeeping: which request gets which connection, in O(1) per event.
+
+Theory of operation
+-------------------
+``AsyncPoolState`` holds every fact the pool needs and changes them only in
+response to events: a request *arrives*; a request is *released* (its
+response closed); a connection is *connected* (protocol and capacity known);
+a connection *fails* or closes; a waiting request is *cancelled*; the
+keep-alive clock passes (checked lazily on every event). Each event touches a
+constant number of entries, plus the ones it closes or serves, whatever the
+number of connections, queued requests or origins. No method here awaits or
+does I/O except ``is_alive`` on the one connection about to be reused;
+connections to close are returned to the caller, who closes them outside the
+lock.
+
+The structures (insertion-ordered dicts used as O(1) sets and queues):
+
+- ``PoolEntry`` is the pool's record of one connection: its origin, how many
+  requests it carries (``in_use``) and how many it could (``capacity``).
+- ``_idle``: every established connection carrying nothing, oldest first,
+  for keep-alive expiry and for closing one to make room for another origin.
+- per origin (``OriginState``): its idle single-request connections (most
+  recently used reused first), its multiplexing connections with a free slot
+  (``spare``), its waiters in arrival order, its connection count, and how
+  many of its connections are still connecting and may turn out to multiplex.
+- ``_queue``: waiters blocked only by ``max_connections``, in arrival order.
+  A waiter blocked by its own origin (at ``max_connections_per_origin``, or
+  waiting for a connection that may multiplex) is *parked*: it stays in its
+  origin's queue only and is served by that origin's events.
+
+Invariants (checked by ``check_invariants``, which tests run after events):
+
+- an entry is in ``_idle`` iff it is established and ``in_use == 0``; an
+  entry with ``in_use > 0`` is reachable by no other request unless it
+  multiplexes and ``in_use < capacity``: a connection promised to a request
+  cannot be handed out twice, expired or evicted;
+- ``_queue`` is non-empty only when the pool is at ``max_connections`` and
+  no connection is idle;
+- connections per origin and in total never exceed their limits.
+
+Fairness: waiters are served in arrival order, except that a connection
+freed by origin A goes to A's oldest waiter even when an older waiter wants
+B. The head of ``_queue`` may be overtaken at most ``max_bypass`` times;
+then A's connection is closed and one is opened for the head instead. A
+younger waiter is overtaken no more often than the head, so checking the head
+bounds everybody. Its count is derived from two numbers taken when it was
+queued, so it costs O(1): removals from ``_queue`` since then, minus the
+waiters that were ahead of it.
+"""
+
+from __future__ import annotations
+
+import enum
+import typing
+from collections import OrderedDict
+from collections.abc import Callable
+
+from .._models import Origin
+from .._stats import PoolStats
+from .._synchronization import AsyncEvent
+from .interfaces import AsyncConnectionInterface
+
+
+class EntryState(enum.Enum):
+    CONNECTING = "connecting"
+    READY = "ready"
+    CLOSED = "closed"
+
+
+class PoolEntry:
+    """The pool's record of one connection."""
+
+    __slots__ = (
+        "connection",
+        "idle_since",
+        "in_use",
+        "capacity",
+        "may_multiplex",
+        "multiplexed",
+        "origin",
+        "state",
+    )
+
+    def __init__(self, connection: AsyncConnectionInterface, origin: OriginState) -> None:
+        self.connection = connection
+        self.origin = origin
+        self.state = EntryState.CONNECTING
+        self.in_use = 0
+        self.capacity = 1
+        self.may_multiplex = False
+        self.multiplexed = False
+        self.idle_since = 0.0
+
+    def __repr__(self) -> str:
+        return f"<PoolEntry {self.origin.origin} {self.state.name} {self.in_use}/{self.capacity}>"
+
+
+class Waiter:
+    """One request waiting for, or just given, a connection."""
+
+    __slots__ = ("ahead", "connect", "entry", "event", "origin", "parked", "queued_at", "seq")
+
+    def __init__(self, origin: Origin) -> None:
+        self.origin = origin
+        self.entry: PoolEntry | None = None
+        # True when the waiter must establish ``entry`` itself.
+        self.connect = False
+        self.event: AsyncEvent | None = None
+        self.parked = False
+        self.seq = 0
+        self.queued_at = 0
+        self.ahead = 0
+
+
+class OriginState:
+    __slots__ = ("count", "http11", "idle", "origin", "parked", "pending", "spare", "waiters")
+
+    def __init__(self, origin: Origin) -> None:
+        self.origin = origin
+        self.waiters: OrderedDict[Waiter, None] = OrderedDict()
+        self.idle: OrderedDict[PoolEntry, None] = OrderedDict()
+        self.spare: OrderedDict[PoolEntry, None] = OrderedDict()
+        self.count = 0
+        # Connections still connecting that may turn out to multiplex.
+        self.pending = 0
+        self.parked = 0
+        # Seen to answer with HTTP/1.1: no need to wait for its next connection.
+        self.http11 = False
+
+
+def _first(d: OrderedDict[typing.Any, None]) -> typing.Any:
+    return next(iter(d)) if d else None
+
+
+class AsyncPoolState:
+    """Every fact about the pool's connections and waiters; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        create_connection: Callable[[Origin], AsyncConnectionInterface],
+        may_multiplex: Callable[[Origin], bool],
+        max_connections: int,
+        max_keepalive_connections: int | None,
+        keepalive_expiry: float | None,
+        max_connections_per_origin: int | None,
+        max_bypass: int | None = None,
+    ) -> None:
+        self._create_connection = create_connection
+        self._may_multiplex = may_multiplex
+        self._max_connections = max_connections
+        self._max_keepalive = max_keepalive_connections
+        self._keepalive_expiry = keepalive_expiry
+        self._max_per_origin = max_connections_per_origin
+        self._max_bypass = max_connections if max_bypass is None else max_bypass
+        self._origins: dict[Origin, OriginState] = {}
+        self.entries: dict[PoolEntry, None] = {}
+        self._idle: OrderedDict[PoolEntry, None] = OrderedDict()
+        self._queue: OrderedDict[Waiter, None] = OrderedDict()
+        self._removed = 0  # removals from _queue, for the overtake count
+        self._arrivals = 0
+        self._to_close: list[AsyncConnectionInterface] = []
+        # Counters behind stats().
+        self._connecting = 0
+        self._active = 0
+        self._in_use = 0
+        self._waiting = 0
+        self._requests = 0
+        self._opened = 0
+        self._closed = 0
+
+    # ----- events -------------------------------------------------------------
+
+    def arrive(self, waiter: Waiter, now: float) -> list[AsyncConnectionInterface]:
+        """A request arrives. Afterwards ``waiter.entry`` is set, or it is queued
+        with ``waiter.event`` to wait on."""
+        self._arrivals += 1
+        waiter.seq = self._arrivals
+        self._expire(now)
+        o = self._origins.get(waiter.origin)
+        if o is None:
+            o = self._origins[waiter.origin] = OriginState(waiter.origin)
+        self._waiting += 1
+        o.waiters[waiter] = None
+        if o.spare:
+            self._assign(waiter, _first(o.spare))
+        elif o.idle and self._take_idle(o, waiter):
+            pass
+        elif o.pending:
+            self._park(waiter)
+        elif self._can_open(o):
+            self._open(o, waiter)
+        elif self._max_per_origin is not None and o.count >= self._max_per_origin:
+            self._park(waiter)
+        elif self._idle:
+            # The pool is full, but some other origin's connection sits idle:
+            # close it to make room.
+            self._remove(_first(self._idle), close=True)
+            self._open(o, waiter)
+        else:
+            self._enqueue(waiter)
+        if waiter.entry is None:
+            waiter.event = AsyncEvent()
+        return self._flush()
+
+    def connected(self, entry: PoolEntry, now: float) -> list[AsyncConnectionInterface]:
+        """``entry`` finished connecting: its protocol and capacity are known."""
+        o = entry.origin
+        if entry.state is not EntryState.CONNECTING:
+            return self._flush()
+        entry.state = EntryState.READY
+        self._connecting -= 1
+        if entry.may_multiplex:
+            entry.may_multiplex = False
+            o.pending -= 1
+        capacity = entry.connection.capacity()
+        if capacity > 1:
+            entry.multiplexed = True
+            entry.capacity = capacity
+            self._offer_slots(entry, now)
+        else:
+            o.http11 = True
+            if o.parked and not o.pending:
+                self._unpark(o)
+        return self._flush()
+
+    def release(self, entry: PoolEntry, now: float) -> list[AsyncConnectionInterface]:
+        """A request on ``entry`` is over (response closed, or it failed)."""
+        self._dec(entry)
+        if entry.state is EntryState.CLOSED:
+            return self._flush()
+        self._expire(now)
+        conn = entry.connection
+        if entry.state is EntryState.CONNECTING or conn.is_closed():
+            self._remove(entry, close=True)
+        elif entry.multiplexed:
+            entry.capacity = conn.capacity()
+            if entry.capacity == 0 and entry.in_use == 0:
+                self._remove(entry, close=True)
+            else:
+                self._offer_slots(entry, now)
+        elif conn.capacity() == 0:
+            self._remove(entry, close=True)
+        else:
+            self._hand_off(entry, now)
+        return self._flush()
+
+    def cancel(self, waiter: Waiter, now: float) -> list[AsyncConnectionInterface]:
+        """A waiter gave up (cancelled or timed out). If it was given a
+        connection at that very instant, the reservation is returned."""
+        entry = waiter.entry
+        if entry is None:
+            o = self._origins.get(waiter.origin)
+            if o is None or waiter not in o.waiters:
+                return self._flush()
+            del o.waiters[waiter]
+            self._waiting -= 1
+            if waiter.parked:
+                waiter.parked = False
+                o.parked -= 1
+            else:
+                del self._queue[waiter]
+                self._removed += 1
+            self._forget(o)
+            return self._flush()
+        waiter.entry = None
+        if waiter.connect:
+            self._dec(entry)
+            self._remove(entry, close=True)
+            return self._flush()
+        return self.release(entry, now)
+
+    def failed(self, entry: PoolEntry) -> list[AsyncConnectionInterface]:
+        """Connecting ``entry`` failed, or its request failed before release."""
+        self._dec(entry)
+        if entry.state is not EntryState.CLOSED:
+            self._remove(entry, close=True)
+        return self._flush()
+
+    def close_all(self) -> list[AsyncConnectionInterface]:
+        """Forget every connection (the pool is closing); return them to close."""
+        for entry in list(self.entries):
+            self._remove(entry, close=True)
+        return self._flush()
+
+    # ----- queries ------------------------------------------------------------
+
+    def stats(self) -> PoolStats:
+        return PoolStats(
+            connections=len(self.entries),
+            connecting=self._connecting,
+            idle=len(self._idle),
+            active=self._active,
+            streams_in_use=self._in_use,
+            queued=self._waiting,
+            requests=self._requests,
+            opened=self._opened,
+            closed=self._closed,
+        )
+
+    def origin_waiting(self, origin: Origin) -> int:
+        o = self._origins.get(origin)
+        return 0 if o is None else len(o.waiters)
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if the bookkeeping contradicts itself. O(N + M):
+        for tests and debug mode, not for the hot path."""
+        idle = in_use = active = connecting = waiting = 0
+        counts: dict[Origin, int] = {}
+        for entry in self.entries:
+            o = entry.origin
+            assert self._origins.get(o.origin) is o, f"{entry} has a stale origin"
+            assert entry.state is not EntryState.CLOSED, entry
+            assert 0 <= entry.in_use, entry
+            assert entry.in_use <= (entry.capacity if entry.multiplexed else 1), entry
+            counts[o.origin] = counts.get(o.origin, 0) + 1
+            in_use += entry.in_use
+            active += entry.in_use > 0
+            connecting += entry.state is EntryState.CONNECTING
+            is_idle = entry.state is EntryState.READY and entry.in_use == 0
+            assert (entry in self._idle) == is_idle, f"{entry} idle bookkeeping"
+            idle += is_idle
+            if not entry.multiplexed:
+                assert (entry in o.idle) == is_idle, entry
+            else:
+                assert (entry in o.spare) == (entry.in_use < entry.capacity), entry
+        assert len(self._idle) == idle
+        assert (self._in_use, self._active, self._connecting) == (in_use, active, connecting)
+        assert len(self.entries) <= self._max_connections, "over max_connections"
+        for origin, o in self._origins.items():
+            assert o.count == counts.get(origin, 0), f"count of {origin}"
+            if self._max_per_origin is not None:
+                assert o.count <= self._max_per_origin, f"{origin} over its limit"
+            parked = 0
+            for waiter in o.waiters:
+                assert waiter.entry is None and waiter.origin == origin
+                assert waiter.parked != (waiter in self._queue), waiter
+                parked += waiter.parked
+            assert parked == o.parked
+            waiting += len(o.waiters)
+            if o.waiters:
+                assert not o.spare and not o.idle, f"{origin} waits beside a free connection"
+                assert o.parked or len(self.entries) >= self._max_connections
+        assert waiting == self._waiting
+        if self._queue:
+            assert not self._idle, "a request waits while a connection is idle"
+            assert len(self.entries) >= self._max_connections, "a request waits below the limit"
+        if self._max_keepalive is not None:
+            assert len(self._idle) <= self._max_keepalive
+
+    # ----- the rules ------------------------------------------------------------
+
+    def _can_open(self, o: OriginState) -> bool:
+        return len(self.entries) < self._max_connections and (
+            self._max_per_origin is None or o.count < self._max_per_origin
+        )
+
+    def _take_idle(self, o: OriginState, waiter: Waiter) -> bool:
+        """Give the most recently used idle connection that passes the
+        liveness probe; dead ones found on the way are closed."""
+        while o.idle:
+            entry = next(reversed(o.idle))
+            if entry.connection.is_alive():
+                self._assign(waiter, entry)
+                return True
+            self._remove(entry, close=True)
+        return False
+
+    def _hand_off(self, entry: PoolEntry, now: float) -> None:
+        """A single-request connection is idle again: give it to a waiter, or
+        close it to make room for the starving head, or keep it idle."""
+        o = entry.origin
+        head: Waiter | None = _first(self._queue)
+        if o.waiters:
+            mine: Waiter = _first(o.waiters)
+            if head is None or head.origin == o.origin or self._overtakes(head) < self._max_bypass:
+                self._assign(mine, entry)
+                return
+        if head is not None:
+            self._remove(entry, close=True)
+            return
+        entry.idle_since = now
+        o.idle[entry] = None
+        self._add_idle(entry)
+
+    def _offer_slots(self, entry: PoolEntry, now: float) -> None:
+        """A multiplexing connection has free slots: fill them from its
+        origin's waiters, then advertise the rest."""
+        o = entry.origin
+        while entry.in_use < entry.capacity and o.waiters:
+            self._assign(_first(o.waiters), entry)
+        if entry.in_use == 0 and self._queue:
+            # Idle while other origins wait for room: make room.
+            self._remove(entry, close=True)
+            return
+        if entry.in_use < entry.capacity:
+            o.spare[entry] = None
+            if entry.in_use == 0 and entry not in self._idle:
+                entry.idle_since = now
+                self._add_idle(entry)
+        if o.waiters and o.parked and self._can_open(o):
+            # Every slot is taken and the waiters are parked on this origin:
+            # one more connection, which they may share if it multiplexes.
+            self._open(o, _first(o.waiters))
+
+    def _add_idle(self, entry: PoolEntry) -> None:
+        self._idle[entry] = None
+        if self._max_keepalive is not None and len(self._idle) > self._max_keepalive:
+            self._remove(_first(self._idle), close=True)
+
+    def _serve_freed_slot(self, o: OriginState) -> None:
+        """One connection of origin ``o`` is gone: its slot goes to ``o``'s
+        parked waiters if there are any, else to the head of the queue."""
+        if o.parked and self._can_open(o):
+            mine: Waiter = _first(o.waiters)
+            head: Waiter | None = _first(self._queue)
+            if head is None or mine.seq < head.seq or self._overtakes(head) < self._max_bypass:
+                if head is not None and mine.seq > head.seq:
+                    self._removed += 1  # ``mine`` overtakes the head: count it
+                self._open(o, mine)
+                return
+        while self._queue and len(self.entries) < self._max_connections:
+            waiter: Waiter = _first(self._queue)
+            wo = self._origins[waiter.origin]
+            if wo.pending or not self._can_open(wo):
+                self._park(waiter)
+            else:
+                self._open(wo, waiter)
+                return
+
+    def _unpark(self, o: OriginState) -> None:
+        """``o`` turned out to speak HTTP/1.1: the waiters parked for its first
+        connection get connections of their own, or join the queue."""
+        for waiter in list(o.waiters):
+            if not waiter.parked:
+                continue
+            if self._can_open(o):
+                self._open(o, waiter)
+            elif self._max_per_origin is not None and o.count >= self._max_per_origin:
+                return
+            else:
+                waiter.parked = False
+                o.parked -= 1
+                self._enqueue(waiter)
+
+    def _overtakes(self, head: Waiter) -> int:
+        return self._removed - head.queued_at - head.ahead
+
+    def _expire(self, now: float) -> None:
+        if self._keepalive_expiry is None:
+            return
+        deadline = now - self._keepalive_expiry
+        while self._idle:
+            oldest: PoolEntry = _first(self._idle)
+            if oldest.idle_since > deadline:
+                return
+            self._remove(oldest, close=True)
+
+    # ----- state changes ----------------------------------------------------------
+
+    def _enqueue(self, waiter: Waiter) -> None:
+        waiter.queued_at = self._removed
+        waiter.ahead = len(self._queue)
+        self._queue[waiter] = None
+
+    def _park(self, waiter: Waiter) -> None:
+        if waiter in self._queue:
+            del self._queue[waiter]
+            self._removed += 1
+        waiter.parked = True
+        self._origins[waiter.origin].parked += 1
+
+    def _open(self, o: OriginState, waiter: Waiter) -> None:
+        entry = PoolEntry(self._create_connection(o.origin), o)
+        if not o.http11 and self._may_multiplex(o.origin):
+            entry.may_multiplex = True
+            o.pending += 1
+        self.entries[entry] = None
+        o.count += 1
+        self._connecting += 1
+        self._opened += 1
+        self._assign(waiter, entry, connect=True)
+
+    def _assign(self, waiter: Waiter, entry: PoolEntry, connect: bool = False) -> None:
+        o = entry.origin
+        del o.waiters[waiter]
+        self._waiting -= 1
+        if waiter.parked:
+            waiter.parked = False
+            o.parked -= 1
+        elif waiter in self._queue:
+            del self._queue[waiter]
+            self._removed += 1
+        if entry.in_use == 0:
+            self._active += 1
+            if entry in self._idle:
+                del self._idle[entry]
+                o.idle.pop(entry, None)
+        entry.in_use += 1
+        self._in_use += 1
+        if entry.multiplexed and entry.in_use >= entry.capacity:
+            o.spare.pop(entry, None)
+        self._requests += 1
+        waiter.entry = entry
+        waiter.connect = connect
+        if waiter.event is not None:
+            waiter.event.set()
+
+    def _dec(self, entry: PoolEntry) -> None:
+        entry.in_use -= 1
+        self._in_use -= 1
+        if entry.in_use == 0:
+            self._active -= 1
+
+    def _remove(self, entry: PoolEntry, close: bool) -> None:
+        o = entry.origin
+        if entry.state is EntryState.CONNECTING:
+            self._connecting -= 1
+            if entry.may_multiplex:
+                o.pending -= 1
+        entry.state = EntryState.CLOSED
+        del self.entries[entry]
+        self._idle.pop(entry, None)
+        o.idle.pop(entry, None)
+        o.spare.pop(entry, None)
+        o.count -= 1
+        self._closed += 1
+        if close:
+            self._to_close.append(entry.connection)
+        self._serve_freed_slot(o)
+        self._forget(o)
+
+    def _forget(self, o: OriginState) -> None:
+        # Drop an origin nobody uses, so a crawler's pool does not grow forever.
+        if not o.count and not o.waiters:
+            self._origins.pop(o.origin, None)
+
+    def _flush(self) -> list[AsyncConnectionInterface]:
+        to_close, self._to_close = self._to_close, []
+        return to_close

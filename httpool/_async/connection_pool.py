@@ -1,0 +1,281 @@
+"""The connection pool: a request's path from arrival to a released connection.
+
+Theory of operation: every decision about which request gets which
+connection is made by ``AsyncPoolState`` (``assignment.py``), under the pool
+lock, in O(1). This module only drives a request through it: *arrive* (and
+wait on the waiter's event if queued), establish the connection if the
+request was given a new one, send the request, and *release* the connection
+when the response is closed. Whatever goes wrong at any await on that path,
+including cancellation at the instant a connection is assigned, the
+reservation is returned to the state, and connections the state retires are
+closed outside the lock, shielded from cancellation.
+
+The async pool needs no lock: its state changes never await. The lock type
+is a no-op here and a ``threading.Lock`` in the generated sync pool.
+"""
+
+from __future__ import annotations
+
+import ssl
+import types
+import typing
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+
+from .._backends.auto import AutoBackend
+from .._backends.base import SOCKET_OPTION, AsyncNetworkBackend
+from .._exceptions import PoolTimeout, UnsupportedProtocol
+from .._models import Origin, Request, Response
+from .._stats import PoolStats
+from .._synchronization import AsyncPoolLock, AsyncShieldCancellation
+from .assignment import AsyncPoolState, PoolEntry, Waiter
+from .connection import AsyncHTTPConnection
+from .interfaces import AsyncConnectionInterface, AsyncRequestInterface
+
+_SCHEMES = frozenset((b"http", b"https", b"ws", b"wss"))
+
+
+class AsyncConnectionPool(AsyncRequestInterface):
+    """A pool of HTTP connections shared by concurrent requests.
+
+    Args:
+        ssl_context: for https; the default verifies against certifi or the system store.
+        max_connections: connections open at once, over all origins.
+        max_keepalive_connections: idle connections kept; the oldest beyond it are closed.
+        keepalive_expiry: seconds an idle connection is kept before it is closed.
+        http1, http2: protocols to offer (HTTP/2 needs the ``http2`` extra).
+        retries: connect attempts to retry, with exponential backoff.
+        local_address: local IP to bind outgoing connections to.
+        uds: connect every request to this Unix socket instead.
+        network_backend: where connections come from (default: the running runtime's).
+        socket_options: ``setsockopt`` triples applied before connecting.
+        max_connections_per_origin: connections open at once to one origin.
+
+    Raises ``ValueError`` for a limit that is not a positive whole number.
+    """
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int | None = 10,
+        max_keepalive_connections: int | None = None,
+        keepalive_expiry: float | None = None,
+        http1: bool = True,
+        http2: bool = False,
+        retries: int = 0,
+        local_address: str | None = None,
+        uds: str | None = None,
+        network_backend: AsyncNetworkBackend | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+        max_connections_per_origin: int | None = None,
+    ) -> None:
+        _check_limit("max_connections", max_connections, minimum=1)
+        _check_limit("max_keepalive_connections", max_keepalive_connections, minimum=0)
+        _check_limit("max_connections_per_origin", max_connections_per_origin, minimum=1)
+        _check_limit("retries", retries, minimum=0)
+        if keepalive_expiry is not None and not (0 <= keepalive_expiry < float("inf")):
+            raise ValueError(f"keepalive_expiry must be None or >= 0, not {keepalive_expiry!r}")
+        if not (http1 or http2):
+            raise ValueError("at least one of http1 and http2 must be enabled")
+        self._ssl_context = ssl_context
+        self._max_connections = 2**62 if max_connections is None else max_connections
+        self._max_keepalive_connections = max_keepalive_connections
+        self._keepalive_expiry = keepalive_expiry
+        self._http1 = http1
+        self._http2 = http2
+        self._retries = retries
+        self._local_address = local_address
+        self._uds = uds
+        self._network_backend: AsyncNetworkBackend = (
+            AutoBackend() if network_backend is None else network_backend
+        )
+        self._socket_options = socket_options
+        self._lock = AsyncPoolLock()
+        self._state = AsyncPoolState(
+            create_connection=self.create_connection,
+            may_multiplex=self._may_multiplex,
+            max_connections=self._max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry=keepalive_expiry,
+            max_connections_per_origin=max_connections_per_origin,
+        )
+
+    def create_connection(self, origin: Origin) -> AsyncConnectionInterface:
+        """Make the connection object for ``origin`` (no I/O). Override to customise."""
+        return AsyncHTTPConnection(
+            origin=origin,
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._keepalive_expiry,
+            http1=self._http1,
+            http2=self._http2,
+            retries=self._retries,
+            local_address=self._local_address,
+            uds=self._uds,
+            network_backend=self._network_backend,
+            socket_options=self._socket_options,
+        )
+
+    def _may_multiplex(self, origin: Origin) -> bool:
+        # HTTP/2 comes from ALPN on TLS, or from prior knowledge without HTTP/1.1.
+        return self._http2 and (origin.scheme in (b"https", b"wss") or not self._http1)
+
+    @property
+    def connections(self) -> list[AsyncConnectionInterface]:
+        """The pool's connections, oldest first: a snapshot for inspection."""
+        with self._lock:
+            return [entry.connection for entry in self._state.entries]
+
+    def stats(self) -> PoolStats:
+        """Connections by state, queued requests and running totals."""
+        with self._lock:
+            return self._state.stats()
+
+    def check_invariants(self) -> None:
+        """Raise ``AssertionError`` if the pool's bookkeeping is inconsistent.
+        Costs O(connections + queued requests); meant for tests and debugging."""
+        with self._lock:
+            self._state.check_invariants()
+
+    async def handle_async_request(self, request: Request) -> Response:
+        """Send ``request`` on a pooled connection and return the response.
+
+        The response body is unread; closing the response releases the
+        connection. Raises ``UnsupportedProtocol`` for a URL the pool cannot
+        serve, ``PoolTimeout`` when no connection came within
+        ``timeout["pool"]``, and the connection's errors otherwise.
+        """
+        url = request.url
+        if url.scheme not in _SCHEMES:
+            raise UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme!r}'.")
+        if not url.host:
+            raise UnsupportedProtocol("Request URL is missing a host.")
+        timeouts = request.extensions.get("timeout") or {}
+        waiter = Waiter(url.origin)
+        try:
+            with self._lock:
+                to_close = self._state.arrive(waiter, self._network_backend.now())
+            if to_close:
+                await self._close_connections(to_close)
+            if waiter.entry is None:
+                await self._wait(waiter, timeouts.get("pool"))
+        except BaseException:
+            with self._lock:
+                to_close = self._state.cancel(waiter, self._network_backend.now())
+            await self._close_connections(to_close)
+            raise
+        entry = waiter.entry
+        assert entry is not None
+        connection = entry.connection
+        if waiter.connect:
+            await self._connect(entry, request)
+        try:
+            response = await connection.handle_async_request(request)
+        except BaseException:
+            if not entry.multiplexed and not connection.is_closed():
+                # The request died at an unknown point of the exchange: the
+                # connection's state is unknowable, so it is not reused.
+                await self._close_connections([connection])
+            await self._release(entry)
+            raise
+        response.stream = PoolByteStream(response.stream, self, entry)
+        return response
+
+    async def _wait(self, waiter: Waiter, timeout: float | None) -> None:
+        event = waiter.event
+        assert event is not None
+        if await event.wait(timeout):
+            return
+        with self._lock:
+            assigned = waiter.entry is not None
+        if not assigned:
+            raise PoolTimeout(f"No connection became available within {timeout} seconds.")
+
+    async def _connect(self, entry: PoolEntry, request: Request) -> None:
+        try:
+            await entry.connection.aconnect(request)
+        except BaseException:
+            with self._lock:
+                to_close = self._state.failed(entry)
+            await self._close_connections(to_close)
+            raise
+        with self._lock:
+            to_close = self._state.connected(entry, self._network_backend.now())
+        if to_close:
+            await self._close_connections(to_close)
+
+    async def _release(self, entry: PoolEntry) -> None:
+        with self._lock:
+            to_close = self._state.release(entry, self._network_backend.now())
+        if to_close:
+            await self._close_connections(to_close)
+
+    async def _close_connections(self, connections: list[AsyncConnectionInterface]) -> None:
+        with AsyncShieldCancellation():
+            for connection in connections:
+                await connection.aclose()
+
+    async def aclose(self) -> None:
+        """Close every connection. The pool stays usable: later requests open new ones."""
+        with self._lock:
+            to_close = self._state.close_all()
+        await self._close_connections(to_close)
+
+    async def __aenter__(self) -> AsyncConnectionPool:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: types.TracebackType | None = None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        return (
+            f"<{type(self).__name__} [Requests: {s.streams_in_use} active, {s.queued} queued"
+            f" | Connections: {s.active} active, {s.idle} idle, {s.connecting} connecting]>"
+        )
+
+
+class PoolByteStream:
+    """A response body that gives its connection back to the pool when closed."""
+
+    __slots__ = ("_closed", "_entry", "_pool", "_stream")
+
+    def __init__(
+        self, stream: typing.Any, pool: AsyncConnectionPool, entry: PoolEntry
+    ) -> None:
+        self._stream = stream
+        self._pool = pool
+        self._entry = entry
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        stream: AsyncIterable[bytes] = self._stream
+        try:
+            async for part in stream:
+                yield part
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if hasattr(self._stream, "aclose"):
+                with AsyncShieldCancellation():
+                    await self._stream.aclose()
+        finally:
+            await self._pool._release(self._entry)
+
+
+def _check_limit(name: str, value: int | None, *, minimum: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None, not {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, not {value}")
