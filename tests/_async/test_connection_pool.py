@@ -1,0 +1,236 @@
+"""The pool on the mock backend: reuse, limits, queueing, expiry, bad input.
+
+Written once; runs on asyncio, trio and (generated) threads.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import httpool
+from httpool import AsyncConnectionPool, AsyncMockBackend
+from tests.support.concurrency import AsyncTaskGroup
+
+from .fake_multiplex import AsyncFakeMultiplexPool
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, world!"
+
+
+async def test_sequential_requests_reuse_one_connection() -> None:
+    backend = AsyncMockBackend(reply=OK)
+    async with AsyncConnectionPool(network_backend=backend) as pool:
+        for _ in range(5):
+            response = await pool.request("GET", "http://example.com/")
+            assert response.status == 200 and response.content == b"Hello, world!"
+        assert backend.connects == 1
+        stats = pool.stats()
+        assert (stats.connections, stats.idle, stats.requests, stats.queued) == (1, 1, 5, 0)
+        assert "1 idle" in repr(pool)
+        pool.check_invariants()
+
+
+async def test_concurrent_requests_queue_within_max_connections() -> None:
+    backend = AsyncMockBackend(reply=OK)
+    statuses: list[int] = []
+
+    async def fetch(i: int) -> None:
+        response = await pool.request("GET", f"http://example.com/{i}")
+        statuses.append(response.status)
+
+    async with AsyncConnectionPool(network_backend=backend, max_connections=5) as pool:
+        async with AsyncTaskGroup() as group:
+            for i in range(60):
+                group.start_soon(fetch, i)
+        assert statuses == [200] * 60
+        assert backend.connects <= 5
+        stats = pool.stats()
+        assert stats.queued == 0 and stats.streams_in_use == 0 and stats.connections <= 5
+        pool.check_invariants()
+
+
+async def test_many_origins_share_the_limit() -> None:
+    backend = AsyncMockBackend(reply=OK)
+    done: list[int] = []
+
+    async def fetch(i: int) -> None:
+        await pool.request("GET", f"http://host{i % 7}.test/")
+        done.append(i)
+
+    async with AsyncConnectionPool(network_backend=backend, max_connections=3) as pool:
+        async with AsyncTaskGroup() as group:
+            for i in range(70):
+                group.start_soon(fetch, i)
+        assert len(done) == 70
+        assert pool.stats().connections <= 3
+        pool.check_invariants()
+
+
+async def test_pool_timeout_then_pool_still_serves() -> None:
+    backend = AsyncMockBackend(reply=OK)
+    async with AsyncConnectionPool(network_backend=backend, max_connections=1) as pool:
+        async with pool.stream("GET", "http://example.com/") as held:
+            assert held.status == 200
+            with pytest.raises(httpool.PoolTimeout):
+                await pool.request(
+                    "GET", "http://example.com/", extensions={"timeout": {"pool": 0.01}}
+                )
+            assert pool.stats().queued == 0
+        response = await pool.request("GET", "http://example.com/")
+        assert response.status == 200
+        assert backend.connects == 1
+        pool.check_invariants()
+
+
+async def test_keepalive_expiry_on_virtual_clock() -> None:
+    backend = AsyncMockBackend(reply=OK)
+    async with AsyncConnectionPool(network_backend=backend, keepalive_expiry=5.0) as pool:
+        await pool.request("GET", "http://example.com/")
+        backend.advance(4.0)
+        await pool.request("GET", "http://example.com/")
+        assert backend.connects == 1
+        backend.advance(6.0)
+        await pool.request("GET", "http://example.com/")
+        assert backend.connects == 2
+        assert pool.stats().closed == 1
+
+
+async def test_max_keepalive_connections() -> None:
+    backend = AsyncMockBackend(reply=OK)
+    async with AsyncConnectionPool(
+        network_backend=backend, max_connections=4, max_keepalive_connections=1
+    ) as pool:
+        async with pool.stream("GET", "http://a.test/"), pool.stream("GET", "http://b.test/"):
+            assert pool.stats().active == 2
+        stats = pool.stats()
+        assert stats.idle == 1 and stats.closed == 1
+
+
+async def test_connection_close_is_not_reused() -> None:
+    closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+    backend = AsyncMockBackend([closing])
+    async with AsyncConnectionPool(network_backend=backend) as pool:
+        for _ in range(3):
+            assert (await pool.request("GET", "http://example.com/")).content == b"ok"
+        assert backend.connects == 3
+        assert pool.stats().connections == 0
+
+
+async def test_dead_idle_connection_is_not_reused() -> None:
+    backend = AsyncMockBackend(reply=OK)
+    async with AsyncConnectionPool(network_backend=backend) as pool:
+        await pool.request("GET", "http://example.com/")
+        backend.streams[0].close_by_peer()
+        response = await pool.request("GET", "http://example.com/")
+        assert response.status == 200 and backend.connects == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "headers", "error"),
+    [
+        ("example.com/", None, httpool.UnsupportedProtocol),
+        ("ftp://example.com/", None, httpool.UnsupportedProtocol),
+        ("http://example.com:99999/", None, httpool.LocalProtocolError),
+        ("http://example.com:port/", None, httpool.LocalProtocolError),
+        ("http://example.com/", [(b"X-Evil", b"a\r\nInjected: 1")], httpool.LocalProtocolError),
+        ("http://example.com/", [(b"Bad Name", b"x")], httpool.LocalProtocolError),
+    ],
+)
+async def test_bad_input_raises_and_pool_serves_next(
+    url: str, headers: list[tuple[bytes, bytes]] | None, error: type[Exception]
+) -> None:
+    backend = AsyncMockBackend(reply=OK)
+    async with AsyncConnectionPool(network_backend=backend) as pool:
+        with pytest.raises(error):
+            await pool.request("GET", url, headers=headers)
+        assert backend.streams == [] or all(s.written == [] for s in backend.streams)
+        assert (await pool.request("GET", "http://example.com/")).status == 200
+        assert pool.stats().queued == 0
+        pool.check_invariants()
+
+
+async def test_refused_connection_then_pool_serves_next() -> None:
+    backend = AsyncMockBackend(reply=OK)
+    backend.connect_error = httpool.ConnectError("Connection refused")
+    async with AsyncConnectionPool(network_backend=backend, max_connections=1) as pool:
+        with pytest.raises(httpool.ConnectError):
+            await pool.request("GET", "http://example.com/")
+        assert pool.stats().connections == 0
+        assert (await pool.request("GET", "http://example.com/")).status == 200
+        pool.check_invariants()
+
+
+async def test_read_error_mid_body_discards_connection() -> None:
+    partial = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf"
+    backend = AsyncMockBackend([partial, httpool.ReadError("reset")])
+    async with AsyncConnectionPool(network_backend=backend) as pool:
+        with pytest.raises(httpool.ReadError):
+            await pool.request("GET", "http://example.com/")
+        stats = pool.stats()
+        assert stats.connections == 0 and stats.streams_in_use == 0
+        pool.check_invariants()
+
+
+async def test_streamed_response_releases_on_close() -> None:
+    backend = AsyncMockBackend(reply=OK)
+    async with AsyncConnectionPool(network_backend=backend) as pool:
+        async with pool.stream("GET", "http://example.com/") as response:
+            body = b"".join([part async for part in response.aiter_stream()])
+            assert body == b"Hello, world!"
+            assert pool.stats().active == 1
+        assert pool.stats().idle == 1
+        assert len(pool.connections) == 1
+
+
+async def test_unread_stream_closes_connection() -> None:
+    backend = AsyncMockBackend(reply=OK)
+    async with AsyncConnectionPool(network_backend=backend) as pool:
+        async with pool.stream("GET", "http://example.com/"):
+            pass
+        assert pool.stats().connections == 0
+
+
+async def test_multiplexing_connection_fills_its_slots_first() -> None:
+    backend = AsyncMockBackend()
+    async with AsyncFakeMultiplexPool(4, backend, max_connections=10) as pool:
+        responses = []
+        for _ in range(10):
+            request = httpool.Request("GET", "http://example.com/")
+            responses.append(await pool.handle_async_request(request))
+        assert len(pool.made) == 3  # ceil(10 / 4)
+        assert [conn.streams for conn in pool.made] == [4, 4, 2]
+        assert pool.stats().streams_in_use == 10
+        pool.check_invariants()
+        for response in responses:
+            await response.aclose()
+        stats = pool.stats()
+        assert (stats.streams_in_use, stats.idle) == (0, 3)
+        pool.check_invariants()
+
+
+async def test_concurrent_requests_on_multiplexing_connections() -> None:
+    backend = AsyncMockBackend()
+    async with AsyncFakeMultiplexPool(4, backend, max_connections=10) as pool:
+
+        async def fetch() -> None:
+            response = await pool.request("GET", "http://example.com/")
+            assert response.content == b"multiplexed"
+
+        async with AsyncTaskGroup() as group:
+            for _ in range(40):
+                group.start_soon(fetch)
+        assert 1 <= len(pool.made) <= 10
+        assert max(conn.peak for conn in pool.made) <= 4
+        stats = pool.stats()
+        assert stats.streams_in_use == 0 and stats.queued == 0
+        pool.check_invariants()
+
+
+def test_invalid_limits_raise() -> None:
+    with pytest.raises(ValueError):
+        AsyncConnectionPool(max_connections=0)
+    with pytest.raises(ValueError):
+        AsyncConnectionPool(max_keepalive_connections=-1)
+    with pytest.raises(ValueError):
+        AsyncConnectionPool(keepalive_expiry=-1.0)
+    with pytest.raises(TypeError):
+        AsyncConnectionPool(max_connections="10")  # type: ignore[arg-type]
