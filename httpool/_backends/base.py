@@ -26,11 +26,9 @@ import time
 import typing
 from collections.abc import Iterable
 
-SOCKET_OPTION = typing.Union[
-    tuple[int, int, int],
-    tuple[int, int, typing.Union[bytes, bytearray]],
-    tuple[int, int, None, int],
-]
+SOCKET_OPTION = (
+    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+)
 
 
 class NetworkStream:

@@ -75,6 +75,7 @@ async def test_pool_timeout_then_pool_still_serves() -> None:
                     "GET", "http://example.com/", extensions={"timeout": {"pool": 0.01}}
                 )
             assert pool.stats().queued == 0
+            await held.aread()
         response = await pool.request("GET", "http://example.com/")
         assert response.status == 200
         assert backend.connects == 1
@@ -99,8 +100,10 @@ async def test_max_keepalive_connections() -> None:
     async with AsyncConnectionPool(
         network_backend=backend, max_connections=4, max_keepalive_connections=1
     ) as pool:
-        async with pool.stream("GET", "http://a.test/"), pool.stream("GET", "http://b.test/"):
+        async with pool.stream("GET", "http://a.test/") as a, pool.stream("GET", "http://b.test/") as b:
             assert pool.stats().active == 2
+            await a.aread()
+            await b.aread()
         stats = pool.stats()
         assert stats.idle == 1 and stats.closed == 1
 

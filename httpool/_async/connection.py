@@ -1,0 +1,319 @@
+"""A connection to one origin that connects itself: TCP or Unix socket, TLS, protocol.
+
+Theory of operation: ``AsyncHTTPConnection`` starts unconnected. ``aconnect``
+opens the stream (retrying connect failures with exponential backoff on the
+backend's clock), wraps it in TLS for https and wss, and hands it to the
+protocol connection that ALPN (or the configuration) picks. From then on
+every call is delegated to that protocol connection. Before it exists the
+answers describe a connection about to be opened (capacity 1, not idle, not
+closed); after a failed connect, a closed one.
+
+HTTP/2 is offered only when asked for and when ``http2.py`` (the sibling
+module, with its ``h2`` dependency) can be imported; a server that picks
+``h2`` all the same is a protocol error. This module knows nothing of the
+pool; it makes no I/O outside ``aconnect``, requests and ``aclose``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import ssl
+import types
+from collections.abc import Iterable
+
+from .._backends.auto import AutoBackend
+from .._backends.base import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
+from .._exceptions import (
+    CONNECT_ERRORS,
+    ConnectError,
+    ConnectionNotAvailable,
+    ConnectTimeout,
+    RemoteProtocolError,
+    UnsupportedProtocol,
+    map_exceptions,
+)
+from .._models import Origin, Request, Response
+from .._ssl import ssl_context_for
+from .._synchronization import AsyncShieldCancellation
+from .._trace import Trace
+from .http11 import AsyncHTTP11Connection
+from .interfaces import AsyncConnectionInterface
+
+RETRIES_BACKOFF_FACTOR = 0.5  # the n-th retry (from 0) waits 0.5 s * 2**n
+_SCHEMES = frozenset((b"http", b"https", b"ws", b"wss"))
+_TLS_SCHEMES = frozenset((b"https", b"wss"))
+
+
+def _http2_module() -> types.ModuleType | None:
+    """The sibling ``http2`` module, or ``None`` while it (or ``h2``) is missing."""
+    try:
+        return importlib.import_module(f"{__package__}.http2")
+    except ImportError:
+        return None
+
+
+class AsyncHTTPConnection(AsyncConnectionInterface):
+    """One connection to ``origin``, opened on first use.
+
+    Args:
+        origin: where to connect; requests must be for this origin.
+        ssl_context: for https/wss; by default a shared verifying context.
+            A context given here gets its ALPN protocols set.
+        keepalive_expiry: seconds an idle connection stays reusable.
+        http1, http2: the protocols to offer.
+        retries: how many times a failed connect is retried, after 0.5 s,
+            1 s, 2 s, ... on the backend's clock.
+        local_address: the local IP to bind to.
+        uds: connect to this Unix socket instead of the origin's host.
+        network_backend: where streams come from (default: the running runtime's).
+        socket_options: ``setsockopt`` arguments applied before connecting.
+    """
+
+    def __init__(
+        self,
+        origin: Origin,
+        ssl_context: ssl.SSLContext | None = None,
+        keepalive_expiry: float | None = None,
+        http1: bool = True,
+        http2: bool = False,
+        retries: int = 0,
+        local_address: str | None = None,
+        uds: str | None = None,
+        network_backend: AsyncNetworkBackend | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> None:
+        self._origin = origin
+        self._ssl_context = ssl_context
+        self._keepalive_expiry = keepalive_expiry
+        self._http1 = http1
+        self._http2 = http2
+        self._retries = retries
+        self._local_address = local_address
+        self._uds = uds
+        self._network_backend: AsyncNetworkBackend = (
+            AutoBackend() if network_backend is None else network_backend
+        )
+        self._socket_options = socket_options
+        self._connection: AsyncConnectionInterface | None = None
+        # Set when connecting failed or the connection was closed unopened.
+        self._closed = False
+        self._failed = False
+
+    @property
+    def connection(self) -> AsyncConnectionInterface | None:
+        """The protocol connection, once connected."""
+        return self._connection
+
+    @property
+    def request_count(self) -> int:
+        """Requests carried so far (0 before connecting)."""
+        return int(getattr(self._connection, "request_count", 0))
+
+    @property
+    def response_started(self) -> bool:
+        """Whether any byte of the current response arrived (``False`` before connecting)."""
+        return bool(getattr(self._connection, "response_started", False))
+
+    async def aconnect(self, request: Request) -> None:
+        """Open the connection; does nothing if it is already open.
+
+        Raises ``UnsupportedProtocol`` for a scheme other than http, https, ws
+        and wss, ``ConnectError`` / ``ConnectTimeout`` when every attempt
+        failed, ``RemoteProtocolError`` when the server picked a protocol that
+        was not offered, and ``ConnectionNotAvailable`` after a failed connect
+        or a close.
+        """
+        if self._connection is not None:
+            return
+        if self._closed:
+            raise ConnectionNotAvailable()
+        try:
+            if self._origin.scheme not in _SCHEMES:
+                scheme = self._origin.scheme.decode("ascii", "replace")
+                raise UnsupportedProtocol(f"Request URL has an unsupported protocol '{scheme}://'.")
+            http2_module = _http2_module() if self._http2 else None
+            if not self._http1 and http2_module is None:
+                raise UnsupportedProtocol(
+                    "HTTP/2 was asked for without HTTP/1.1, but HTTP/2 is not available."
+                )
+            stream = await self._open_stream(request, offer_h2=http2_module is not None)
+            try:
+                self._connection = self._protocol_connection(stream, http2_module)
+            except BaseException:
+                with AsyncShieldCancellation():
+                    await stream.aclose()
+                raise
+        except BaseException:
+            self._closed = self._failed = True
+            raise
+
+    def _protocol_connection(
+        self, stream: AsyncNetworkStream, http2_module: types.ModuleType | None
+    ) -> AsyncConnectionInterface:
+        ssl_object = stream.get_extra_info("ssl_object")
+        alpn = None if ssl_object is None else ssl_object.selected_alpn_protocol()
+        if alpn == "h2" or (not self._http1 and ssl_object is None):
+            if http2_module is None:
+                raise RemoteProtocolError("The server selected HTTP/2, which was not offered.")
+            connection: AsyncConnectionInterface = http2_module.AsyncHTTP2Connection(
+                origin=self._origin, stream=stream, keepalive_expiry=self._keepalive_expiry
+            )
+            return connection
+        return AsyncHTTP11Connection(
+            self._origin,
+            stream,
+            self._keepalive_expiry,
+            clock=self._network_backend.now,
+        )
+
+    async def _open_stream(self, request: Request, *, offer_h2: bool) -> AsyncNetworkStream:
+        timeouts = request.extensions.get("timeout") or {}
+        timeout = timeouts.get("connect")
+        delays = (RETRIES_BACKOFF_FACTOR * 2**n for n in range(self._retries))
+        while True:
+            try:
+                stream = await self._connect_once(request, timeout)
+                break
+            except (ConnectError, ConnectTimeout):
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                async with Trace.start("connection.retry", request, {"delay": delay}):
+                    await self._network_backend.sleep(delay)
+        if self._origin.scheme in _TLS_SCHEMES:
+            try:
+                stream = await self._start_tls(request, stream, timeout, offer_h2)
+            except BaseException:
+                with AsyncShieldCancellation():
+                    await stream.aclose()
+                raise
+        return stream
+
+    async def _connect_once(self, request: Request, timeout: float | None) -> AsyncNetworkStream:
+        backend = self._network_backend
+        if self._uds is not None:
+            info = {"path": self._uds, "timeout": timeout, "socket_options": self._socket_options}
+            async with Trace.start("connection.connect_unix_socket", request, info) as trace:
+                with map_exceptions(CONNECT_ERRORS):
+                    stream = await backend.connect_unix_socket(
+                        self._uds, timeout=timeout, socket_options=self._socket_options
+                    )
+                trace.return_value = stream
+            return stream
+        host = self._origin.host.decode("ascii")
+        info = {
+            "host": host,
+            "port": self._origin.port,
+            "local_address": self._local_address,
+            "timeout": timeout,
+            "socket_options": self._socket_options,
+        }
+        async with Trace.start("connection.connect_tcp", request, info) as trace:
+            with map_exceptions(CONNECT_ERRORS):
+                stream = await backend.connect_tcp(
+                    host,
+                    self._origin.port,
+                    timeout=timeout,
+                    local_address=self._local_address,
+                    socket_options=self._socket_options,
+                )
+            trace.return_value = stream
+        return stream
+
+    async def _start_tls(
+        self,
+        request: Request,
+        stream: AsyncNetworkStream,
+        timeout: float | None,
+        offer_h2: bool,
+    ) -> AsyncNetworkStream:
+        if self._ssl_context is None:
+            # Shared and cached: its ALPN list is part of what is cached.
+            ssl_context = ssl_context_for(http1=self._http1 or not offer_h2, http2=offer_h2)
+        else:
+            ssl_context = self._ssl_context
+            ssl_context.set_alpn_protocols(["http/1.1", "h2"] if offer_h2 else ["http/1.1"])
+        sni = request.extensions.get("sni_hostname")
+        if isinstance(sni, bytes):
+            sni = sni.decode("ascii")
+        server_hostname = sni or self._origin.host.decode("ascii")
+        info = {"ssl_context": ssl_context, "server_hostname": server_hostname, "timeout": timeout}
+        async with Trace.start("connection.start_tls", request, info) as trace:
+            with map_exceptions(CONNECT_ERRORS):
+                tls_stream = await stream.start_tls(ssl_context, server_hostname, timeout)
+            trace.return_value = tls_stream
+        return tls_stream
+
+    async def handle_async_request(self, request: Request) -> Response:
+        """Connect if needed, then send ``request`` on the protocol connection.
+
+        Raises what ``aconnect`` and the protocol connection raise.
+        """
+        if request.url.origin != self._origin:
+            raise RuntimeError(
+                f"Attempted to send request to {request.url.origin} on connection to {self._origin}"
+            )
+        if self._connection is None:
+            await self.aconnect(request)
+            assert self._connection is not None
+        return await self._connection.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Close the connection (opened or not). Idempotent; never raises."""
+        self._closed = True
+        if self._connection is not None:
+            await self._connection.aclose()
+
+    def can_handle_request(self, origin: Origin) -> bool:
+        return origin == self._origin
+
+    def capacity(self) -> int:
+        if self._connection is None:
+            return 0 if self._closed else 1
+        return self._connection.capacity()
+
+    def is_available(self) -> bool:
+        if self._connection is None:
+            return False
+        return self._connection.is_available()
+
+    def has_expired(self) -> bool:
+        if self._connection is None:
+            return self._closed
+        return self._connection.has_expired()
+
+    def is_idle(self) -> bool:
+        if self._connection is None:
+            return False
+        return self._connection.is_idle()
+
+    def is_closed(self) -> bool:
+        if self._connection is None:
+            return self._closed
+        return self._connection.is_closed()
+
+    def is_alive(self) -> bool:
+        if self._connection is None:
+            return not self._closed
+        return self._connection.is_alive()
+
+    def info(self) -> str:
+        if self._connection is None:
+            if self._closed:
+                return "CONNECTION FAILED" if self._failed else "CLOSED"
+            return "CONNECTING"
+        return self._connection.info()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} [{self.info()}]>"
+
+    async def __aenter__(self) -> AsyncHTTPConnection:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: types.TracebackType | None = None,
+    ) -> None:
+        await self.aclose()

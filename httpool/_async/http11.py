@@ -1,0 +1,610 @@
+"""HTTP/1.1 on one network stream: one request at a time, parsed by h11.
+
+Theory of operation: the connection is in one of four states
+(``HTTPConnectionState``) and moves between them only through ``TRANSITIONS``,
+a table of ``(state, event) -> next state``; a pair missing from the table is
+a move that must not happen. A request takes a NEW or IDLE connection to
+ACTIVE. Closing its response takes it to IDLE only when the whole exchange is
+over on both sides (h11 says DONE for us, the body was read to its end) and
+neither side asked to close; anything else (a partly read body, an error,
+``Connection: close``, a request body the server did not wait for) takes it
+to CLOSED, because the bytes left on the wire make it unusable.
+
+Writes are few: the request head and a bytes body under ``COALESCE_LIMIT`` go
+out in one write; a larger body is written as it is, never copied. Between the
+chunks of a streamed body the connection looks whether the server has
+answered already (a 413, say): if so it stops uploading and reads that answer.
+
+Reads are 64 KiB. A body with a Content-Length bypasses h11: after the head,
+the bytes h11 buffered are handed out once and the rest goes from the socket
+to the caller as read; h11 is then replaced by a fresh parser for the next
+request. Chunked and close-delimited bodies go through h11.
+
+``response_started`` tells whether any byte of the current response arrived:
+a request on a reused connection that failed before that may be retried
+elsewhere. This module knows nothing of pools, retries or backends beyond the
+stream interface; the clock it reads for keep-alive expiry is injected.
+"""
+
+from __future__ import annotations
+
+import enum
+import ssl
+import time
+import types
+import typing
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Mapping
+
+import h11
+
+from .._backends.base import AsyncNetworkStream
+from .._exceptions import (
+    ConnectionNotAvailable,
+    ExceptionMapping,
+    HttpoolError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    WriteError,
+    translate,
+)
+from .._models import ByteStream, Origin, Request, Response
+from .._synchronization import AsyncShieldCancellation
+from .._trace import Trace
+from .interfaces import AsyncConnectionInterface
+
+READ_SIZE = 64 * 1024
+MAX_INCOMPLETE_EVENT_SIZE = 64 * 1024
+# Pieces smaller than this are joined into one write; larger ones are written
+# as they are, because joining would copy the body.
+COALESCE_LIMIT = 64 * 1024
+
+_SEND_ERRORS: ExceptionMapping = {h11.LocalProtocolError: LocalProtocolError}
+_RECEIVE_ERRORS: ExceptionMapping = {h11.RemoteProtocolError: RemoteProtocolError}
+_NO_RESPONSE = "Server disconnected without sending a response."
+
+
+class HTTPConnectionState(enum.Enum):
+    NEW = "NEW"
+    ACTIVE = "ACTIVE"
+    IDLE = "IDLE"
+    CLOSED = "CLOSED"
+
+
+class ConnectionEvent(enum.Enum):
+    REQUEST = "REQUEST"
+    RESPONSE_DONE_KEEPALIVE = "RESPONSE_DONE_KEEPALIVE"
+    RESPONSE_DONE_CLOSE = "RESPONSE_DONE_CLOSE"
+    ERROR = "ERROR"
+    CLOSE = "CLOSE"
+
+
+_S = HTTPConnectionState
+_E = ConnectionEvent
+TRANSITIONS: typing.Final[Mapping[tuple[HTTPConnectionState, ConnectionEvent], _S]] = {
+    (_S.NEW, _E.REQUEST): _S.ACTIVE,
+    (_S.IDLE, _E.REQUEST): _S.ACTIVE,
+    (_S.ACTIVE, _E.RESPONSE_DONE_KEEPALIVE): _S.IDLE,
+    (_S.ACTIVE, _E.RESPONSE_DONE_CLOSE): _S.CLOSED,
+    (_S.ACTIVE, _E.ERROR): _S.CLOSED,
+    # The pool may close a connection while its response is still being read;
+    # the read then fails on a connection that is already CLOSED.
+    (_S.CLOSED, _E.ERROR): _S.CLOSED,
+    (_S.NEW, _E.CLOSE): _S.CLOSED,
+    (_S.ACTIVE, _E.CLOSE): _S.CLOSED,
+    (_S.IDLE, _E.CLOSE): _S.CLOSED,
+    (_S.CLOSED, _E.CLOSE): _S.CLOSED,
+}
+
+
+def next_state(state: HTTPConnectionState, event: ConnectionEvent) -> HTTPConnectionState:
+    """The state after ``event``; ``RuntimeError`` for a move the table forbids."""
+    try:
+        return TRANSITIONS[state, event]
+    except KeyError:
+        message = f"HTTP/1.1 connection: no transition for {event.name} in {state.name}"
+        raise RuntimeError(message) from None
+
+
+class AsyncHTTP11Connection(AsyncConnectionInterface):
+    """An HTTP/1.1 connection over an established network stream.
+
+    Args:
+        origin: the origin every request on this connection must be for.
+        stream: the connected (and, for https, TLS-wrapped) stream; owned from now on.
+        keepalive_expiry: seconds an IDLE connection stays reusable.
+        max_incomplete_event_size: the largest response head accepted, in bytes.
+        clock: the monotonic clock for keep-alive expiry (the backend's ``now``).
+    """
+
+    def __init__(
+        self,
+        origin: Origin,
+        stream: AsyncNetworkStream,
+        keepalive_expiry: float | None = None,
+        *,
+        max_incomplete_event_size: int = MAX_INCOMPLETE_EVENT_SIZE,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._origin = origin
+        self._network_stream = stream
+        self._keepalive_expiry = keepalive_expiry
+        self._max_incomplete_event_size = max_incomplete_event_size
+        self._clock = time.monotonic if clock is None else clock
+        self._expire_at: float | None = None
+        self._state = HTTPConnectionState.NEW
+        self._request_count = 0
+        self._h11 = self._new_parser()
+        # Per request: did a response byte arrive; did the peer hang up; a
+        # response event read while still uploading; the Content-Length body
+        # read past h11 (bytes left, bytes h11 had buffered); is the body done;
+        # may the connection be reused once it is.
+        self._response_started = False
+        self._eof = False
+        self._early_event: h11.Event | None = None
+        self._direct_remaining: int | None = None
+        self._direct_leftover = b""
+        self._body_complete = False
+        self._reusable = False
+
+    def _new_parser(self) -> h11.Connection:
+        return h11.Connection(
+            our_role=h11.CLIENT, max_incomplete_event_size=self._max_incomplete_event_size
+        )
+
+    @property
+    def state(self) -> HTTPConnectionState:
+        return self._state
+
+    @property
+    def request_count(self) -> int:
+        """Requests this connection has carried, the current one included."""
+        return self._request_count
+
+    @property
+    def response_started(self) -> bool:
+        """Whether any byte of the current (or last) response has arrived."""
+        return self._response_started
+
+    async def aconnect(self, request: Request) -> None:
+        """Nothing to do: the stream was connected before this object existed."""
+
+    async def handle_async_request(self, request: Request) -> Response:
+        """Send ``request`` and return the response with its body unread.
+
+        Raises ``ConnectionNotAvailable`` if the connection is busy or closed,
+        ``LocalProtocolError`` for a request h11 refuses (or a body that does
+        not match its Content-Length), ``RemoteProtocolError`` for a bad or
+        missing response, and the stream's timeouts and network errors. On
+        any error the connection is closed.
+        """
+        if request.url.origin != self._origin:
+            raise RuntimeError(
+                f"Attempted to send request to {request.url.origin} on connection to {self._origin}"
+            )
+        if (self._state, _E.REQUEST) not in TRANSITIONS:
+            raise ConnectionNotAvailable()
+        self._state = next_state(self._state, _E.REQUEST)
+        self._request_count += 1
+        self._expire_at = None
+        self._response_started = self._eof = self._body_complete = self._reusable = False
+        self._early_event = None
+        self._direct_remaining = None
+        self._direct_leftover = b""
+
+        timeouts = request.extensions.get("timeout") or {}
+        try:
+            async with Trace.start("http11.send_request_headers", request):
+                head = self._h11_send(
+                    h11.Request(
+                        method=request.method, target=request.url.target, headers=request.headers
+                    )
+                )
+            write_error: WriteError | None = None
+            try:
+                async with Trace.start("http11.send_request_body", request):
+                    await self._send_body(request, head, timeouts.get("write"))
+            except WriteError as exc:
+                # The server may have hung up on purpose after answering
+                # early (a 413, say): its answer beats our write error.
+                write_error = exc
+            async with Trace.start("http11.receive_response_headers", request) as trace:
+                try:
+                    event = await self._receive_response_head(timeouts.get("read"))
+                except HttpoolError:
+                    if write_error is not None and not self._response_started:
+                        raise write_error from None
+                    raise
+                http_version = b"HTTP/" + event.http_version
+                headers = event.headers.raw_items()
+                trace.return_value = (http_version, event.status_code, event.reason, headers)
+            network_stream = self._network_stream
+            if event.status_code == 101 or (
+                request.method == b"CONNECT" and 200 <= event.status_code < 300
+            ):
+                leftover, _ = self._h11.trailing_data
+                network_stream = AsyncHTTP11UpgradeStream(network_stream, leftover)
+            else:
+                self._prepare_body(request, event)
+            return Response(
+                status=event.status_code,
+                headers=headers,
+                content=AsyncHTTP11ResponseStream(self, request, timeouts.get("read")),
+                extensions={
+                    "http_version": http_version,
+                    "reason_phrase": event.reason,
+                    "network_stream": network_stream,
+                },
+            )
+        except BaseException:
+            await self._fail()
+            raise
+
+    # Sending.
+
+    def _h11_send(self, event: h11.Event) -> bytes:
+        try:
+            return self._h11.send(event) or b""
+        except h11.LocalProtocolError as exc:
+            raise translate(exc, _SEND_ERRORS) from exc
+
+    def _h11_send_data(self, data: bytes) -> list[bytes]:
+        try:
+            return self._h11.send_with_data_passthrough(h11.Data(data=data)) or []
+        except h11.LocalProtocolError as exc:
+            raise translate(exc, _SEND_ERRORS) from exc
+
+    async def _send_body(self, request: Request, head: bytes, timeout: float | None) -> None:
+        stream = request.stream
+        if isinstance(stream, ByteStream):
+            # Framed in full before the first write, so a body that does not
+            # match its Content-Length fails without sending anything.
+            body = stream.content
+            pieces = [head, *self._h11_send_data(body)] if body else [head]
+            pieces.append(self._h11_send(h11.EndOfMessage()))
+            await self._write_pieces(pieces, timeout)
+            return
+        assert isinstance(stream, AsyncIterable)
+        iterator = stream.__aiter__()
+        try:
+            await self._send_stream(iterator, head, timeout)
+        finally:
+            if isinstance(iterator, AsyncGenerator):
+                # Left unfinished (early answer, error), it would otherwise be
+                # finalised by the garbage collector, with a warning on trio.
+                with AsyncShieldCancellation():
+                    await iterator.aclose()
+
+    async def _send_stream(
+        self, iterator: AsyncIterator[bytes], head: bytes, timeout: float | None
+    ) -> None:
+        pending = [head]
+        while True:
+            try:
+                chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                break
+            if not chunk:
+                continue
+            if not pending and await self._answered_early(timeout):
+                return
+            pending.extend(self._h11_send_data(chunk))
+            await self._write_pieces(pending, timeout)
+            pending = []
+        pending.append(self._h11_send(h11.EndOfMessage()))
+        await self._write_pieces(pending, timeout)
+
+    async def _write_pieces(self, pieces: list[bytes], timeout: float | None) -> None:
+        batch: list[bytes] = []
+        for piece in pieces:
+            if len(piece) >= COALESCE_LIMIT:
+                if batch:
+                    await self._network_stream.write(b"".join(batch), timeout)
+                    batch = []
+                await self._network_stream.write(piece, timeout)
+            elif piece:
+                batch.append(piece)
+        if batch:
+            await self._network_stream.write(
+                batch[0] if len(batch) == 1 else b"".join(batch), timeout
+            )
+
+    async def _answered_early(self, write_timeout: float | None) -> bool:
+        """Whether the server answered (or hung up) before the upload ended.
+
+        Reads only what has arrived. A 100 Continue or a partial head lets the
+        upload go on; a final response is kept for ``_receive_event``.
+        """
+        if not self._network_stream.get_extra_info("is_readable"):
+            return False
+        data = await self._network_stream.read(READ_SIZE, write_timeout)
+        if not data:
+            self._eof = True
+            return True
+        self._response_started = True
+        self._h11.receive_data(data)
+        while True:
+            event = self._h11_next_event()
+            if event is h11.NEED_DATA:
+                return False
+            if isinstance(event, h11.InformationalResponse) and event.status_code != 101:
+                continue
+            self._early_event = typing.cast(h11.Event, event)
+            return True
+
+    # Receiving.
+
+    def _h11_next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        try:
+            return self._h11.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise translate(exc, _RECEIVE_ERRORS) from exc
+
+    async def _receive_event(self, timeout: float | None) -> h11.Event | type[h11.PAUSED]:
+        early = self._early_event
+        if early is not None:
+            self._early_event = None
+            return early
+        while True:
+            event = self._h11_next_event()
+            if event is not h11.NEED_DATA:
+                return event  # type: ignore[return-value]  # h11's types do not narrow
+            data = b"" if self._eof else await self._network_stream.read(READ_SIZE, timeout)
+            if data:
+                self._response_started = True
+            else:
+                self._eof = True
+                if self._h11.their_state is h11.SEND_RESPONSE:
+                    # h11 would call this a protocol violation; for the
+                    # caller it is the server hanging up on the request.
+                    if self._response_started:
+                        raise RemoteProtocolError("Server disconnected inside the response head.")
+                    raise RemoteProtocolError(_NO_RESPONSE)
+            self._h11.receive_data(data)
+
+    async def _receive_response_head(
+        self, timeout: float | None
+    ) -> h11.Response | h11.InformationalResponse:
+        while True:
+            event = await self._receive_event(timeout)
+            if isinstance(event, h11.Response):
+                return event
+            if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    return event
+                continue  # 100 Continue, 103 Early Hints: not the answer
+            raise RemoteProtocolError(f"Expected a response head, got {event!r}.")
+
+    def _prepare_body(
+        self, request: Request, event: h11.Response | h11.InformationalResponse
+    ) -> None:
+        """Pick how to read the body; note whether the connection is reusable."""
+        # After the head, h11 has moved our side from DONE to MUST_CLOSE if
+        # either side said "Connection: close" (or the server is HTTP/1.0);
+        # SEND_BODY means the server answered before the upload ended.
+        self._reusable = self._h11.our_state is h11.DONE
+        if (
+            self._h11.their_state is not h11.SEND_BODY
+            or request.method == b"HEAD"
+            or event.status_code in (204, 304)
+        ):
+            return
+        length: int | None = None
+        for name, value in event.headers:
+            if name == b"transfer-encoding":
+                return
+            if name == b"content-length":
+                length = int(value)  # h11 has validated it
+        if length is None:
+            return
+        leftover, _ = self._h11.trailing_data
+        if len(leftover) > length:
+            # Bytes beyond this response that nobody asked for.
+            self._reusable = False
+            leftover = leftover[:length]
+        self._direct_leftover = leftover
+        self._direct_remaining = length - len(leftover)
+
+    async def _next_body_chunk(self, timeout: float | None) -> bytes | None:
+        """The next piece of the body, or ``None`` at its end."""
+        remaining = self._direct_remaining
+        if remaining is None:
+            while True:
+                event = await self._receive_event(timeout)
+                if isinstance(event, h11.Data):
+                    if event.data:
+                        return bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    self._body_complete = True
+                    return None
+                else:
+                    return None  # PAUSED after a protocol switch: no body
+        if self._direct_leftover:
+            leftover, self._direct_leftover = self._direct_leftover, b""
+            return leftover
+        if not remaining:
+            self._body_complete = True
+            return None
+        data = (
+            b""
+            if self._eof
+            else await self._network_stream.read(min(READ_SIZE, remaining), timeout)
+        )
+        if not data:
+            self._eof = True
+            raise RemoteProtocolError(
+                "Server disconnected before the end of the response body: "
+                f"{remaining} bytes of it did not arrive."
+            )
+        self._direct_remaining = remaining - len(data)
+        self._response_started = True
+        return data
+
+    async def _response_closed(self) -> None:
+        if self._state is not HTTPConnectionState.ACTIVE:
+            return  # closed under us, e.g. by the pool
+        if self._body_complete and self._reusable:
+            if self._direct_remaining is not None:
+                self._h11 = self._new_parser()  # it never saw the body
+            else:
+                self._h11.start_next_cycle()
+            self._state = next_state(self._state, _E.RESPONSE_DONE_KEEPALIVE)
+            if self._keepalive_expiry is not None:
+                self._expire_at = self._clock() + self._keepalive_expiry
+        else:
+            self._state = next_state(self._state, _E.RESPONSE_DONE_CLOSE)
+            with AsyncShieldCancellation():
+                await self._network_stream.aclose()
+
+    async def _fail(self) -> None:
+        self._state = next_state(self._state, _E.ERROR)
+        with AsyncShieldCancellation():
+            await self._network_stream.aclose()
+
+    # The pool's questions.
+
+    async def aclose(self) -> None:
+        """Close the connection at once, whatever it is doing. Idempotent."""
+        self._state = next_state(self._state, _E.CLOSE)
+        with AsyncShieldCancellation():
+            await self._network_stream.aclose()
+
+    def can_handle_request(self, origin: Origin) -> bool:
+        return origin == self._origin
+
+    def capacity(self) -> int:
+        if self._state is HTTPConnectionState.CLOSED:
+            return 0
+        if self._state is HTTPConnectionState.ACTIVE and self._h11.their_state is not (
+            h11.SEND_RESPONSE
+        ):
+            # The head is in: 0 once it said the connection will close.
+            return 1 if self._reusable else 0
+        return 1
+
+    def is_available(self) -> bool:
+        return self._state is HTTPConnectionState.IDLE
+
+    def has_expired(self) -> bool:
+        return self._expire_at is not None and self._clock() > self._expire_at
+
+    def is_idle(self) -> bool:
+        return self._state is HTTPConnectionState.IDLE
+
+    def is_closed(self) -> bool:
+        return self._state is HTTPConnectionState.CLOSED
+
+    def is_alive(self) -> bool:
+        if self._state is HTTPConnectionState.CLOSED:
+            return False
+        if self._state is HTTPConnectionState.IDLE:
+            # Nothing is owed to us while IDLE: readable means EOF or junk.
+            return not self._network_stream.get_extra_info("is_readable")
+        return True
+
+    def info(self) -> str:
+        return (
+            f"{str(self._origin)!r}, HTTP/1.1, {self._state.name}, "
+            f"Request Count: {self._request_count}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} [{self.info()}]>"
+
+    async def __aenter__(self) -> AsyncHTTP11Connection:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: types.TracebackType | None = None,
+    ) -> None:
+        await self.aclose()
+
+
+class AsyncHTTP11ResponseStream:
+    """The body of one response, an async iterator of bytes; closing it
+    settles the connection's fate.
+
+    A plain iterator, not an async generator: one abandoned half-way holds no
+    frame that a garbage collector would have to finalise on an event loop.
+    """
+
+    __slots__ = ("_connection", "_request", "_state", "_timeout", "_trace")
+
+    # _state: 0 body not started, 1 streaming, 2 body ended or failed, 3 closed.
+
+    def __init__(
+        self, connection: AsyncHTTP11Connection, request: Request, timeout: float | None
+    ) -> None:
+        self._connection = connection
+        self._request = request
+        self._timeout = timeout
+        self._trace = Trace.start("http11.receive_response_body", request)
+        self._state = 0
+
+    def __aiter__(self) -> AsyncHTTP11ResponseStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._state > 1:
+            if self._state == 3:
+                raise RuntimeError("The response was closed before its body was read.")
+            raise StopAsyncIteration
+        if self._state == 0:
+            self._state = 1
+            await self._trace.__aenter__()
+        try:
+            chunk = await self._connection._next_body_chunk(self._timeout)
+        except BaseException as exc:
+            self._state = 2
+            await self._connection._fail()
+            await self._trace.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        if chunk is None:
+            self._state = 2
+            await self._trace.__aexit__(None, None, None)
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        if self._state == 3:
+            return
+        self._state = 3
+        async with Trace.start("http11.response_closed", self._request):
+            await self._connection._response_closed()
+
+
+class AsyncHTTP11UpgradeStream(AsyncNetworkStream):
+    """The stream after a protocol switch (101, CONNECT): the bytes h11 had
+    buffered past the response head come first, then the socket's."""
+
+    def __init__(self, stream: AsyncNetworkStream, leading_data: bytes) -> None:
+        self._stream = stream
+        self._leading_data = leading_data
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._leading_data:
+            data = self._leading_data[:max_bytes]
+            self._leading_data = self._leading_data[max_bytes:]
+            return data
+        return await self._stream.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncNetworkStream:
+        return await self._stream.start_tls(ssl_context, server_hostname, timeout)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "is_readable" and self._leading_data:
+            return True
+        return self._stream.get_extra_info(info)

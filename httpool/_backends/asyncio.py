@@ -1,0 +1,447 @@
+"""The asyncio backend, built on the event loop's protocols and transports.
+
+Theory of operation: each connection is one ``_StreamProtocol`` (the loop
+feeds it bytes) and one transport (we write to it). The protocol keeps its own
+``bytearray`` and one future for the single reader waiting on it. Invariants:
+
+- A read that the buffer, the end of stream or a recorded error can answer
+  returns without suspending, and creates no future and no timer. Only an
+  empty buffer makes ``read`` wait, and only a finite timeout arms a
+  ``loop.call_later`` timer, which ends the wait with "timed out" (it does not
+  cancel the task, so a real cancellation is never mistaken for a timeout).
+- Flow control both ways: above 256 KiB buffered the protocol pauses the
+  transport's reading, and resumes it once reads have drained the buffer to
+  64 KiB; ``write`` hands bytes to the transport and suspends only while the
+  transport has paused us (its write buffer is over its high-water mark).
+- ``aclose`` never suspends: it closes (or aborts) the transport
+  synchronously, so a cancellation cannot land in the middle of it. A TLS
+  transport is aborted: a graceful TLS close waits for the peer's
+  ``close_notify`` in the background and can outlive the event loop, leaking
+  its socket. HTTP framing never relies on ``close_notify``.
+- ``start_tls`` keeps the protocol: the loop wraps the transport in TLS and
+  the new stream reads the same protocol's buffer, now fed decrypted bytes.
+
+Errors come out as httpool's: ``OSError`` through the ``_exceptions`` tables.
+Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import sys
+import typing
+from collections.abc import Coroutine, Iterable
+
+from .._exceptions import (
+    CONNECT_ERRORS,
+    ConnectTimeout,
+    ReadError,
+    ReadTimeout,
+    WriteError,
+    WriteTimeout,
+    translate,
+)
+from .base import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
+
+_T = typing.TypeVar("_T")
+
+_HIGH_WATER = 256 * 1024
+_LOW_WATER = 64 * 1024
+# asyncio reads None as "60 seconds"; our None means no limit.
+_NO_HANDSHAKE_LIMIT = 7 * 24 * 3600.0
+
+
+def _wake(waiter: asyncio.Future[bool] | None, result: bool) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(result)
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """Buffers what the loop delivers; wakes the one waiting reader or writer."""
+
+    __slots__ = (
+        "buffer",
+        "eof",
+        "exc",
+        "loop",
+        "lost",
+        "read_waiter",
+        "reading_paused",
+        "transport",
+        "write_waiter",
+        "writing_paused",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.eof = False
+        self.lost = False
+        self.exc: BaseException | None = None
+        self.read_waiter: asyncio.Future[bool] | None = None
+        self.write_waiter: asyncio.Future[bool] | None = None
+        self.reading_paused = False
+        self.writing_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > _HIGH_WATER and not self.reading_paused:
+            assert self.transport is not None
+            self.reading_paused = True
+            self.transport.pause_reading()
+        _wake(self.read_waiter, True)
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        _wake(self.read_waiter, True)
+        # Returning None lets the transport close itself: an HTTP client has
+        # nothing to send once the server has finished sending.
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.eof = True
+        self.exc = exc
+        _wake(self.read_waiter, True)
+        _wake(self.write_waiter, True)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        _wake(self.write_waiter, True)
+
+    def take(self, max_bytes: int) -> bytes:
+        buffer = self.buffer
+        if len(buffer) <= max_bytes:
+            data = bytes(buffer)
+            buffer.clear()
+        else:
+            data = bytes(buffer[:max_bytes])
+            del buffer[:max_bytes]
+        if self.reading_paused and len(buffer) <= _LOW_WATER:
+            self.reading_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+        return data
+
+
+class AsyncIOStream(AsyncNetworkStream):
+    """A connection on an asyncio transport, plain or TLS."""
+
+    __slots__ = ("_closed", "_protocol", "_tls", "_transport")
+
+    def __init__(
+        self, transport: asyncio.Transport, protocol: _StreamProtocol, tls: bool = False
+    ) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._tls = tls
+        self._closed = False
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Return up to ``max_bytes`` bytes, or ``b""`` at end of stream.
+
+        Raises:
+            ReadTimeout: nothing arrived within ``timeout`` seconds.
+            ReadError: the connection was reset, or this stream is closed.
+        """
+        protocol = self._protocol
+        if not protocol.buffer and not protocol.eof and not self._closed:
+            await self._wait_for_data(protocol, timeout)
+        if self._closed:
+            raise ReadError("read from a closed stream")
+        if protocol.buffer:
+            return protocol.take(max_bytes)
+        if protocol.exc is not None:
+            raise ReadError(str(protocol.exc) or type(protocol.exc).__name__) from protocol.exc
+        return b""
+
+    @staticmethod
+    async def _wait_for_data(protocol: _StreamProtocol, timeout: float | None) -> None:
+        if protocol.read_waiter is not None:
+            raise RuntimeError("read() called while another task is reading this stream")
+        loop = protocol.loop
+        waiter: asyncio.Future[bool] = loop.create_future()
+        protocol.read_waiter = waiter
+        try:
+            if timeout is None:
+                await waiter
+                return
+            timer = loop.call_later(timeout, _wake, waiter, False)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+        finally:
+            protocol.read_waiter = None
+        if not waiter.result() and not protocol.buffer and not protocol.eof:
+            raise ReadTimeout(f"no data received within {timeout} seconds")
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Send all of ``buffer``; wait only while the transport is paused.
+
+        Raises:
+            WriteTimeout: the transport stayed paused for ``timeout`` seconds.
+            WriteError: the connection is closed or was lost.
+        """
+        if not buffer:
+            return
+        protocol = self._protocol
+        if self._closed or protocol.lost or self._transport.is_closing():
+            raise WriteError("write to a closed connection") from protocol.exc
+        self._transport.write(buffer)
+        if protocol.writing_paused:
+            await self._drain(protocol, timeout)
+
+    @staticmethod
+    async def _drain(protocol: _StreamProtocol, timeout: float | None) -> None:
+        loop = protocol.loop
+        waiter: asyncio.Future[bool] = loop.create_future()
+        protocol.write_waiter = waiter
+        timer = None if timeout is None else loop.call_later(timeout, _wake, waiter, False)
+        try:
+            await waiter
+        finally:
+            protocol.write_waiter = None
+            if timer is not None:
+                timer.cancel()
+        if protocol.lost:
+            raise WriteError("connection lost while writing") from protocol.exc
+        if protocol.writing_paused:
+            raise WriteTimeout(f"the peer accepted no data for {timeout} seconds")
+
+    async def aclose(self) -> None:
+        """Close the connection at once, without suspending; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        transport = self._transport
+        if self._tls or transport.get_write_buffer_size():
+            # Data the peer does not read would keep a closing transport,
+            # and its socket, open indefinitely.
+            transport.abort()
+        else:
+            transport.close()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncNetworkStream:
+        """Run a TLS handshake on this connection and return the TLS stream.
+
+        On failure the connection is closed.
+
+        Raises:
+            ConnectTimeout: the handshake took longer than ``timeout``.
+            ConnectError: the handshake failed (certificate, protocol, reset).
+        """
+        protocol = self._protocol
+        loop = protocol.loop
+        started = loop.time()
+        try:
+            transport = await loop.start_tls(
+                self._transport,
+                protocol,
+                ssl_context,
+                server_hostname=server_hostname,
+                ssl_handshake_timeout=_NO_HANDSHAKE_LIMIT if timeout is None else timeout,
+            )
+        except OSError as exc:
+            await self.aclose()
+            # asyncio reports its own handshake timeout as ConnectionAbortedError.
+            if (
+                timeout is not None
+                and isinstance(exc, ConnectionAbortedError)
+                and loop.time() - started >= timeout
+            ):
+                raise ConnectTimeout(f"TLS handshake took longer than {timeout} seconds") from exc
+            raise translate(exc, CONNECT_ERRORS) from exc
+        except BaseException:
+            await self.aclose()
+            raise
+        if transport is None:  # pragma: no cover - only for server_side=True
+            raise RuntimeError("start_tls returned no transport")
+        # Whatever arrived before the handshake was plaintext, not TLS data.
+        protocol.buffer.clear()
+        protocol.reading_paused = False
+        protocol.transport = transport
+        return AsyncIOStream(transport, protocol, tls=True)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "is_readable":
+            protocol = self._protocol
+            return self._closed or protocol.eof or bool(protocol.buffer)
+        if info == "ssl_object":
+            return self._transport.get_extra_info("ssl_object")
+        if info == "client_addr":
+            return self._transport.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._transport.get_extra_info("peername")
+        if info == "socket":
+            return self._transport.get_extra_info("socket")
+        return None
+
+
+async def _within(timeout: float | None, coro: Coroutine[typing.Any, typing.Any, _T]) -> _T:
+    """Await ``coro``; past ``timeout`` seconds cancel it and raise TimeoutError."""
+    if timeout is None:
+        return await coro
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        # On 3.11+ a cancellation from outside that coincides with ours is
+        # still counted, and wins; 3.10 cannot tell the two apart.
+        if sys.version_info >= (3, 11) and task.uncancel() > 0:
+            raise
+        raise TimeoutError("timed out") from None
+    finally:
+        timer.cancel()
+
+
+async def _connect_socket(
+    loop: asyncio.AbstractEventLoop,
+    host: str,
+    port: int,
+    local_address: str | None,
+    options: tuple[SOCKET_OPTION, ...],
+) -> socket.socket:
+    # Built by hand so that the options apply before connect().
+    addresses = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    error: OSError = OSError(f"no address found for {host!r}")
+    for family, kind, proto, _, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for option in options:
+                sock.setsockopt(*option)
+            if local_address is not None:
+                sock.bind((local_address, 0))
+            await loop.sock_connect(sock, address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise error
+
+
+async def _open_tcp(
+    host: str, port: int, local_address: str | None, options: tuple[SOCKET_OPTION, ...]
+) -> AsyncIOStream:
+    loop = asyncio.get_running_loop()
+    transport: asyncio.Transport
+    if options:
+        sock = await _connect_socket(loop, host, port, local_address, options)
+        try:
+            transport, protocol = await loop.create_connection(
+                lambda: _StreamProtocol(loop), sock=sock
+            )
+        except BaseException:
+            sock.close()
+            raise
+    else:
+        local = None if local_address is None else (local_address, 0)
+        transport, protocol = await loop.create_connection(
+            lambda: _StreamProtocol(loop), host, port, local_addr=local
+        )
+        sock_info = transport.get_extra_info("socket")
+        if sock_info is not None:
+            sock_info.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return AsyncIOStream(transport, protocol)
+
+
+async def _open_unix(path: str, options: tuple[SOCKET_OPTION, ...]) -> AsyncIOStream:
+    loop = asyncio.get_running_loop()
+    transport: asyncio.Transport
+    if options:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            for option in options:
+                sock.setsockopt(*option)
+            await loop.sock_connect(sock, path)
+            transport, protocol = await loop.create_unix_connection(
+                lambda: _StreamProtocol(loop), sock=sock
+            )
+        except BaseException:
+            sock.close()
+            raise
+    else:
+        transport, protocol = await loop.create_unix_connection(lambda: _StreamProtocol(loop), path)
+    return AsyncIOStream(transport, protocol)
+
+
+class AsyncIOBackend(AsyncNetworkBackend):
+    """asyncio transports; every stream it returns is an ``AsyncIOStream``."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> AsyncNetworkStream:
+        """Open a TCP connection (TCP_NODELAY set).
+
+        Args:
+            timeout: one deadline for resolving and connecting, in seconds.
+            local_address: bind to this source IP (any port) before connecting.
+            socket_options: ``setsockopt`` arguments, applied before connecting.
+
+        Raises:
+            ConnectTimeout: the deadline passed.
+            ConnectError: resolution failed, or every address refused.
+        """
+        options = () if socket_options is None else tuple(socket_options)
+        try:
+            return await _within(timeout, _open_tcp(host, port, local_address, options))
+        except OSError as exc:
+            raise translate(exc, CONNECT_ERRORS) from exc
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> AsyncNetworkStream:
+        """Open a connection to the Unix domain socket at ``path``.
+
+        Raises:
+            ConnectTimeout: connecting took longer than ``timeout``.
+            ConnectError: no such socket, or refused.
+        """
+        options = () if socket_options is None else tuple(socket_options)
+        try:
+            return await _within(timeout, _open_unix(path, options))
+        except OSError as exc:
+            raise translate(exc, CONNECT_ERRORS) from exc
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)

@@ -1,0 +1,376 @@
+"""The blocking backend: ``socket`` and ``ssl``, for the sync pool on threads.
+
+Theory of operation: a ``SyncStream`` owns one socket (plain or
+``ssl.SSLSocket``) and maps every ``OSError`` through the tables of
+``_exceptions`` (plus a zero timeout, where Python raises
+``BlockingIOError`` instead of ``socket.timeout``). Timeouts are the socket's
+own: ``settimeout`` is called only when the caller's timeout differs from the
+last one set, because it is a system call on every read otherwise.
+
+Connecting resolves the host and tries each address in turn, on a socket
+built by hand so that ``socket_options`` and ``local_address`` apply *before*
+``connect`` (some options, like ``IP_BIND_ADDRESS_NO_PORT`` or
+``TCP_FASTOPEN_CONNECT``, only work then). The connect timeout is one deadline
+for the whole attempt, not one per address.
+
+TLS over TLS (an HTTPS request through an HTTPS proxy) cannot use
+``wrap_socket`` twice; ``_TLSOverTLSStream`` runs the inner session on memory
+BIOs and carries its records over the outer ``SSLSocket``.
+
+This module knows nothing of HTTP; ``socket_is_readable`` is shared with the
+trio backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import select
+import socket
+import ssl
+import time
+import typing
+from collections.abc import Callable, Iterable
+
+from .._exceptions import (
+    CONNECT_ERRORS,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    ConnectError,
+    ConnectTimeout,
+    ExceptionMapping,
+    ReadTimeout,
+    WriteTimeout,
+    translate,
+)
+from .base import SOCKET_OPTION, NetworkBackend, NetworkStream
+
+_T = typing.TypeVar("_T")
+
+# A zero timeout puts a Python socket in non-blocking mode, where "would
+# block" is BlockingIOError (or SSLWant*Error), not socket.timeout.
+_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_READ: ExceptionMapping = {**dict.fromkeys(_WOULD_BLOCK, ReadTimeout), **READ_ERRORS}
+_WRITE: ExceptionMapping = {**dict.fromkeys(_WOULD_BLOCK, WriteTimeout), **WRITE_ERRORS}
+_CONNECT: ExceptionMapping = {**dict.fromkeys(_WOULD_BLOCK, ConnectTimeout), **CONNECT_ERRORS}
+
+# One TLS record plus its overhead: what the TLS-over-TLS stream asks the
+# outer socket for when the inner session needs more bytes.
+_TLS_RECORD_READ = 16384 + 2048
+
+
+class _HasFileno(typing.Protocol):
+    def fileno(self) -> int: ...
+
+
+def socket_is_readable(sock: _HasFileno) -> bool:
+    """Return True if a read on ``sock`` would not block.
+
+    That is: data or end-of-stream is waiting, the socket is in error, or it
+    is already closed. For an idle keep-alive connection every one of those
+    means "do not reuse it". An ``ssl.SSLSocket`` holding decrypted bytes
+    counts as readable too.
+    """
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    fd = sock.fileno()
+    if fd < 0:
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        # POLLHUP and POLLERR are reported whether asked for or not.
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)  # pragma: no cover - Windows
+    return bool(readable)
+
+
+def _raise_mapped(exc: OSError, mapping: ExceptionMapping) -> typing.NoReturn:
+    raise translate(exc, mapping) from exc
+
+
+class SyncStream(NetworkStream):
+    """A connected socket, plain or TLS."""
+
+    __slots__ = ("_sock", "_timeout")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._timeout = sock.gettimeout()
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Return up to ``max_bytes`` bytes, or ``b""`` at end of stream.
+
+        Raises:
+            ReadTimeout: nothing arrived within ``timeout`` seconds.
+            ReadError: the connection was reset, or this stream is closed.
+        """
+        try:
+            if timeout != self._timeout:
+                self._sock.settimeout(timeout)
+                self._timeout = timeout
+            return self._sock.recv(max_bytes)
+        except OSError as exc:
+            _raise_mapped(exc, _READ)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Send all of ``buffer``.
+
+        Raises:
+            WriteTimeout: the peer accepted no data for ``timeout`` seconds.
+            WriteError: the connection was reset, or this stream is closed.
+        """
+        if not buffer:
+            return
+        try:
+            if timeout != self._timeout:
+                self._sock.settimeout(timeout)
+                self._timeout = timeout
+            self._sock.sendall(buffer)
+        except OSError as exc:
+            _raise_mapped(exc, _WRITE)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # a late reset reported by close()
+            self._sock.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> NetworkStream:
+        """Run a TLS handshake on this connection and return the TLS stream.
+
+        The returned stream replaces this one. On failure the socket is closed.
+
+        Raises:
+            ConnectTimeout: the handshake took longer than ``timeout``.
+            ConnectError: the handshake failed (certificate, protocol, reset).
+        """
+        try:
+            self._sock.settimeout(timeout)
+            self._timeout = timeout
+            if isinstance(self._sock, ssl.SSLSocket):
+                return _TLSOverTLSStream(self._sock, ssl_context, server_hostname)
+            sock = ssl_context.wrap_socket(self._sock, server_hostname=server_hostname)
+        except OSError as exc:
+            self.close()
+            _raise_mapped(exc, _CONNECT)
+        except BaseException:
+            self.close()
+            raise
+        return SyncStream(sock)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        sock = self._sock
+        if info == "is_readable":
+            return socket_is_readable(sock)
+        if info == "ssl_object":
+            # The SSLSocket itself: it offers SSLObject's query methods
+            # (selected_alpn_protocol, getpeercert, version, cipher, ...).
+            return sock if isinstance(sock, ssl.SSLSocket) else None
+        if info == "socket":
+            return sock
+        return _address_info(sock, info)
+
+
+class _TLSOverTLSStream(NetworkStream):
+    """An inner TLS session whose records travel over an outer ``SSLSocket``."""
+
+    __slots__ = ("_incoming", "_outgoing", "_sock", "_timeout", "_tls")
+
+    def __init__(
+        self, sock: ssl.SSLSocket, ssl_context: ssl.SSLContext, server_hostname: str | None
+    ) -> None:
+        self._sock = sock
+        self._timeout = sock.gettimeout()
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = ssl_context.wrap_bio(
+            self._incoming, self._outgoing, server_hostname=server_hostname
+        )
+        self._pump(self._tls.do_handshake)
+
+    def _pump(self, operation: Callable[[], _T]) -> _T:
+        # Memory BIOs never block, so the only "want" is more input; output is
+        # flushed after every attempt because a handshake step may need both.
+        while True:
+            try:
+                result = operation()
+            except ssl.SSLWantReadError:
+                self._flush()
+                data = self._sock.recv(_TLS_RECORD_READ)
+                if data:
+                    self._incoming.write(data)
+                else:
+                    self._incoming.write_eof()
+                continue
+            self._flush()
+            return result
+
+    def _flush(self) -> None:
+        pending = self._outgoing.read()
+        if pending:
+            self._sock.sendall(pending)
+
+    def _set_timeout(self, timeout: float | None) -> None:
+        if timeout != self._timeout:
+            self._sock.settimeout(timeout)
+            self._timeout = timeout
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            self._set_timeout(timeout)
+            return self._pump(lambda: self._tls.read(max_bytes))
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            # A clean close_notify, or a TCP close without one: both are the
+            # end of the stream, as the outer SSLSocket treats them too.
+            return b""
+        except OSError as exc:
+            _raise_mapped(exc, _READ)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        try:
+            self._set_timeout(timeout)
+            view = memoryview(buffer)
+            while view:
+                sent = self._pump(functools.partial(self._tls.write, view))
+                view = view[sent:]
+        except OSError as exc:
+            _raise_mapped(exc, _WRITE)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # a late reset reported by close()
+            self._sock.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> NetworkStream:
+        self.close()
+        raise ConnectError("TLS nested more than two levels deep is not supported")
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "is_readable":
+            return (
+                self._tls.pending() > 0
+                or self._incoming.pending > 0
+                or socket_is_readable(self._sock)
+            )
+        if info == "ssl_object":
+            return self._tls
+        if info == "socket":
+            return self._sock
+        return _address_info(self._sock, info)
+
+
+def _address_info(sock: socket.socket, info: str) -> typing.Any:
+    try:
+        if info == "client_addr":
+            return sock.getsockname()
+        if info == "server_addr":
+            return sock.getpeername()
+    except OSError:  # closed, or the peer already gone
+        return None
+    return None
+
+
+def _remaining(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("timed out")
+    return left
+
+
+def _apply_options(sock: socket.socket, options: Iterable[SOCKET_OPTION]) -> None:
+    for option in options:
+        sock.setsockopt(*option)
+
+
+class SyncBackend(NetworkBackend):
+    """Blocking sockets. Every stream it returns is a ``SyncStream``."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> NetworkStream:
+        """Open a TCP connection, trying each address of ``host`` in turn.
+
+        Args:
+            timeout: one deadline for resolving and connecting, in seconds.
+            local_address: bind to this source IP (any port) before connecting.
+            socket_options: ``setsockopt`` arguments, applied before connecting.
+
+        Raises:
+            ConnectTimeout: the deadline passed.
+            ConnectError: resolution failed, or every address refused.
+        """
+        options = () if socket_options is None else tuple(socket_options)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            error: OSError = OSError(f"no address found for {host!r}")
+            for family, kind, proto, _, address in addresses:
+                sock = socket.socket(family, kind, proto)
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    _apply_options(sock, options)
+                    if local_address is not None:
+                        sock.bind((local_address, 0))
+                    sock.settimeout(_remaining(deadline))
+                    sock.connect(address)
+                except OSError as exc:
+                    sock.close()
+                    error = exc
+                    if isinstance(exc, TimeoutError):
+                        break
+                    continue
+                except BaseException:
+                    sock.close()
+                    raise
+                return SyncStream(sock)
+            raise error
+        except OSError as exc:
+            _raise_mapped(exc, _CONNECT)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> NetworkStream:
+        """Open a connection to the Unix domain socket at ``path``.
+
+        Raises:
+            ConnectTimeout: connecting took longer than ``timeout``.
+            ConnectError: no such socket, refused, or no Unix sockets here.
+        """
+        family = getattr(socket, "AF_UNIX", None)
+        if family is None:  # pragma: no cover - Windows
+            raise ConnectError("Unix domain sockets are not supported on this platform")
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            _apply_options(sock, socket_options or ())
+            sock.settimeout(timeout)
+            sock.connect(path)
+        except OSError as exc:
+            sock.close()
+            _raise_mapped(exc, _CONNECT)
+        except BaseException:
+            sock.close()
+            raise
+        return SyncStream(sock)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)

@@ -1,0 +1,270 @@
+"""The trio backend, on ``trio.SocketStream`` and ``trio.SSLStream``.
+
+Theory of operation: a ``TrioStream`` wraps one trio stream (a socket stream,
+or TLS layered on one, possibly twice for TLS through an HTTPS proxy) and
+remembers the socket at the bottom for addresses and the readability probe.
+A cancel scope (``trio.fail_after``) is entered only when a timeout is given:
+on the hot path with no timeout a read is one ``receive_some``.
+
+trio's errors are mapped here, once: ``TooSlowError`` becomes the timeout of
+the operation that ran out of time, ``BrokenResourceError``,
+``ClosedResourceError`` and ``OSError`` the matching network error.
+
+``aclose`` closes forcefully: a TLS stream skips waiting to send its
+``close_notify`` (a peer that stopped reading would make it wait forever,
+and HTTP framing never needs it), and cancellation cannot interrupt it.
+
+This is the only module of httpool that imports trio at import time; it is
+loaded only when trio is running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import typing
+from collections.abc import Iterable
+
+import trio
+
+from .._exceptions import (
+    ConnectError,
+    ConnectTimeout,
+    ExceptionMapping,
+    ReadError,
+    ReadTimeout,
+    WriteError,
+    WriteTimeout,
+    translate,
+)
+from .base import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
+from .sync import socket_is_readable
+
+_READ: ExceptionMapping = {
+    trio.TooSlowError: ReadTimeout,
+    trio.BrokenResourceError: ReadError,
+    trio.ClosedResourceError: ReadError,
+    OSError: ReadError,
+}
+_WRITE: ExceptionMapping = {
+    trio.TooSlowError: WriteTimeout,
+    trio.BrokenResourceError: WriteError,
+    trio.ClosedResourceError: WriteError,
+    OSError: WriteError,
+}
+_CONNECT: ExceptionMapping = {
+    trio.TooSlowError: ConnectTimeout,
+    trio.BrokenResourceError: ConnectError,
+    trio.ClosedResourceError: ConnectError,
+    OSError: ConnectError,
+}
+_MAPPED = (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+def _deadline(timeout: float | None) -> typing.ContextManager[object]:
+    return contextlib.nullcontext() if timeout is None else trio.fail_after(timeout)
+
+
+async def _close_quietly(stream: trio.abc.AsyncResource) -> None:
+    # A peer that already hung up, or a second close, is not an error here.
+    with contextlib.suppress(trio.BrokenResourceError, trio.BusyResourceError, OSError):
+        await trio.aclose_forcefully(stream)
+
+
+class TrioStream(AsyncNetworkStream):
+    """A trio stream, plain or TLS, and the socket underneath it."""
+
+    __slots__ = ("_socket", "_stream")
+
+    def __init__(self, stream: trio.abc.Stream, sock: trio.socket.SocketType) -> None:
+        self._stream = stream
+        self._socket = sock
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Return up to ``max_bytes`` bytes, or ``b""`` at end of stream.
+
+        Raises:
+            ReadTimeout: nothing arrived within ``timeout`` seconds.
+            ReadError: the connection was reset, or this stream is closed.
+        """
+        try:
+            if timeout is None:
+                data = await self._stream.receive_some(max_bytes)
+            else:
+                with trio.fail_after(timeout):
+                    data = await self._stream.receive_some(max_bytes)
+        except _MAPPED as exc:
+            raise translate(exc, _READ) from exc
+        return data if type(data) is bytes else bytes(data)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Send all of ``buffer``.
+
+        Raises:
+            WriteTimeout: the peer accepted no data for ``timeout`` seconds.
+            WriteError: the connection was reset, or this stream is closed.
+        """
+        if not buffer:
+            return
+        try:
+            if timeout is None:
+                await self._stream.send_all(buffer)
+            else:
+                with trio.fail_after(timeout):
+                    await self._stream.send_all(buffer)
+        except _MAPPED as exc:
+            raise translate(exc, _WRITE) from exc
+
+    async def aclose(self) -> None:
+        """Close the connection at once; idempotent, never raises."""
+        await _close_quietly(self._stream)
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncNetworkStream:
+        """Run a TLS handshake on this connection and return the TLS stream.
+
+        On failure the connection is closed.
+
+        Raises:
+            ConnectTimeout: the handshake took longer than ``timeout``.
+            ConnectError: the handshake failed (certificate, protocol, reset).
+        """
+        ssl_stream = trio.SSLStream(
+            self._stream,
+            ssl_context,
+            server_hostname=server_hostname,
+            # Treat a TCP close without close_notify as end of stream, as
+            # browsers and every other HTTP client do.
+            https_compatible=True,
+        )
+        try:
+            with _deadline(timeout):
+                await ssl_stream.do_handshake()
+        except _MAPPED as exc:
+            await _close_quietly(ssl_stream)
+            raise translate(exc, _CONNECT) from exc
+        except BaseException:
+            await _close_quietly(ssl_stream)
+            raise
+        return TrioStream(ssl_stream, self._socket)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        stream = self._stream
+        if info == "is_readable":
+            if isinstance(stream, trio.SSLStream) and stream.pending():
+                return True
+            return socket_is_readable(self._socket)
+        if info == "ssl_object":
+            if isinstance(stream, trio.SSLStream):
+                # The ssl.SSLObject itself, as the other backends give; the
+                # SSLStream only forwards part of its methods.
+                return getattr(stream, "_ssl_object", stream)
+            return None
+        if info == "socket":
+            return self._socket
+        try:
+            if info == "client_addr":
+                return self._socket.getsockname()
+            if info == "server_addr":
+                return self._socket.getpeername()
+        except OSError:  # closed, or the peer already gone
+            return None
+        return None
+
+
+async def _connect_socket(
+    host: str, port: int, local_address: str | None, options: tuple[SOCKET_OPTION, ...]
+) -> trio.socket.SocketType:
+    # Built by hand so that the options apply before connect().
+    addresses = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    error: OSError = OSError(f"no address found for {host!r}")
+    for family, kind, proto, _, address in addresses:
+        sock = trio.socket.socket(family, kind, proto)
+        try:
+            for option in options:
+                sock.setsockopt(*option)
+            if local_address is not None:
+                await sock.bind((local_address, 0))
+            await sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise error
+
+
+class TrioBackend(AsyncNetworkBackend):
+    """trio sockets; every stream it returns is a ``TrioStream``."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> AsyncNetworkStream:
+        """Open a TCP connection (trio sets TCP_NODELAY).
+
+        Without ``socket_options`` this is ``trio.open_tcp_stream`` (happy
+        eyeballs); with them, each address is tried in turn on a socket that
+        gets the options before connecting.
+
+        Raises:
+            ConnectTimeout: ``timeout`` passed before the connection was made.
+            ConnectError: resolution failed, or every address refused.
+        """
+        options = () if socket_options is None else tuple(socket_options)
+        try:
+            with _deadline(timeout):
+                if options:
+                    sock = await _connect_socket(host, port, local_address, options)
+                    stream = trio.SocketStream(sock)
+                else:
+                    stream = await trio.open_tcp_stream(host, port, local_address=local_address)
+        except _MAPPED as exc:
+            raise translate(exc, _CONNECT) from exc
+        return TrioStream(stream, stream.socket)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> AsyncNetworkStream:
+        """Open a connection to the Unix domain socket at ``path``.
+
+        Raises:
+            ConnectTimeout: connecting took longer than ``timeout``.
+            ConnectError: no such socket, or refused.
+        """
+        options = () if socket_options is None else tuple(socket_options)
+        try:
+            with _deadline(timeout):
+                if options:
+                    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    try:
+                        for option in options:
+                            sock.setsockopt(*option)
+                        await sock.connect(path)
+                    except BaseException:
+                        sock.close()
+                        raise
+                    stream = trio.SocketStream(sock)
+                else:
+                    stream = await trio.open_unix_socket(path)
+        except _MAPPED as exc:
+            raise translate(exc, _CONNECT) from exc
+        return TrioStream(stream, stream.socket)
+
+    async def sleep(self, seconds: float) -> None:
+        await trio.sleep(seconds)

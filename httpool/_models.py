@@ -1,0 +1,598 @@
+"""URLs, origins, requests, responses and their headers, all as bytes.
+
+Theory of operation: these objects are built on the hot path of every request,
+so each is validated once, when constructed, with precompiled regexes and bytes
+methods, and trusted from then on; ``Response`` only converts header types, as
+the protocol parser has validated them. The pool keys its tables by ``Origin``
+(immutable, hash computed once); a ``URL`` builds its origin once and keeps it,
+so treat a ``URL`` as immutable. Bodies are sync or async iterables of bytes;
+``ByteStream`` is both and replayable, so a bytes body is sent (and retried)
+from either world. This module knows nothing of connections, pools or I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
+from typing import Any, TypeAlias, cast
+
+from ._exceptions import LocalProtocolError, UnsupportedProtocol
+
+HeaderTypes: TypeAlias = (
+    Sequence[tuple[bytes | str, bytes | str]] | Mapping[bytes | str, bytes | str] | None
+)
+Extensions: TypeAlias = MutableMapping[str, Any]
+Headers: TypeAlias = list[tuple[bytes, bytes]]
+Content: TypeAlias = bytes | Iterable[bytes] | AsyncIterable[bytes] | None
+Stream: TypeAlias = Iterable[bytes] | AsyncIterable[bytes]
+Timeouts: TypeAlias = tuple[float | None, float | None, float | None, float | None]
+
+# SOCKS schemes are here so that proxy URLs parse; a Request takes only REQUEST_SCHEMES.
+DEFAULT_PORTS: Mapping[bytes, int] = {
+    b"http": 80,
+    b"https": 443,
+    b"ws": 80,
+    b"wss": 443,
+    b"socks5": 1080,
+    b"socks5h": 1080,
+}
+REQUEST_SCHEMES = frozenset((b"http", b"https", b"ws", b"wss"))
+TIMEOUT_KEYS = ("connect", "read", "write", "pool")
+
+_MISSING_SCHEME = "Request URL is missing an 'http://' or 'https://' protocol."
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 section 5.6.2
+_BAD_VALUE = re.compile(rb"[\r\n\x00]")
+_URL_FORBIDDEN = re.compile(rb"[\x00\t\n\r ]")
+# scheme ":" ["//" authority] path-and-query; whatever follows is the fragment.
+_URL_PARTS = re.compile(rb"([A-Za-z][A-Za-z0-9+.\-]*):(?://([^/?#]*))?([^#]*)", re.DOTALL)
+_REG_NAME = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=%]+")  # RFC 3986 reg-name
+_TARGET_UNSAFE = re.compile(rb"[^\x21-\x7e]")  # h11 sends only visible ASCII
+_PERCENT = [b"%%%02X" % i for i in range(256)]
+_NOT_BODY = (str, bytearray, memoryview)  # iterable, but not of bytes chunks
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+_KNOWN_METHODS = {m: m.encode("ascii") for m in _METHODS}
+_KNOWN_METHOD_BYTES = frozenset(_KNOWN_METHODS.values())
+# Methods whose empty body is still announced as "Content-Length: 0" (RFC 9110 8.6).
+_BODY_METHODS = frozenset((b"POST", b"PUT", b"PATCH"))
+
+# Header names proven to be tokens; bounded, or endless distinct names would grow it.
+_NAME_CACHE_LIMIT = 1024
+_valid_names: set[bytes] = set()
+
+
+def enforce_bytes(value: bytes | str, *, name: str) -> bytes:
+    """``value`` as bytes: TypeError unless bytes or str, LocalProtocolError if non-ASCII."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        try:
+            return value.encode("ascii")
+        except UnicodeEncodeError:
+            raise LocalProtocolError(f"{name} must be ASCII; encode text as bytes.") from None
+    raise TypeError(f"{name} must be bytes or str, but got {type(value).__name__}.")
+
+
+def enforce_url(value: URL | bytes | str, *, name: str) -> URL:
+    """``value`` as a ``URL``, parsed if bytes or str; TypeError for other types."""
+    if isinstance(value, URL):
+        return value
+    if isinstance(value, (bytes, str)):
+        return URL(value)
+    raise TypeError(f"{name} must be a URL, bytes or str, but got {type(value).__name__}.")
+
+
+def _header_name(key: bytes | str) -> bytes:
+    raw = key if type(key) is bytes else enforce_bytes(key, name="header name")
+    if raw not in _valid_names:
+        if _TOKEN.fullmatch(raw) is None:
+            raise LocalProtocolError(f"Invalid header name {raw!r}: not an RFC 9110 token.")
+        if len(_valid_names) < _NAME_CACHE_LIMIT:
+            _valid_names.add(raw)
+    return raw
+
+
+def enforce_headers(value: HeaderTypes, *, name: str, validate: bool = True) -> Headers:
+    """Return ``value`` as a new list of ``(name, value)`` bytes pairs.
+
+    LocalProtocolError naming the header for a non-ASCII str and, if
+    ``validate``, a name that is not an RFC 9110 token or a value with CR, LF or
+    NUL; TypeError for anything but a mapping or sequence of bytes/str pairs."""
+    items: Iterable[Any]
+    if value is None:
+        return []
+    if type(value) is list or isinstance(value, tuple):
+        items = value
+    elif isinstance(value, Mapping):
+        items = value.items()
+    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray)):
+        items = value
+    else:
+        raise TypeError(
+            f"{name} must be a mapping or sequence of pairs, not {type(value).__name__}."
+        )
+    headers: Headers = []
+    append = headers.append
+    for item in items:
+        if (type(item) is not tuple or len(item) != 2) and (
+            isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2
+        ):
+            raise TypeError(f"{name} must hold (name, value) pairs, but got {item!r}.")
+        key, val = item
+        if validate:
+            raw_key = _header_name(key)
+            raw_val = val if type(val) is bytes else enforce_bytes(val, name="header value")
+            if _BAD_VALUE.search(raw_val) is not None:
+                raise LocalProtocolError(f"Invalid value for header {raw_key!r}: CR, LF or NUL.")
+        else:
+            raw_key = key if type(key) is bytes else enforce_bytes(key, name="header name")
+            raw_val = val if type(val) is bytes else enforce_bytes(val, name="header value")
+        append((raw_key, raw_val))
+    return headers
+
+
+def enforce_stream(content: Content, *, name: str) -> Stream:
+    """``content`` as a body stream: ``None`` and bytes as a ``ByteStream``, a sync
+    or async iterable of bytes as is; TypeError for str and other non-bodies."""
+    if content is None:
+        return _EMPTY
+    if isinstance(content, bytes):
+        return ByteStream(content)
+    if isinstance(content, (Iterable, AsyncIterable)) and not isinstance(content, _NOT_BODY):
+        return cast(Stream, content)
+    raise TypeError(f"{name} must be bytes or an iterable of bytes, not {type(content).__name__}.")
+
+
+class Origin:
+    """Scheme, host (lowercase; IPv6 without brackets) and port: what a
+    connection is bound to. Immutable, with its hash computed once: the pool
+    uses origins as dictionary keys on every event."""
+
+    __slots__ = ("_hash", "host", "port", "scheme")
+    scheme: bytes
+    host: bytes
+    port: int
+    _hash: int
+
+    def __init__(self, scheme: bytes, host: bytes, port: int) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "scheme", scheme)
+        setattr_(self, "host", host)
+        setattr_(self, "port", port)
+        setattr_(self, "_hash", hash((scheme, host, port)))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Origin is immutable; cannot set {name!r}.")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Origin is immutable; cannot delete {name!r}.")
+
+    def __reduce__(self) -> tuple[type[Origin], tuple[bytes, bytes, int]]:
+        return (Origin, (self.scheme, self.host, self.port))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Origin):
+            return NotImplemented
+        return self.port == other.port and self.host == other.host and self.scheme == other.scheme
+
+    def __str__(self) -> str:
+        host = self.host.decode("ascii")
+        host = f"[{host}]" if ":" in host else host
+        return f"{self.scheme.decode('ascii')}://{host}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"Origin(scheme={self.scheme!r}, host={self.host!r}, port={self.port!r})"
+
+
+def _url_bytes(value: bytes | str, name: str) -> bytes:
+    # Unlike other arguments, URL parts may be Unicode: the host is then
+    # IDNA-encoded and the target percent-encoded, both from UTF-8.
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("ascii") if value.isascii() else value.encode("utf-8")
+    raise TypeError(f"{name} must be bytes or str, but got {type(value).__name__}.")
+
+
+def _scheme(raw: bytes) -> bytes:
+    scheme = raw.lower()
+    if scheme not in DEFAULT_PORTS:
+        if not scheme:
+            raise UnsupportedProtocol(_MISSING_SCHEME)
+        text = scheme.decode("ascii", "backslashreplace")
+        raise UnsupportedProtocol(f"Request URL has an unsupported protocol '{text}://'.")
+    return scheme
+
+
+def _host(raw: bytes) -> bytes:
+    if not raw:
+        raise LocalProtocolError("Invalid URL: the host is empty.")
+    if raw[:1] == b"[" or b":" in raw:
+        if raw[:1] == b"[":
+            if raw[-1:] != b"]":
+                raise LocalProtocolError(f"Invalid URL: unterminated IPv6 address {raw!r}.")
+            raw = raw[1:-1]
+        # A zone is "%25zone" in a URL (RFC 6874), "%zone" elsewhere, and
+        # case-sensitive; the address is not.
+        address, _, zone = raw.replace(b"%25", b"%", 1).partition(b"%")
+        try:
+            ipaddress.IPv6Address(address.decode("ascii"))
+        except (ValueError, UnicodeDecodeError):
+            raise LocalProtocolError(f"Invalid URL: {raw!r} is not an IPv6 address.") from None
+        return address.lower() + b"%" + zone if zone else address.lower()
+    if not raw.isascii():
+        text = raw.decode("utf-8", "backslashreplace")
+        try:
+            try:
+                import idna
+            except ImportError:  # pragma: no cover - idna ships with most installs
+                raw = text.encode("idna")
+            else:
+                raw = idna.encode(text, uts46=True)
+        except UnicodeError as exc:
+            raise LocalProtocolError(f"Invalid URL: cannot IDNA-encode host {text!r}.") from exc
+    if _REG_NAME.fullmatch(raw) is None:
+        raise LocalProtocolError(f"Invalid URL: {raw!r} is not a valid host.")
+    return raw.lower()
+
+
+def _target(raw: bytes) -> bytes:
+    if not raw:
+        return b"/"
+    return _TARGET_UNSAFE.sub(lambda m: _PERCENT[m.group()[0]], raw)
+
+
+def _check_forbidden(raw: bytes, what: str) -> None:
+    m = _URL_FORBIDDEN.search(raw)
+    if m is not None:
+        raise LocalProtocolError(f"Invalid {what}: forbidden byte {m.group()!r} at {m.start()}.")
+
+
+class URL:
+    """Where a request goes: ``scheme``, ``host``, ``port`` and ``target``.
+
+    Give a whole URL, ``URL("https://example.com/a?b=1")``, or its parts,
+    ``URL(scheme=b"https", host=b"example.com", target=b"*")``, which can say
+    what a URL string cannot (``*``, a proxy's absolute-form target). Scheme
+    and host come out lowercase, the host IDNA-encoded if Unicode, IPv6
+    without brackets; ``port`` is ``None`` for the default; ``target`` is path
+    and query (``b"/"`` if empty), percent-encoded, without the fragment.
+    Userinfo is dropped. Raises UnsupportedProtocol for a missing or unknown
+    scheme; LocalProtocolError for CR, LF, NUL, space or tab, a bad host or a
+    port outside 0-65535; TypeError for wrong types.
+    """
+
+    __slots__ = ("_origin", "host", "port", "scheme", "target")
+
+    def __init__(
+        self,
+        url: URL | bytes | str = "",
+        *,
+        scheme: bytes | str = b"",
+        host: bytes | str = b"",
+        port: int | None = None,
+        target: bytes | str = b"",
+    ) -> None:
+        self._origin: Origin | None = None
+        if isinstance(url, URL):
+            self.scheme: bytes = url.scheme
+            self.host: bytes = url.host
+            self.port: int | None = url.port
+            self.target: bytes = url.target
+            self._origin = url._origin
+        elif url:
+            self._parse(_url_bytes(url, "url"))
+        else:
+            self.scheme = _scheme(enforce_bytes(scheme, name="scheme"))
+            self.host = _host(_url_bytes(host, "host"))
+            if port is not None:
+                if isinstance(port, bool) or not isinstance(port, int):
+                    raise TypeError(f"port must be an int or None, not {type(port).__name__}.")
+                if not 0 <= port <= 65535:
+                    raise LocalProtocolError(f"Invalid URL: port {port} is not in 0-65535.")
+            self.port = port
+            raw_target = _url_bytes(target, "target")
+            _check_forbidden(raw_target, "URL target")
+            self.target = _target(raw_target)
+
+    def _parse(self, raw: bytes) -> None:
+        _check_forbidden(raw, "URL")
+        match = _URL_PARTS.match(raw)
+        if match is None:
+            raise UnsupportedProtocol(_MISSING_SCHEME)
+        scheme, authority, rest = match.groups()
+        if authority is None:
+            if scheme.lower() not in DEFAULT_PORTS:
+                # "example.com:8080/x" has no scheme, not the scheme "example.com".
+                raise UnsupportedProtocol(_MISSING_SCHEME)
+            raise LocalProtocolError("Invalid URL: expected '//' and a host after the scheme.")
+        self.scheme = _scheme(scheme)
+        hostport = authority.rpartition(b"@")[2]
+        if hostport[:1] == b"[":
+            end = hostport.find(b"]") + 1 or len(hostport)
+            host, after = hostport[:end], hostport[end:]
+            if after[:1] not in (b"", b":"):
+                raise LocalProtocolError(f"Invalid URL: unexpected {after!r} after the host.")
+            port = after[1:]
+        else:
+            host, _, port = hostport.partition(b":")
+        # An empty port, "http://host:/", means the default (RFC 3986 3.2.3).
+        if port and (not port.isdigit() or len(port) > 5 or int(port) > 65535):
+            raise LocalProtocolError(f"Invalid URL: port {port!r} is not a number in 0-65535.")
+        self.port = int(port) if port else None
+        self.host = _host(host)
+        self.target = _target(b"/" + rest if rest[:1] == b"?" else rest)
+
+    @property
+    def origin(self) -> Origin:
+        """The ``Origin`` of this URL, built on first use and then kept."""
+        origin = self._origin
+        if origin is None:
+            port = DEFAULT_PORTS[self.scheme] if self.port is None else self.port
+            origin = self._origin = Origin(self.scheme, self.host, port)
+        return origin
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, URL):
+            return NotImplemented
+        return (
+            self.scheme == other.scheme
+            and self.host == other.host
+            and self.port == other.port
+            and self.target == other.target
+        )
+
+    def __bytes__(self) -> bytes:
+        host = self.host
+        if b":" in host:
+            host = b"[" + host.replace(b"%", b"%25") + b"]"
+        if self.port is None:
+            return b"%b://%b%b" % (self.scheme, host, self.target)
+        return b"%b://%b:%d%b" % (self.scheme, host, self.port, self.target)
+
+    def __repr__(self) -> str:
+        return (
+            f"URL(scheme={self.scheme!r}, host={self.host!r}, "
+            f"port={self.port!r}, target={self.target!r})"
+        )
+
+
+class _AsyncOnce:
+    # Not an async generator, whose finalisation would need the event loop.
+    __slots__ = ("_chunk",)
+
+    def __init__(self, chunk: bytes | None) -> None:
+        self._chunk = chunk
+
+    def __aiter__(self) -> _AsyncOnce:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk, self._chunk = self._chunk, None
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+
+class ByteStream:
+    """A body in memory: each sync or async iteration yields ``content`` once
+    (nothing if empty). Replayable, so the pool can retry a request elsewhere."""
+
+    __slots__ = ("content",)
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter((self.content,) if self.content else ())
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _AsyncOnce(self.content or None)
+
+    def __repr__(self) -> str:
+        return f"<ByteStream [{len(self.content)} bytes]>"
+
+
+_EMPTY = ByteStream(b"")
+
+
+def _check_timeout(timeout: object) -> None:
+    if not isinstance(timeout, Mapping):
+        raise LocalProtocolError(f"The timeout extension must be a dict, not {timeout!r}.")
+    for key, value in timeout.items():
+        if key not in TIMEOUT_KEYS:
+            raise LocalProtocolError(f"Unknown timeout {key!r}: not connect, read, write, pool.")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is not None and not (number and 0 <= value < math.inf):
+            raise LocalProtocolError(
+                f"Invalid timeout {key!r}: {value!r}; use None or seconds >= 0."
+            )
+
+
+class Request:
+    """An HTTP request, validated once here and trusted by every layer below.
+
+    ``method`` is an RFC 9110 token; ``url`` has scheme http, https, ws or wss;
+    ``extensions`` is kept as given, e.g. ``{"timeout": {"read": 5.0}}``, and
+    ``"target"`` in it overrides the URL's target. Raises LocalProtocolError
+    for an invalid method, header, timeout or URL, UnsupportedProtocol for a
+    scheme not for requests, TypeError for wrong types.
+    """
+
+    __slots__ = ("extensions", "headers", "method", "stream", "url")
+
+    def __init__(
+        self,
+        method: bytes | str,
+        url: URL | bytes | str,
+        *,
+        headers: HeaderTypes = None,
+        content: Content = None,
+        extensions: Extensions | None = None,
+    ) -> None:
+        known = _KNOWN_METHODS.get(method) if type(method) is str else None
+        if known is None:
+            known = enforce_bytes(method, name="method")
+            if known not in _KNOWN_METHOD_BYTES and _TOKEN.fullmatch(known) is None:
+                raise LocalProtocolError(f"Invalid method {known!r}: not an RFC 9110 token.")
+        self.method: bytes = known
+        url = url if type(url) is URL else enforce_url(url, name="url")
+        if url.scheme not in REQUEST_SCHEMES:
+            text = url.scheme.decode("ascii")
+            raise UnsupportedProtocol(f"Request URL has an unsupported protocol '{text}://'.")
+        self.headers: Headers = [] if headers is None else enforce_headers(headers, name="headers")
+        self.stream: Stream = enforce_stream(content, name="content")
+        if extensions is None:
+            extensions = {}
+        elif extensions:
+            if "timeout" in extensions:
+                _check_timeout(extensions["timeout"])
+            target = extensions.get("target")
+            if target is not None:
+                url = URL(scheme=url.scheme, host=url.host, port=url.port, target=target)
+        self.url: URL = url
+        self.extensions: Extensions = extensions
+
+    def __repr__(self) -> str:
+        return f"<Request [{self.method!r}]>"
+
+
+def include_request_headers(request: Request) -> None:
+    """Add the headers HTTP/1.1 requires to ``request.headers``, in place.
+
+    ``Host`` first, if absent (port only if not the default). Unless either is
+    present, ``Content-Length`` for a bytes body that is non-empty or sent by
+    POST, PUT or PATCH; ``Transfer-Encoding: chunked`` for an iterable body.
+    """
+    headers = request.headers
+    names = {key.lower() for key, _ in headers}
+    if b"host" not in names:
+        url = request.url
+        host = url.host
+        if b":" in host:  # RFC 6874: the zone means nothing to the server
+            host = b"[" + host.partition(b"%")[0] + b"]"
+        if url.port is not None and url.port != DEFAULT_PORTS.get(url.scheme):
+            host = b"%b:%d" % (host, url.port)
+        headers.insert(0, (b"Host", host))
+    if b"content-length" not in names and b"transfer-encoding" not in names:
+        stream = request.stream
+        if not isinstance(stream, ByteStream):
+            headers.append((b"Transfer-Encoding", b"chunked"))
+        elif stream.content or request.method in _BODY_METHODS:
+            headers.append((b"Content-Length", b"%d" % len(stream.content)))
+
+
+def _wrong_kind(stream: object) -> TypeError:
+    a, kind = ("a", "an async") if isinstance(stream, AsyncIterable) else ("", "a sync")
+    return TypeError(f"This response has {kind} body; use {a}read, {a}iter_stream, {a}close.")
+
+
+class Response:
+    """An HTTP response. ``content`` is there after ``read()`` / ``aread()``;
+    the body streams once, with ``iter_stream()`` / ``aiter_stream()``;
+    ``close()`` / ``aclose()`` release the connection. Headers are converted
+    to bytes but not validated (see the module notes)."""
+
+    __slots__ = ("_consumed", "_content", "extensions", "headers", "status", "stream")
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        headers: HeaderTypes = None,
+        content: Content = None,
+        extensions: Extensions | None = None,
+    ) -> None:
+        self.status: int = status
+        self.headers: Headers = enforce_headers(headers, name="headers", validate=False)
+        self.stream: Stream = enforce_stream(content, name="content")
+        self.extensions: Extensions = {} if extensions is None else extensions
+        self._content: bytes | None = None
+        self._consumed = False
+
+    @property
+    def content(self) -> bytes:
+        """The whole body. Raises RuntimeError until it has been read."""
+        if self._content is None:
+            call = "response.read()" if isinstance(self.stream, Iterable) else "response.aread()"
+            raise RuntimeError(f"The response body has not been read yet; call '{call}' first.")
+        return self._content
+
+    def _claim(self) -> None:
+        if self._consumed:
+            raise RuntimeError("The response body has already been streamed; it streams once.")
+        self._consumed = True
+
+    def read(self) -> bytes:
+        """Read and keep the whole body; later calls return it again."""
+        if self._content is None:
+            self._content = b"".join(self.iter_stream())
+        return self._content
+
+    def iter_stream(self) -> Iterator[bytes]:
+        """The body's chunks; RuntimeError the second time, TypeError if async."""
+        stream = self.stream
+        if not isinstance(stream, Iterable):
+            raise _wrong_kind(stream)
+        self._claim()
+        return iter(stream)
+
+    def close(self) -> None:
+        """Close the body stream, which releases its connection."""
+        stream = self.stream
+        if not isinstance(stream, Iterable):
+            raise _wrong_kind(stream)
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+    async def aread(self) -> bytes:
+        """Read and keep the whole body; later calls return it again."""
+        if self._content is None:
+            self._content = b"".join([chunk async for chunk in self.aiter_stream()])
+        return self._content
+
+    def aiter_stream(self) -> AsyncIterator[bytes]:
+        """The body's chunks; RuntimeError the second time, TypeError if sync."""
+        stream = self.stream
+        if not isinstance(stream, AsyncIterable):
+            raise _wrong_kind(stream)
+        self._claim()
+        return aiter(stream)
+
+    async def aclose(self) -> None:
+        """Close the body stream, which releases its connection."""
+        stream = self.stream
+        if not isinstance(stream, AsyncIterable):
+            raise _wrong_kind(stream)
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status}]>"
+
+
+def get_timeout(extensions: Mapping[str, Any], key: str) -> float | None:
+    """The ``key`` ("connect", "read", "write", "pool") timeout, or ``None``."""
+    timeout = extensions.get("timeout")
+    return None if timeout is None else cast("float | None", timeout.get(key))
+
+
+def timeouts(extensions: Mapping[str, Any]) -> Timeouts:
+    """The connect, read, write and pool timeouts of a request's extensions."""
+    get = (extensions.get("timeout") or {}).get
+    return (get("connect"), get("read"), get("write"), get("pool"))

@@ -1,0 +1,69 @@
+"""The sessions CI and developers run: ``nox`` alone runs the tests.
+
+No session pins a Python version: each runs on the interpreter that runs nox,
+so a machine with a single python3 (any version >= 3.10) runs them all.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+# CI=true would otherwise turn a missing interpreter into a failure.
+nox.options.error_on_missing_interpreters = False
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+
+
+def _pytest(session: nox.Session, *args: str, coverage: bool = False) -> None:
+    """Install the package with its dev extras, then run pytest with ``args``."""
+    _install(session)
+    if coverage:
+        session.run("coverage", "run", "-m", "pytest", *args, *session.posargs)
+        session.run("coverage", "report")
+    else:
+        session.run("python", "-m", "pytest", *args, *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite except the benchmarks, with a coverage report."""
+    _pytest(session, "--ignore=tests/benchmarks", coverage=True)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmarks; their numbers land in .benchmarks/bench.json."""
+    os.makedirs(".benchmarks", exist_ok=True)
+    _pytest(
+        session,
+        "tests/benchmarks",
+        "--benchmark-only",
+        "--benchmark-json=.benchmarks/bench.json",
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    _install(session)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    _install(session)
+    session.install("nox")  # so that mypy can check this file
+    session.run("mypy", "--strict", "httpool", "unasync.py", "noxfile.py")
+
+
+@nox.session
+def unasync(session: nox.Session) -> None:
+    """Fail if any generated _sync file differs from what unasync.py would write."""
+    _install(session)
+    session.run("python", "unasync.py", "--check")

@@ -1,0 +1,415 @@
+"""An HTTP/1.1 server for tests: h11 over real sockets, one thread per connection.
+
+Theory of operation: an accept thread waits on the listening socket and on a
+wake-up socket pair; every accepted connection gets its own thread running an
+h11 server loop. Each blocking wait is a ``select`` on the connection and on
+the wake-up pair, so ``stop()`` only has to write one byte to wake every
+thread, then it shuts the sockets down (which also breaks a ``sendall`` that a
+client stopped reading) and joins the threads. Nothing survives ``stop()``:
+no socket, no thread.
+
+The request path picks the behaviour (see ``HTTPServer``); the server records
+what it saw (``requests``, counters, SNI names) so that tests can assert on the
+wire behaviour of the client instead of trusting it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http
+import os
+import select
+import socket
+import ssl
+import threading
+import typing
+import urllib.parse
+from collections.abc import Iterator
+from types import TracebackType
+
+import h11
+import pytest
+import trustme
+
+READ_SIZE = 65536
+# A safety net for the blocking calls made after ``select`` said they would
+# not block; a test that trips it has a bug, not a slow machine.
+SOCKET_TIMEOUT = 10.0
+
+
+class RequestHead(typing.NamedTuple):
+    method: bytes
+    target: bytes
+    headers: list[tuple[bytes, bytes]]
+
+
+class _Stopped(Exception):
+    """The server is stopping, the peer went away, or the connection idled out."""
+
+
+@typing.final
+class HTTPServer:
+    """An HTTP/1.1 test server on 127.0.0.1 (or a Unix socket), in threads.
+
+    Paths: ``/`` 200 "Hello, world!"; ``/echo`` the request body;
+    ``/close`` a response with ``Connection: close``, then the socket closes;
+    ``/slow?delay=S``; ``/bytes?size=N`` (Content-Length);
+    ``/chunked?size=N&chunk=K``; ``/drip?chunks=N&delay=S``; ``/status/CODE``;
+    ``/headers`` the request headers, one ``name: value`` line each;
+    ``/informational`` a 103 before the 200; ``/early`` a 413 sent before the
+    request body is read, then a lingering close; ``/hang`` never answers.
+    Anything else is a 404.
+
+    Args:
+        ssl_context: serve TLS with this server-side context.
+        idle_timeout: close a keep-alive connection that sent no request for
+            this many seconds.
+        uds: listen on this Unix socket path instead of TCP.
+    """
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        idle_timeout: float | None = None,
+        uds: str | None = None,
+    ) -> None:
+        self.ssl_context = ssl_context
+        self.idle_timeout = idle_timeout
+        self.uds = uds
+        self.requests: list[RequestHead] = []
+        self.sni_names: list[str | None] = []
+        self.connections_accepted = 0
+        self.requests_handled = 0
+        self.open_connections = 0
+        self.port = 0
+        # Set by the ``tls_server`` fixture: a client context trusting the server.
+        self.client_ssl_context: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._listener: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._threads: set[threading.Thread] = set()
+        self._sockets: set[socket.socket] = set()
+        if ssl_context is not None:
+            ssl_context.sni_callback = self._record_sni
+
+    # Lifecycle.
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.ssl_context is not None else "http"
+
+    @property
+    def host(self) -> str:
+        return "localhost" if self.uds is not None else "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        """The base URL, without a trailing slash: ``http://127.0.0.1:PORT``."""
+        if self.uds is not None:
+            return f"{self.scheme}://localhost"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def start(self) -> HTTPServer:
+        if self.uds is not None:
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(self.uds)
+        else:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", 0))
+            self.port = listener.getsockname()[1]
+        listener.listen(128)
+        self._listener = listener
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name="http-server-accept", daemon=True
+        )
+        self._accept_thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Wake every thread, close every socket, join every thread."""
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        if self._accept_thread is not None:
+            self._accept_thread.join()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        if self.uds is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.uds)
+        with self._lock:
+            sockets = list(self._sockets)
+            threads = list(self._threads)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def __enter__(self) -> HTTPServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _record_sni(
+        self, sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, ctx: ssl.SSLContext
+    ) -> None:
+        with self._lock:
+            self.sni_names.append(name)
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while True:
+            readable, _, _ = select.select([self._listener, self._wake_r], [], [])
+            if self._wake_r in readable:
+                return
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:  # pragma: no cover - the client gave up mid-accept
+                continue
+            thread = threading.Thread(
+                target=self._connection_thread, args=(sock,), name="http-server-conn", daemon=True
+            )
+            with self._lock:
+                self.connections_accepted += 1
+                self.open_connections += 1
+                self._sockets.add(sock)
+                self._threads.add(thread)
+            thread.start()
+
+    # One connection.
+
+    def _connection_thread(self, raw: socket.socket) -> None:
+        sock = raw
+        try:
+            sock.settimeout(SOCKET_TIMEOUT)
+            if self.ssl_context is not None:
+                sock = self.ssl_context.wrap_socket(raw, server_side=True)
+            self._serve(sock)
+        except (_Stopped, OSError, h11.ProtocolError):
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+            raw.close()
+            with self._lock:
+                self.open_connections -= 1
+                self._sockets.discard(raw)
+                self._threads.discard(threading.current_thread())
+
+    def _serve(self, sock: socket.socket) -> None:
+        conn = h11.Connection(h11.SERVER)
+        while True:
+            event = self._next_event(conn, sock, self.idle_timeout)
+            if isinstance(event, h11.ConnectionClosed):
+                return
+            assert isinstance(event, h11.Request)
+            head = RequestHead(event.method, event.target, list(event.headers.raw_items()))
+            with self._lock:
+                self.requests.append(head)
+            split = urllib.parse.urlsplit(event.target.decode("ascii"))
+            query = dict(urllib.parse.parse_qsl(split.query))
+            if split.path == "/early":
+                self._respond(conn, sock, 413, b"Too large", close=True)
+                self._lingering_close(sock)
+                return
+            body = self._read_body(conn, sock)
+            self._dispatch(conn, sock, split.path, query, head, body)
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return
+            conn.start_next_cycle()
+
+    def _count_request(self) -> None:
+        # Counted before the answer goes out, so that a client that has its
+        # response also sees the count.
+        with self._lock:
+            self.requests_handled += 1
+
+    def _dispatch(
+        self,
+        conn: h11.Connection,
+        sock: socket.socket,
+        path: str,
+        query: dict[str, str],
+        head: RequestHead,
+        body: bytes,
+    ) -> None:
+        if path == "/":
+            self._respond(conn, sock, 200, b"Hello, world!")
+        elif path == "/echo":
+            self._respond(conn, sock, 200, body)
+        elif path == "/close":
+            self._respond(conn, sock, 200, b"Closing.", close=True)
+        elif path == "/slow":
+            if self._stopping.wait(float(query.get("delay", "0.1"))):
+                raise _Stopped()
+            self._respond(conn, sock, 200, b"Slow.")
+        elif path == "/bytes":
+            self._respond(conn, sock, 200, b"x" * int(query.get("size", "0")))
+        elif path == "/chunked":
+            size, chunk = int(query.get("size", "0")), int(query.get("chunk", "1024"))
+            data = b"x" * size
+            pieces = [data[i : i + chunk] for i in range(0, size, chunk)]
+            self._respond_chunked(conn, sock, pieces, delay=0.0)
+        elif path == "/drip":
+            chunks = int(query.get("chunks", "3"))
+            pieces = [b"chunk %d;" % i for i in range(chunks)]
+            self._respond_chunked(conn, sock, pieces, delay=float(query.get("delay", "0.01")))
+        elif path.startswith("/status/"):
+            self._respond(conn, sock, int(path[len("/status/") :]), b"")
+        elif path == "/headers":
+            lines = b"".join(b"%s: %s\r\n" % (name, value) for name, value in head.headers)
+            self._respond(conn, sock, 200, lines)
+        elif path == "/informational":
+            hints = h11.InformationalResponse(status_code=103, headers=[], reason=_reason(103))
+            self._send(conn, sock, hints)
+            self._respond(conn, sock, 200, b"After hints.")
+        elif path == "/hang":
+            self._stopping.wait()
+            raise _Stopped()
+        else:
+            self._respond(conn, sock, 404, b"Not found.")
+
+    # Wire helpers.
+
+    def _next_event(
+        self, conn: h11.Connection, sock: socket.socket, timeout: float | None
+    ) -> h11.Event:
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(self._recv(sock, timeout))
+            elif event is h11.PAUSED:  # pragma: no cover - we never pipeline
+                raise _Stopped()
+            else:
+                return typing.cast(h11.Event, event)
+
+    def _recv(self, sock: socket.socket, timeout: float | None) -> bytes:
+        """Read once, waking for ``stop()``; ``_Stopped`` on stop or timeout."""
+        if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            readable, _, _ = select.select([sock, self._wake_r], [], [], timeout)
+            if self._wake_r in readable or not readable:
+                raise _Stopped()
+        return sock.recv(READ_SIZE)
+
+    def _read_body(self, conn: h11.Connection, sock: socket.socket) -> bytes:
+        parts = []
+        while True:
+            event = self._next_event(conn, sock, SOCKET_TIMEOUT)
+            if isinstance(event, h11.Data):
+                parts.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                return b"".join(parts)
+            else:
+                raise _Stopped()  # the client hung up mid-body
+
+    def _send(self, conn: h11.Connection, sock: socket.socket, event: h11.Event) -> None:
+        data = conn.send(event)
+        if data:
+            sock.sendall(data)
+
+    def _respond(
+        self,
+        conn: h11.Connection,
+        sock: socket.socket,
+        status: int,
+        body: bytes,
+        *,
+        close: bool = False,
+    ) -> None:
+        self._count_request()
+        headers = [(b"Content-Type", b"text/plain")]
+        if status not in (204, 304):
+            headers.append((b"Content-Length", b"%d" % len(body)))
+        if close:
+            headers.append((b"Connection", b"close"))
+        head = conn.send(h11.Response(status_code=status, headers=headers, reason=_reason(status)))
+        tail = conn.send(h11.Data(data=body)) if body else b""
+        end = conn.send(h11.EndOfMessage())
+        sock.sendall(b"".join(part or b"" for part in (head, tail, end)))
+
+    def _respond_chunked(
+        self, conn: h11.Connection, sock: socket.socket, pieces: list[bytes], delay: float
+    ) -> None:
+        self._count_request()
+        headers = [(b"Content-Type", b"text/plain"), (b"Transfer-Encoding", b"chunked")]
+        self._send(conn, sock, h11.Response(status_code=200, headers=headers, reason=b"OK"))
+        for piece in pieces:
+            if delay and self._stopping.wait(delay):
+                raise _Stopped()
+            self._send(conn, sock, h11.Data(data=piece))
+        self._send(conn, sock, h11.EndOfMessage())
+
+    def _lingering_close(self, sock: socket.socket) -> None:
+        """Half-close, then drain what the client still uploads, so that the
+        kernel does not answer it with a reset that destroys our response."""
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(_Stopped, OSError):
+            while self._recv(sock, 2.0):
+                pass
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return http.HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+# TLS material and fixtures.
+
+
+class TLSContexts(typing.NamedTuple):
+    server: ssl.SSLContext
+    client: ssl.SSLContext
+
+
+def make_tls_contexts(
+    ca: trustme.CA, *, alpn: list[str] | None = None, hostnames: tuple[str, ...] = ()
+) -> TLSContexts:
+    """A server context with a certificate from ``ca`` for 127.0.0.1, localhost
+    and ``hostnames``, and a client context that trusts ``ca``."""
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost", *hostnames).configure_cert(server)
+    server.set_alpn_protocols(alpn if alpn is not None else ["http/1.1"])
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return TLSContexts(server, client)
+
+
+@pytest.fixture(scope="session")
+def http_server_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def server() -> Iterator[HTTPServer]:
+    """A plain HTTP server, stopped (and checked for leaks) after the test."""
+    with HTTPServer() as srv:
+        yield srv
+    assert srv.open_connections == 0
+
+
+@pytest.fixture
+def tls_server(http_server_ca: trustme.CA) -> Iterator[HTTPServer]:
+    """An HTTPS server; ``tls_server.client_ssl_context`` trusts its certificate,
+    which is valid for 127.0.0.1, localhost and example.org."""
+    contexts = make_tls_contexts(http_server_ca, hostnames=("example.org",))
+    with HTTPServer(ssl_context=contexts.server) as srv:
+        srv.client_ssl_context = contexts.client
+        yield srv
+    assert srv.open_connections == 0
