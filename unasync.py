@@ -36,14 +36,13 @@ DIRS = (("httpool/_async", "httpool/_sync"), ("tests/_async", "tests/_sync"))
 
 # Renames on top of the unasync package's own table (``__aenter__``,
 # ``AsyncIterator``, ``StopAsyncIteration``, ...). ``AsyncFoo`` -> ``Foo`` is a
-# rule, not an entry, see ``_NameRule``.
+# rule, not an entry, see ``_NameRule``. Add an entry together with its first
+# use (``anext``, ``aiter_bytes``, ...): --check rejects entries no file needs.
 REPLACEMENTS = {
     "_async": "_sync",
     "aclose": "close",
     "aconnect": "connect",
-    "aiter_bytes": "iter_bytes",
     "aiter_stream": "iter_stream",
-    "anext": "next",
     "aread": "read",
     "asynccontextmanager": "contextmanager",
     "AutoBackend": "SyncBackend",

@@ -37,16 +37,10 @@ Content: TypeAlias = bytes | Iterable[bytes] | AsyncIterable[bytes] | None
 Stream: TypeAlias = Iterable[bytes] | AsyncIterable[bytes]
 Timeouts: TypeAlias = tuple[float | None, float | None, float | None, float | None]
 
+_WEB_PORTS = {b"http": 80, b"https": 443, b"ws": 80, b"wss": 443}
 # SOCKS schemes are here so that proxy URLs parse; a Request takes only REQUEST_SCHEMES.
-DEFAULT_PORTS: Mapping[bytes, int] = {
-    b"http": 80,
-    b"https": 443,
-    b"ws": 80,
-    b"wss": 443,
-    b"socks5": 1080,
-    b"socks5h": 1080,
-}
-REQUEST_SCHEMES = frozenset((b"http", b"https", b"ws", b"wss"))
+DEFAULT_PORTS: Mapping[bytes, int] = {**_WEB_PORTS, b"socks5": 1080, b"socks5h": 1080}
+REQUEST_SCHEMES = frozenset(_WEB_PORTS)
 TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 
 _MISSING_SCHEME = "Request URL is missing an 'http://' or 'https://' protocol."
@@ -66,9 +60,11 @@ _KNOWN_METHOD_BYTES = frozenset(_KNOWN_METHODS.values())
 # Methods whose empty body is still announced as "Content-Length: 0" (RFC 9110 8.6).
 _BODY_METHODS = frozenset((b"POST", b"PUT", b"PATCH"))
 
-# Header names proven to be tokens; bounded, or endless distinct names would grow it.
-_NAME_CACHE_LIMIT = 1024
+# Header names proven to be tokens, and hosts as given -> as normalised (the same few
+# recur on every request); bounded, or endless distinct names would grow them.
+_CACHE_LIMIT = 1024
 _valid_names: set[bytes] = set()
+_valid_hosts: dict[bytes, bytes] = {}
 
 
 def enforce_bytes(value: bytes | str, *, name: str) -> bytes:
@@ -97,7 +93,7 @@ def _header_name(key: bytes | str) -> bytes:
     if raw not in _valid_names:
         if _TOKEN.fullmatch(raw) is None:
             raise LocalProtocolError(f"Invalid header name {raw!r}: not an RFC 9110 token.")
-        if len(_valid_names) < _NAME_CACHE_LIMIT:
+        if len(_valid_names) < _CACHE_LIMIT:
             _valid_names.add(raw)
     return raw
 
@@ -118,9 +114,7 @@ def enforce_headers(value: HeaderTypes, *, name: str, validate: bool = True) -> 
     elif isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray)):
         items = value
     else:
-        raise TypeError(
-            f"{name} must be a mapping or sequence of pairs, not {type(value).__name__}."
-        )
+        raise TypeError(f"{name} must be a mapping or list of pairs, not {type(value).__name__}.")
     headers: Headers = []
     append = headers.append
     for item in items:
@@ -154,9 +148,8 @@ def enforce_stream(content: Content, *, name: str) -> Stream:
 
 
 class Origin:
-    """Scheme, host (lowercase; IPv6 without brackets) and port: what a
-    connection is bound to. Immutable, with its hash computed once: the pool
-    uses origins as dictionary keys on every event."""
+    """The scheme, host and port a connection is bound to. Immutable, its hash
+    computed once: the pool uses origins as dictionary keys on every event."""
 
     __slots__ = ("_hash", "host", "port", "scheme")
     scheme: bytes
@@ -218,6 +211,15 @@ def _scheme(raw: bytes) -> bytes:
 
 
 def _host(raw: bytes) -> bytes:
+    host = _valid_hosts.get(raw)
+    if host is None:
+        host = _normalize_host(raw)
+        if len(_valid_hosts) < _CACHE_LIMIT:
+            _valid_hosts[raw] = host
+    return host
+
+
+def _normalize_host(raw: bytes) -> bytes:
     if not raw:
         raise LocalProtocolError("Invalid URL: the host is empty.")
     if raw[:1] == b"[" or b":" in raw:
@@ -249,10 +251,8 @@ def _host(raw: bytes) -> bytes:
     return raw.lower()
 
 
-def _target(raw: bytes) -> bytes:
-    if not raw:
-        return b"/"
-    return _TARGET_UNSAFE.sub(lambda m: _PERCENT[m.group()[0]], raw)
+def _escape(match: re.Match[bytes]) -> bytes:
+    return _PERCENT[match.group()[0]]
 
 
 def _check_forbidden(raw: bytes, what: str) -> None:
@@ -264,15 +264,13 @@ def _check_forbidden(raw: bytes, what: str) -> None:
 class URL:
     """Where a request goes: ``scheme``, ``host``, ``port`` and ``target``.
 
-    Give a whole URL, ``URL("https://example.com/a?b=1")``, or its parts,
-    ``URL(scheme=b"https", host=b"example.com", target=b"*")``, which can say
-    what a URL string cannot (``*``, a proxy's absolute-form target). Scheme
-    and host come out lowercase, the host IDNA-encoded if Unicode, IPv6
-    without brackets; ``port`` is ``None`` for the default; ``target`` is path
-    and query (``b"/"`` if empty), percent-encoded, without the fragment.
-    Userinfo is dropped. Raises UnsupportedProtocol for a missing or unknown
-    scheme; LocalProtocolError for CR, LF, NUL, space or tab, a bad host or a
-    port outside 0-65535; TypeError for wrong types.
+    Give a whole URL, ``URL("https://a.example/b?c")``, or its parts, which
+    can say what a URL string cannot: ``URL(scheme="https", host="a", target="*")``.
+    Scheme and host are lowercased, a Unicode host IDNA-encoded, IPv6 kept
+    without brackets; ``port`` is ``None`` for the default; ``target`` is the
+    path and query, percent-encoded, ``b"/"`` if empty. Fragment and userinfo
+    are dropped. Raises UnsupportedProtocol for a missing or unknown scheme,
+    LocalProtocolError for CR, LF, NUL, space or tab, a bad host or port.
     """
 
     __slots__ = ("_origin", "host", "port", "scheme", "target")
@@ -304,12 +302,17 @@ class URL:
                 if not 0 <= port <= 65535:
                     raise LocalProtocolError(f"Invalid URL: port {port} is not in 0-65535.")
             self.port = port
-            raw_target = _url_bytes(target, "target")
-            _check_forbidden(raw_target, "URL target")
-            self.target = _target(raw_target)
+            raw = _url_bytes(target, "target") or b"/"
+            if _TARGET_UNSAFE.search(raw) is not None:
+                _check_forbidden(raw, "URL target")
+                raw = _TARGET_UNSAFE.sub(_escape, raw)
+            self.target = raw
 
     def _parse(self, raw: bytes) -> None:
-        _check_forbidden(raw, "URL")
+        # Visible ASCII only, the usual case, means nothing to reject or encode.
+        unsafe = _TARGET_UNSAFE.search(raw) is not None
+        if unsafe:
+            _check_forbidden(raw, "URL")
         match = _URL_PARTS.match(raw)
         if match is None:
             raise UnsupportedProtocol(_MISSING_SCHEME)
@@ -334,7 +337,8 @@ class URL:
             raise LocalProtocolError(f"Invalid URL: port {port!r} is not a number in 0-65535.")
         self.port = int(port) if port else None
         self.host = _host(host)
-        self.target = _target(b"/" + rest if rest[:1] == b"?" else rest)
+        rest = b"/" + rest if rest[:1] == b"?" else rest or b"/"
+        self.target = _TARGET_UNSAFE.sub(_escape, rest) if unsafe else rest
 
     @property
     def origin(self) -> Origin:
@@ -425,11 +429,10 @@ def _check_timeout(timeout: object) -> None:
 class Request:
     """An HTTP request, validated once here and trusted by every layer below.
 
-    ``method`` is an RFC 9110 token; ``url`` has scheme http, https, ws or wss;
-    ``extensions`` is kept as given, e.g. ``{"timeout": {"read": 5.0}}``, and
-    ``"target"`` in it overrides the URL's target. Raises LocalProtocolError
-    for an invalid method, header, timeout or URL, UnsupportedProtocol for a
-    scheme not for requests, TypeError for wrong types.
+    ``extensions`` is kept as given, e.g. ``{"timeout": {"read": 5.0}}``;
+    ``"target"`` in it overrides the URL's. Raises LocalProtocolError for an
+    invalid method, header, timeout or URL, UnsupportedProtocol for a scheme
+    other than http, https, ws and wss, TypeError for wrong types.
     """
 
     __slots__ = ("extensions", "headers", "method", "stream", "url")
@@ -501,10 +504,9 @@ def _wrong_kind(stream: object) -> TypeError:
 
 
 class Response:
-    """An HTTP response. ``content`` is there after ``read()`` / ``aread()``;
-    the body streams once, with ``iter_stream()`` / ``aiter_stream()``;
-    ``close()`` / ``aclose()`` release the connection. Headers are converted
-    to bytes but not validated (see the module notes)."""
+    """An HTTP response. The body streams once (``iter_stream``/``aiter_stream``);
+    ``content`` is there after ``read()``/``aread()``; ``close()``/``aclose()``
+    release the connection. Headers are converted, not validated (see above)."""
 
     __slots__ = ("_consumed", "_content", "extensions", "headers", "status", "stream")
 
@@ -555,9 +557,8 @@ class Response:
         stream = self.stream
         if not isinstance(stream, Iterable):
             raise _wrong_kind(stream)
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
+        if hasattr(stream, "close"):
+            stream.close()
 
     async def aread(self) -> bytes:
         """Read and keep the whole body; later calls return it again."""
@@ -578,9 +579,8 @@ class Response:
         stream = self.stream
         if not isinstance(stream, AsyncIterable):
             raise _wrong_kind(stream)
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        if hasattr(stream, "aclose"):
+            await stream.aclose()
 
     def __repr__(self) -> str:
         return f"<Response [{self.status}]>"
@@ -588,8 +588,7 @@ class Response:
 
 def get_timeout(extensions: Mapping[str, Any], key: str) -> float | None:
     """The ``key`` ("connect", "read", "write", "pool") timeout, or ``None``."""
-    timeout = extensions.get("timeout")
-    return None if timeout is None else cast("float | None", timeout.get(key))
+    return cast("float | None", (extensions.get("timeout") or {}).get(key))
 
 
 def timeouts(extensions: Mapping[str, Any]) -> Timeouts:

@@ -132,6 +132,8 @@ def test_url_from_parts() -> None:
     assert url.target == b"http://example.com/x"
     assert URL(scheme="https", host="example.com", target="*").target == b"*"
     assert URL(scheme="https", host="example.com").target == b"/"
+    assert URL(scheme="http", host="a", target="/caf\u00e9?q=\x01").target == b"/caf%C3%A9?q=%01"
+    assert URL(scheme="http", host="a", target=b"/\xff").target == b"/%FF"
     assert URL(scheme="http", host="[::1]", port=0).host == b"::1"
     assert URL(scheme="http", host="::1").host == b"::1"
 
@@ -380,11 +382,15 @@ def test_header_name_cache_does_not_hide_errors() -> None:
 
 
 def test_header_name_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_models, "_NAME_CACHE_LIMIT", len(_models._valid_names))
+    monkeypatch.setattr(_models, "_CACHE_LIMIT", 0)
     assert enforce_headers([(b"X-Not-Cached-Yet", b"1")], name="h") == [(b"X-Not-Cached-Yet", b"1")]
     assert b"X-Not-Cached-Yet" not in _models._valid_names
     with pytest.raises(LocalProtocolError):
         enforce_headers([(b"X Not Cached", b"1")], name="h")
+    assert URL("http://Not-Cached.example/").host == b"not-cached.example"
+    assert b"Not-Cached.example" not in _models._valid_hosts
+    with pytest.raises(LocalProtocolError):
+        URL("http://not<cached/")
 
 
 def test_headers_from_any_sequence() -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import enum
 import ssl
 import time
-import types
 import typing
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Mapping
 
@@ -134,17 +133,17 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         self._state = HTTPConnectionState.NEW
         self._request_count = 0
         self._h11 = self._new_parser()
+        self._reset_exchange()
+
+    def _reset_exchange(self) -> None:
         # Per request: did a response byte arrive; did the peer hang up; a
         # response event read while still uploading; the Content-Length body
         # read past h11 (bytes left, bytes h11 had buffered); is the body done;
         # may the connection be reused once it is.
-        self._response_started = False
-        self._eof = False
+        self._response_started = self._eof = self._body_complete = self._reusable = False
         self._early_event: h11.Event | None = None
         self._direct_remaining: int | None = None
         self._direct_leftover = b""
-        self._body_complete = False
-        self._reusable = False
 
     def _new_parser(self) -> h11.Connection:
         return h11.Connection(
@@ -186,27 +185,10 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         self._state = next_state(self._state, _E.REQUEST)
         self._request_count += 1
         self._expire_at = None
-        self._response_started = self._eof = self._body_complete = self._reusable = False
-        self._early_event = None
-        self._direct_remaining = None
-        self._direct_leftover = b""
-
+        self._reset_exchange()
         timeouts = request.extensions.get("timeout") or {}
         try:
-            async with Trace.start("http11.send_request_headers", request):
-                head = self._h11_send(
-                    h11.Request(
-                        method=request.method, target=request.url.target, headers=request.headers
-                    )
-                )
-            write_error: WriteError | None = None
-            try:
-                async with Trace.start("http11.send_request_body", request):
-                    await self._send_body(request, head, timeouts.get("write"))
-            except WriteError as exc:
-                # The server may have hung up on purpose after answering
-                # early (a 413, say): its answer beats our write error.
-                write_error = exc
+            write_error = await self._send_request(request, timeouts.get("write"))
             async with Trace.start("http11.receive_response_headers", request) as trace:
                 try:
                     event = await self._receive_response_head(timeouts.get("read"))
@@ -224,7 +206,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 leftover, _ = self._h11.trailing_data
                 network_stream = AsyncHTTP11UpgradeStream(network_stream, leftover)
             else:
-                self._prepare_body(request, event)
+                self._prepare_body(request, event, upload_failed=write_error is not None)
             return Response(
                 status=event.status_code,
                 headers=headers,
@@ -239,29 +221,42 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             await self._fail()
             raise
 
+    async def _send_request(self, request: Request, timeout: float | None) -> WriteError | None:
+        """Send head and body; return the write error, if any, for later.
+
+        A server may hang up on purpose after answering early (a 413, say),
+        and then its answer is what the caller needs, not our write error.
+        """
+        async with Trace.start("http11.send_request_headers", request):
+            head = self._h11_send(
+                h11.Request(
+                    method=request.method, target=request.url.target, headers=request.headers
+                )
+            )
+        try:
+            async with Trace.start("http11.send_request_body", request):
+                await self._send_body(request, head, timeout)
+        except WriteError as exc:
+            return exc
+        return None
+
     # Sending.
 
-    def _h11_send(self, event: h11.Event) -> bytes:
+    def _h11_send(self, event: h11.Event) -> list[bytes]:
+        # The pieces as h11 made them: a Data event's body is not copied.
         try:
-            return self._h11.send(event) or b""
+            return self._h11.send_with_data_passthrough(event) or []
         except h11.LocalProtocolError as exc:
             raise translate(exc, _SEND_ERRORS) from exc
 
-    def _h11_send_data(self, data: bytes) -> list[bytes]:
-        try:
-            return self._h11.send_with_data_passthrough(h11.Data(data=data)) or []
-        except h11.LocalProtocolError as exc:
-            raise translate(exc, _SEND_ERRORS) from exc
-
-    async def _send_body(self, request: Request, head: bytes, timeout: float | None) -> None:
+    async def _send_body(self, request: Request, head: list[bytes], timeout: float | None) -> None:
         stream = request.stream
         if isinstance(stream, ByteStream):
             # Framed in full before the first write, so a body that does not
             # match its Content-Length fails without sending anything.
             body = stream.content
-            pieces = [head, *self._h11_send_data(body)] if body else [head]
-            pieces.append(self._h11_send(h11.EndOfMessage()))
-            await self._write_pieces(pieces, timeout)
+            pieces = head + self._h11_send(h11.Data(data=body)) if body else head
+            await self._write_pieces(pieces + self._h11_send(h11.EndOfMessage()), timeout)
             return
         assert isinstance(stream, AsyncIterable)
         iterator = stream.__aiter__()
@@ -275,9 +270,9 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                     await iterator.aclose()
 
     async def _send_stream(
-        self, iterator: AsyncIterator[bytes], head: bytes, timeout: float | None
+        self, iterator: AsyncIterator[bytes], head: list[bytes], timeout: float | None
     ) -> None:
-        pending = [head]
+        pending = head
         while True:
             try:
                 chunk = await iterator.__anext__()
@@ -287,11 +282,10 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 continue
             if not pending and await self._answered_early(timeout):
                 return
-            pending.extend(self._h11_send_data(chunk))
+            pending.extend(self._h11_send(h11.Data(data=chunk)))
             await self._write_pieces(pending, timeout)
             pending = []
-        pending.append(self._h11_send(h11.EndOfMessage()))
-        await self._write_pieces(pending, timeout)
+        await self._write_pieces(pending + self._h11_send(h11.EndOfMessage()), timeout)
 
     async def _write_pieces(self, pieces: list[bytes], timeout: float | None) -> None:
         batch: list[bytes] = []
@@ -366,22 +360,24 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
     ) -> h11.Response | h11.InformationalResponse:
         while True:
             event = await self._receive_event(timeout)
-            if isinstance(event, h11.Response):
-                return event
-            if isinstance(event, h11.InformationalResponse):
-                if event.status_code == 101:
-                    return event
-                continue  # 100 Continue, 103 Early Hints: not the answer
-            raise RemoteProtocolError(f"Expected a response head, got {event!r}.")
+            if isinstance(event, h11.Response) or getattr(event, "status_code", 0) == 101:
+                return typing.cast(h11.Response | h11.InformationalResponse, event)
+            if not isinstance(event, h11.InformationalResponse):  # 100, 103: skipped
+                raise RemoteProtocolError(f"Expected a response head, got {event!r}.")
 
     def _prepare_body(
-        self, request: Request, event: h11.Response | h11.InformationalResponse
+        self,
+        request: Request,
+        event: h11.Response | h11.InformationalResponse,
+        *,
+        upload_failed: bool,
     ) -> None:
         """Pick how to read the body; note whether the connection is reusable."""
         # After the head, h11 has moved our side from DONE to MUST_CLOSE if
         # either side said "Connection: close" (or the server is HTTP/1.0);
         # SEND_BODY means the server answered before the upload ended.
-        self._reusable = self._h11.our_state is h11.DONE
+        # h11 believes a bytes body sent once framed, even if its write failed.
+        self._reusable = self._h11.our_state is h11.DONE and not upload_failed
         if (
             self._h11.their_state is not h11.SEND_BODY
             or request.method == b"HEAD"
@@ -424,13 +420,8 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         if not remaining:
             self._body_complete = True
             return None
-        data = (
-            b""
-            if self._eof
-            else await self._network_stream.read(min(READ_SIZE, remaining), timeout)
-        )
+        data = await self._network_stream.read(min(READ_SIZE, remaining), timeout)
         if not data:
-            self._eof = True
             raise RemoteProtocolError(
                 "Server disconnected before the end of the response body: "
                 f"{remaining} bytes of it did not arrive."
@@ -472,14 +463,11 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         return origin == self._origin
 
     def capacity(self) -> int:
-        if self._state is HTTPConnectionState.CLOSED:
-            return 0
-        if self._state is HTTPConnectionState.ACTIVE and self._h11.their_state is not (
-            h11.SEND_RESPONSE
-        ):
-            # The head is in: 0 once it said the connection will close.
-            return 1 if self._reusable else 0
-        return 1
+        if self._state is HTTPConnectionState.ACTIVE:
+            # Once the head is in, 0 if the exchange will end in a close.
+            head_in = self._h11.their_state is not h11.SEND_RESPONSE
+            return 0 if head_in and not self._reusable else 1
+        return 0 if self._state is HTTPConnectionState.CLOSED else 1
 
     def is_available(self) -> bool:
         return self._state is HTTPConnectionState.IDLE
@@ -502,10 +490,8 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         return True
 
     def info(self) -> str:
-        return (
-            f"{str(self._origin)!r}, HTTP/1.1, {self._state.name}, "
-            f"Request Count: {self._request_count}"
-        )
+        state, count = self._state.name, self._request_count
+        return f"{str(self._origin)!r}, HTTP/1.1, {state}, Request Count: {count}"
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.info()}]>"
@@ -513,12 +499,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
     async def __aenter__(self) -> AsyncHTTP11Connection:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: types.TracebackType | None = None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
 

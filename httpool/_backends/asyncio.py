@@ -18,6 +18,8 @@ feeds it bytes) and one transport (we write to it). The protocol keeps its own
   transport is aborted: a graceful TLS close waits for the peer's
   ``close_notify`` in the background and can outlive the event loop, leaking
   its socket. HTTP framing never relies on ``close_notify``.
+- A connect timeout is a timer that cancels the connecting task; only that
+  cancellation, not one from outside, is turned into ``ConnectTimeout``.
 - ``start_tls`` keeps the protocol: the loop wraps the transport in TLS and
   the new stream reads the same protocol's buffer, now fed decrypted bytes.
 
@@ -28,6 +30,7 @@ Nothing here knows about HTTP.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import sys
@@ -370,9 +373,11 @@ async def _open_tcp(
         transport, protocol = await loop.create_connection(
             lambda: _StreamProtocol(loop), host, port, local_addr=local
         )
-        sock_info = transport.get_extra_info("socket")
-        if sock_info is not None:
-            sock_info.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # The stdlib loops set it already; other loop implementations may not.
+        raw = transport.get_extra_info("socket")
+        if raw is not None:
+            with contextlib.suppress(OSError):
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return AsyncIOStream(transport, protocol)
 
 

@@ -62,7 +62,7 @@ _CONNECT: ExceptionMapping = {
 _MAPPED = (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
-def _deadline(timeout: float | None) -> typing.ContextManager[object]:
+def _deadline(timeout: float | None) -> contextlib.AbstractContextManager[object]:
     return contextlib.nullcontext() if timeout is None else trio.fail_after(timeout)
 
 

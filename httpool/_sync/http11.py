@@ -32,7 +32,6 @@ from __future__ import annotations
 import enum
 import ssl
 import time
-import types
 import typing
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 
@@ -135,17 +134,17 @@ class HTTP11Connection(ConnectionInterface):
         self._state = HTTPConnectionState.NEW
         self._request_count = 0
         self._h11 = self._new_parser()
+        self._reset_exchange()
+
+    def _reset_exchange(self) -> None:
         # Per request: did a response byte arrive; did the peer hang up; a
         # response event read while still uploading; the Content-Length body
         # read past h11 (bytes left, bytes h11 had buffered); is the body done;
         # may the connection be reused once it is.
-        self._response_started = False
-        self._eof = False
+        self._response_started = self._eof = self._body_complete = self._reusable = False
         self._early_event: h11.Event | None = None
         self._direct_remaining: int | None = None
         self._direct_leftover = b""
-        self._body_complete = False
-        self._reusable = False
 
     def _new_parser(self) -> h11.Connection:
         return h11.Connection(
@@ -187,27 +186,10 @@ class HTTP11Connection(ConnectionInterface):
         self._state = next_state(self._state, _E.REQUEST)
         self._request_count += 1
         self._expire_at = None
-        self._response_started = self._eof = self._body_complete = self._reusable = False
-        self._early_event = None
-        self._direct_remaining = None
-        self._direct_leftover = b""
-
+        self._reset_exchange()
         timeouts = request.extensions.get("timeout") or {}
         try:
-            with Trace.start("http11.send_request_headers", request):
-                head = self._h11_send(
-                    h11.Request(
-                        method=request.method, target=request.url.target, headers=request.headers
-                    )
-                )
-            write_error: WriteError | None = None
-            try:
-                with Trace.start("http11.send_request_body", request):
-                    self._send_body(request, head, timeouts.get("write"))
-            except WriteError as exc:
-                # The server may have hung up on purpose after answering
-                # early (a 413, say): its answer beats our write error.
-                write_error = exc
+            write_error = self._send_request(request, timeouts.get("write"))
             with Trace.start("http11.receive_response_headers", request) as trace:
                 try:
                     event = self._receive_response_head(timeouts.get("read"))
@@ -225,7 +207,7 @@ class HTTP11Connection(ConnectionInterface):
                 leftover, _ = self._h11.trailing_data
                 network_stream = HTTP11UpgradeStream(network_stream, leftover)
             else:
-                self._prepare_body(request, event)
+                self._prepare_body(request, event, upload_failed=write_error is not None)
             return Response(
                 status=event.status_code,
                 headers=headers,
@@ -240,29 +222,42 @@ class HTTP11Connection(ConnectionInterface):
             self._fail()
             raise
 
+    def _send_request(self, request: Request, timeout: float | None) -> WriteError | None:
+        """Send head and body; return the write error, if any, for later.
+
+        A server may hang up on purpose after answering early (a 413, say),
+        and then its answer is what the caller needs, not our write error.
+        """
+        with Trace.start("http11.send_request_headers", request):
+            head = self._h11_send(
+                h11.Request(
+                    method=request.method, target=request.url.target, headers=request.headers
+                )
+            )
+        try:
+            with Trace.start("http11.send_request_body", request):
+                self._send_body(request, head, timeout)
+        except WriteError as exc:
+            return exc
+        return None
+
     # Sending.
 
-    def _h11_send(self, event: h11.Event) -> bytes:
+    def _h11_send(self, event: h11.Event) -> list[bytes]:
+        # The pieces as h11 made them: a Data event's body is not copied.
         try:
-            return self._h11.send(event) or b""
+            return self._h11.send_with_data_passthrough(event) or []
         except h11.LocalProtocolError as exc:
             raise translate(exc, _SEND_ERRORS) from exc
 
-    def _h11_send_data(self, data: bytes) -> list[bytes]:
-        try:
-            return self._h11.send_with_data_passthrough(h11.Data(data=data)) or []
-        except h11.LocalProtocolError as exc:
-            raise translate(exc, _SEND_ERRORS) from exc
-
-    def _send_body(self, request: Request, head: bytes, timeout: float | None) -> None:
+    def _send_body(self, request: Request, head: list[bytes], timeout: float | None) -> None:
         stream = request.stream
         if isinstance(stream, ByteStream):
             # Framed in full before the first write, so a body that does not
             # match its Content-Length fails without sending anything.
             body = stream.content
-            pieces = [head, *self._h11_send_data(body)] if body else [head]
-            pieces.append(self._h11_send(h11.EndOfMessage()))
-            self._write_pieces(pieces, timeout)
+            pieces = head + self._h11_send(h11.Data(data=body)) if body else head
+            self._write_pieces(pieces + self._h11_send(h11.EndOfMessage()), timeout)
             return
         assert isinstance(stream, Iterable)
         iterator = stream.__iter__()
@@ -275,8 +270,10 @@ class HTTP11Connection(ConnectionInterface):
                 with ShieldCancellation():
                     iterator.close()
 
-    def _send_stream(self, iterator: Iterator[bytes], head: bytes, timeout: float | None) -> None:
-        pending = [head]
+    def _send_stream(
+        self, iterator: Iterator[bytes], head: list[bytes], timeout: float | None
+    ) -> None:
+        pending = head
         while True:
             try:
                 chunk = iterator.__next__()
@@ -286,11 +283,10 @@ class HTTP11Connection(ConnectionInterface):
                 continue
             if not pending and self._answered_early(timeout):
                 return
-            pending.extend(self._h11_send_data(chunk))
+            pending.extend(self._h11_send(h11.Data(data=chunk)))
             self._write_pieces(pending, timeout)
             pending = []
-        pending.append(self._h11_send(h11.EndOfMessage()))
-        self._write_pieces(pending, timeout)
+        self._write_pieces(pending + self._h11_send(h11.EndOfMessage()), timeout)
 
     def _write_pieces(self, pieces: list[bytes], timeout: float | None) -> None:
         batch: list[bytes] = []
@@ -363,22 +359,24 @@ class HTTP11Connection(ConnectionInterface):
     ) -> h11.Response | h11.InformationalResponse:
         while True:
             event = self._receive_event(timeout)
-            if isinstance(event, h11.Response):
-                return event
-            if isinstance(event, h11.InformationalResponse):
-                if event.status_code == 101:
-                    return event
-                continue  # 100 Continue, 103 Early Hints: not the answer
-            raise RemoteProtocolError(f"Expected a response head, got {event!r}.")
+            if isinstance(event, h11.Response) or getattr(event, "status_code", 0) == 101:
+                return typing.cast(h11.Response | h11.InformationalResponse, event)
+            if not isinstance(event, h11.InformationalResponse):  # 100, 103: skipped
+                raise RemoteProtocolError(f"Expected a response head, got {event!r}.")
 
     def _prepare_body(
-        self, request: Request, event: h11.Response | h11.InformationalResponse
+        self,
+        request: Request,
+        event: h11.Response | h11.InformationalResponse,
+        *,
+        upload_failed: bool,
     ) -> None:
         """Pick how to read the body; note whether the connection is reusable."""
         # After the head, h11 has moved our side from DONE to MUST_CLOSE if
         # either side said "Connection: close" (or the server is HTTP/1.0);
         # SEND_BODY means the server answered before the upload ended.
-        self._reusable = self._h11.our_state is h11.DONE
+        # h11 believes a bytes body sent once framed, even if its write failed.
+        self._reusable = self._h11.our_state is h11.DONE and not upload_failed
         if (
             self._h11.their_state is not h11.SEND_BODY
             or request.method == b"HEAD"
@@ -421,9 +419,8 @@ class HTTP11Connection(ConnectionInterface):
         if not remaining:
             self._body_complete = True
             return None
-        data = b"" if self._eof else self._network_stream.read(min(READ_SIZE, remaining), timeout)
+        data = self._network_stream.read(min(READ_SIZE, remaining), timeout)
         if not data:
-            self._eof = True
             raise RemoteProtocolError(
                 "Server disconnected before the end of the response body: "
                 f"{remaining} bytes of it did not arrive."
@@ -465,14 +462,11 @@ class HTTP11Connection(ConnectionInterface):
         return origin == self._origin
 
     def capacity(self) -> int:
-        if self._state is HTTPConnectionState.CLOSED:
-            return 0
-        if self._state is HTTPConnectionState.ACTIVE and self._h11.their_state is not (
-            h11.SEND_RESPONSE
-        ):
-            # The head is in: 0 once it said the connection will close.
-            return 1 if self._reusable else 0
-        return 1
+        if self._state is HTTPConnectionState.ACTIVE:
+            # Once the head is in, 0 if the exchange will end in a close.
+            head_in = self._h11.their_state is not h11.SEND_RESPONSE
+            return 0 if head_in and not self._reusable else 1
+        return 0 if self._state is HTTPConnectionState.CLOSED else 1
 
     def is_available(self) -> bool:
         return self._state is HTTPConnectionState.IDLE
@@ -495,10 +489,8 @@ class HTTP11Connection(ConnectionInterface):
         return True
 
     def info(self) -> str:
-        return (
-            f"{str(self._origin)!r}, HTTP/1.1, {self._state.name}, "
-            f"Request Count: {self._request_count}"
-        )
+        state, count = self._state.name, self._request_count
+        return f"{str(self._origin)!r}, HTTP/1.1, {state}, Request Count: {count}"
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.info()}]>"
@@ -506,12 +498,7 @@ class HTTP11Connection(ConnectionInterface):
     def __enter__(self) -> HTTP11Connection:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: types.TracebackType | None = None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 

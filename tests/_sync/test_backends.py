@@ -30,7 +30,7 @@ from httpool._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from httpool._ssl import default_ssl_context
+from httpool._ssl import default_ssl_context, ssl_context_for
 from tests.support.echo_server import EchoServer, blackhole, echo_server
 from tests.support.tls import (
     client_ssl_context,
@@ -325,6 +325,22 @@ def test_sleep_and_now() -> None:
 
 
 # TLS.
+
+
+def test_default_ssl_contexts() -> None:
+    context = default_ssl_context()
+    assert context is default_ssl_context()
+    assert context is ssl_context_for(http1=True, http2=False)
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert context.cert_store_stats()["x509_ca"] > 0
+    both = ssl_context_for(http1=True, http2=True)
+    assert both is not context
+    assert both is ssl_context_for(http1=True, http2=True)
+    assert ssl_context_for(http1=False, http2=True) not in (context, both)
+    with pytest.raises(ValueError):
+        ssl_context_for(http1=False, http2=False)
 
 
 def test_start_tls(server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext) -> None:

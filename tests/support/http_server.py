@@ -355,9 +355,15 @@ class HTTPServer:
 
     def _lingering_close(self, sock: socket.socket) -> None:
         """Half-close, then drain what the client still uploads, so that the
-        kernel does not answer it with a reset that destroys our response."""
+        kernel does not answer it with a reset that destroys our response.
+
+        The drain starts after a pause: a client that only notices our answer
+        when its writes stall (asyncio's transports) gets to stall first.
+        """
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_WR)
+        if self._stopping.wait(0.05):
+            return
         with contextlib.suppress(_Stopped, OSError):
             while self._recv(sock, 2.0):
                 pass
