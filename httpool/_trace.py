@@ -61,11 +61,6 @@ class Trace:
         return Trace(callback, name, {"request": request} if info is None else info)
 
     @property
-    def active(self) -> bool:
-        """Whether a callback listens; lets callers skip building costly info."""
-        return self._callback is not None
-
-    @property
     def return_value(self) -> typing.Any:
         return self._return_value
 

@@ -295,7 +295,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                     await self._network_stream.write(b"".join(batch), timeout)
                     batch = []
                 await self._network_stream.write(piece, timeout)
-            elif piece:
+            else:
                 batch.append(piece)
         if batch:
             await self._network_stream.write(
@@ -362,7 +362,8 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             event = await self._receive_event(timeout)
             if isinstance(event, h11.Response) or getattr(event, "status_code", 0) == 101:
                 return typing.cast(h11.Response | h11.InformationalResponse, event)
-            if not isinstance(event, h11.InformationalResponse):  # 100, 103: skipped
+            if not isinstance(event, h11.InformationalResponse):  # pragma: no cover
+                # Unreachable while h11 keeps its promises; 100 and 103 are skipped.
                 raise RemoteProtocolError(f"Expected a response head, got {event!r}.")
 
     def _prepare_body(
@@ -404,16 +405,12 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         """The next piece of the body, or ``None`` at its end."""
         remaining = self._direct_remaining
         if remaining is None:
-            while True:
-                event = await self._receive_event(timeout)
-                if isinstance(event, h11.Data):
-                    if event.data:
-                        return bytes(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    self._body_complete = True
-                    return None
-                else:
-                    return None  # PAUSED after a protocol switch: no body
+            event = await self._receive_event(timeout)
+            if isinstance(event, h11.Data):
+                return bytes(event.data)
+            # EndOfMessage, or PAUSED after a protocol switch: no more body.
+            self._body_complete = isinstance(event, h11.EndOfMessage)
+            return None
         if self._direct_leftover:
             leftover, self._direct_leftover = self._direct_leftover, b""
             return leftover

@@ -1,0 +1,146 @@
+"""Cancellation at every await on a request's path leaves the pool intact.
+
+Async only (threads cannot be cancelled); each test runs on asyncio and trio.
+A wrapper backend stalls at the k-th await of the request (connect, write,
+each read), the request is cancelled there, and then the pool's invariants
+must hold and the next request must succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import typing
+
+from httpool import AsyncConnectionPool, AsyncMockBackend
+from httpool._backends.base import AsyncNetworkBackend, AsyncNetworkStream
+from httpool._synchronization import current_async_library
+from tests.support.concurrency import AsyncTaskGroup, cancel_after
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, world!"
+
+
+async def _stall() -> None:
+    if current_async_library() == "trio":
+        import trio
+
+        await trio.sleep(3600)
+    else:
+        await asyncio.sleep(3600)
+
+
+class StallingBackend(AsyncNetworkBackend):
+    """Counts awaits on the network; the ``stall_at``-th one never returns."""
+
+    def __init__(self, inner: AsyncMockBackend) -> None:
+        self.inner = inner
+        self.awaits = 0
+        self.stall_at = -1
+
+    async def step(self) -> None:
+        self.awaits += 1
+        if self.awaits == self.stall_at:
+            await _stall()
+
+    async def connect_tcp(self, *args: typing.Any, **kwargs: typing.Any) -> AsyncNetworkStream:
+        await self.step()
+        return StallingStream(await self.inner.connect_tcp(*args, **kwargs), self)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+    def now(self) -> float:
+        return self.inner.now()
+
+
+class StallingStream(AsyncNetworkStream):
+    def __init__(self, inner: AsyncNetworkStream, backend: StallingBackend) -> None:
+        self.inner = inner
+        self.backend = backend
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        await self.backend.step()
+        return await self.inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self.backend.step()
+        await self.inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self.inner.get_extra_info(info)
+
+
+async def _cancel_at_every_await(warm: bool) -> None:
+    backend = StallingBackend(AsyncMockBackend(reply=OK))
+    k = 1
+    while True:
+        async with AsyncConnectionPool(network_backend=backend, max_connections=2) as pool:
+            if warm:
+                await pool.request("GET", "http://example.com/")
+            backend.awaits = 0
+            backend.stall_at = k
+
+            async def fetch(pool: AsyncConnectionPool = pool) -> None:
+                await pool.request("GET", "http://example.com/")
+
+            cancelled = await cancel_after(0.05, fetch)
+            pool.check_invariants()
+            stats = pool.stats()
+            assert stats.streams_in_use == 0 and stats.queued == 0, (k, stats)
+            backend.stall_at = -1
+            response = await pool.request("GET", "http://example.com/")
+            assert response.content == b"Hello, world!"
+            pool.check_invariants()
+        if not cancelled:
+            # connect (when new), write, read head, read body: all cancellation points
+            assert k > (3 if warm else 4), k
+            return
+        k += 1
+
+
+async def test_cancel_at_every_await_on_a_new_connection() -> None:
+    await _cancel_at_every_await(warm=False)
+
+
+async def test_cancel_at_every_await_on_a_reused_connection() -> None:
+    await _cancel_at_every_await(warm=True)
+
+
+async def test_cancel_while_waiting_leaves_no_reservation() -> None:
+    backend = AsyncMockBackend(reply=OK)
+    async with AsyncConnectionPool(network_backend=backend, max_connections=1) as pool:
+        async with pool.stream("GET", "http://example.com/") as held:
+
+            async def waiting() -> None:
+                await pool.request("GET", "http://example.com/")
+
+            assert await cancel_after(0.02, waiting)
+            assert pool.stats().queued == 0
+            await held.aread()
+        pool.check_invariants()
+        assert pool.stats().idle == 1
+        assert (await pool.request("GET", "http://example.com/")).status == 200
+        assert backend.connects == 1
+
+
+async def test_many_cancelled_waiters_then_full_service() -> None:
+    backend = AsyncMockBackend(reply=OK)
+    done: list[int] = []
+    async with AsyncConnectionPool(network_backend=backend, max_connections=2) as pool:
+
+        async def maybe_cancelled(i: int) -> None:
+            async def fetch() -> None:
+                await pool.request("GET", f"http://host{i % 3}.test/")
+                done.append(i)
+
+            await cancel_after(0.0 if i % 2 else 5.0, fetch)
+
+        async with AsyncTaskGroup() as group:
+            for i in range(50):
+                group.start_soon(maybe_cancelled, i)
+        pool.check_invariants()
+        stats = pool.stats()
+        assert stats.queued == 0 and stats.streams_in_use == 0
+        assert all(i in done for i in range(0, 50, 2))
