@@ -296,7 +296,7 @@ class HTTP11Connection(ConnectionInterface):
                     self._network_stream.write(b"".join(batch), timeout)
                     batch = []
                 self._network_stream.write(piece, timeout)
-            elif piece:
+            else:
                 batch.append(piece)
         if batch:
             self._network_stream.write(batch[0] if len(batch) == 1 else b"".join(batch), timeout)
@@ -361,7 +361,8 @@ class HTTP11Connection(ConnectionInterface):
             event = self._receive_event(timeout)
             if isinstance(event, h11.Response) or getattr(event, "status_code", 0) == 101:
                 return typing.cast(h11.Response | h11.InformationalResponse, event)
-            if not isinstance(event, h11.InformationalResponse):  # 100, 103: skipped
+            if not isinstance(event, h11.InformationalResponse):  # pragma: no cover
+                # Unreachable while h11 keeps its promises; 100 and 103 are skipped.
                 raise RemoteProtocolError(f"Expected a response head, got {event!r}.")
 
     def _prepare_body(
@@ -403,16 +404,12 @@ class HTTP11Connection(ConnectionInterface):
         """The next piece of the body, or ``None`` at its end."""
         remaining = self._direct_remaining
         if remaining is None:
-            while True:
-                event = self._receive_event(timeout)
-                if isinstance(event, h11.Data):
-                    if event.data:
-                        return bytes(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    self._body_complete = True
-                    return None
-                else:
-                    return None  # PAUSED after a protocol switch: no body
+            event = self._receive_event(timeout)
+            if isinstance(event, h11.Data):
+                return bytes(event.data)
+            # EndOfMessage, or PAUSED after a protocol switch: no more body.
+            self._body_complete = isinstance(event, h11.EndOfMessage)
+            return None
         if self._direct_leftover:
             leftover, self._direct_leftover = self._direct_leftover, b""
             return leftover

@@ -7,6 +7,8 @@ Written once; runs on asyncio, trio and (generated) threads.
 from __future__ import annotations
 
 import socket
+import sys
+import types
 import typing
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 import httpool
 from httpool import AsyncMockBackend, Origin, Request
 from httpool._async.connection import AsyncHTTPConnection
+from httpool._async.http11 import AsyncHTTP11Connection
 from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
 
 __all__ = ["http_server_ca", "server", "tls_server"]
@@ -26,9 +29,16 @@ def _origin(srv: HTTPServer) -> Origin:
 
 
 async def test_get_and_response_extensions(server: HTTPServer) -> None:
-    async with AsyncHTTPConnection(_origin(server)) as conn:
+    async with AsyncHTTPConnection(_origin(server), keepalive_expiry=60) as conn:
         assert (conn.info(), conn.capacity(), conn.is_alive()) == ("CONNECTING", 1, True)
         assert not conn.is_idle() and not conn.is_closed() and not conn.has_expired()
+        assert not conn.is_available() and conn.connection is None
+        assert (conn.request_count, conn.response_started) == (0, False)
+        request = Request("GET", server.url + "/", headers={"Host": server.url[7:]})
+        await conn.aconnect(request)
+        await conn.aconnect(request)  # idempotent
+        assert isinstance(conn.connection, AsyncHTTP11Connection)
+        assert server.connections_accepted == 1
         response = await conn.request("GET", server.url + "/")
         assert response.status == 200
         assert response.content == b"Hello, world!"
@@ -37,6 +47,7 @@ async def test_get_and_response_extensions(server: HTTPServer) -> None:
         stream = response.extensions["network_stream"]
         assert stream.get_extra_info("server_addr")[1] == server.port
         assert conn.is_idle() and conn.is_available() and conn.is_alive()
+        assert not conn.has_expired() and conn.response_started and conn.request_count == 1
         assert conn.info() == f"'{server.url}', HTTP/1.1, IDLE, Request Count: 1"
         assert repr(conn).startswith("<AsyncHTTPConnection [") or repr(conn).startswith(
             "<HTTPConnection ["
@@ -67,12 +78,11 @@ async def test_tls_with_alpn(tls_server: HTTPServer) -> None:
     assert tls_server.sni_names == [None]
 
 
-async def test_sni_hostname_extension(tls_server: HTTPServer) -> None:
+@pytest.mark.parametrize("sni", ["example.org", b"example.org"])
+async def test_sni_hostname_extension(tls_server: HTTPServer, sni: str | bytes) -> None:
     origin = _origin(tls_server)
     async with AsyncHTTPConnection(origin, ssl_context=tls_server.client_ssl_context) as conn:
-        response = await conn.request(
-            "GET", tls_server.url + "/", extensions={"sni_hostname": "example.org"}
-        )
+        response = await conn.request("GET", tls_server.url + "/", extensions={"sni_hostname": sni})
         assert response.status == 200
     assert tls_server.sni_names == ["example.org"]
 
@@ -267,3 +277,52 @@ async def test_trace_of_a_request(server: HTTPServer) -> None:
         "http11.response_closed.started",
         "http11.response_closed.complete",
     ]
+
+
+async def test_closed_before_connecting() -> None:
+    conn = AsyncHTTPConnection(Origin(b"http", b"example.com", 80))
+    await conn.aclose()
+    assert conn.is_closed() and conn.info() == "CLOSED" and conn.capacity() == 0
+    with pytest.raises(httpool.ConnectionNotAvailable):
+        await conn.request("GET", "http://example.com/")
+
+
+async def test_http2_without_its_module(server: HTTPServer) -> None:
+    async with AsyncHTTPConnection(_origin(server), http2=True) as conn:
+        assert (await conn.request("GET", server.url + "/")).status == 200
+        assert isinstance(conn.connection, AsyncHTTP11Connection)
+    async with AsyncHTTPConnection(_origin(server), http1=False, http2=True) as conn:
+        with pytest.raises(httpool.UnsupportedProtocol):
+            await conn.request("GET", server.url + "/")
+    assert server.connections_accepted == 1
+
+
+class AsyncFakeHTTP2Connection:
+    """Stands in for the HTTP/2 connection that does not exist yet."""
+
+    def __init__(self, **kwargs: typing.Any) -> None:
+        self.kwargs = kwargs
+
+    async def aclose(self) -> None:
+        await self.kwargs["stream"].aclose()
+
+
+@pytest.mark.parametrize(
+    ("scheme", "http1", "alpn_h2"), [(b"https", True, True), (b"http", False, False)]
+)
+async def test_http2_is_chosen_once_its_module_exists(
+    monkeypatch: pytest.MonkeyPatch, scheme: bytes, http1: bool, alpn_h2: bool
+) -> None:
+    package = AsyncHTTPConnection.__module__.rpartition(".")[0]
+    fake = types.ModuleType(package + ".http2")
+    fake.AsyncFakeHTTP2Connection = AsyncFakeHTTP2Connection  # type: ignore[attr-defined]
+    fake.AsyncHTTP2Connection = AsyncFakeHTTP2Connection  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, package + ".http2", fake)
+    backend = AsyncMockBackend(http2=alpn_h2)
+    origin = Origin(scheme, b"example.com", 443)
+    conn = AsyncHTTPConnection(origin, http1=http1, http2=True, network_backend=backend)
+    await conn.aconnect(Request("GET", f"{scheme.decode()}://example.com:443/"))
+    assert isinstance(conn.connection, AsyncFakeHTTP2Connection)
+    assert conn.connection.kwargs["origin"] == origin
+    await conn.aclose()
+    assert backend.streams[0].closed

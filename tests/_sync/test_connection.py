@@ -8,6 +8,8 @@ Written once; runs on asyncio, trio and (generated) threads.
 from __future__ import annotations
 
 import socket
+import sys
+import types
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 import httpool
 from httpool import MockBackend, Origin, Request
 from httpool._sync.connection import HTTPConnection
+from httpool._sync.http11 import HTTP11Connection
 from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
 
 __all__ = ["http_server_ca", "server", "tls_server"]
@@ -27,9 +30,16 @@ def _origin(srv: HTTPServer) -> Origin:
 
 
 def test_get_and_response_extensions(server: HTTPServer) -> None:
-    with HTTPConnection(_origin(server)) as conn:
+    with HTTPConnection(_origin(server), keepalive_expiry=60) as conn:
         assert (conn.info(), conn.capacity(), conn.is_alive()) == ("CONNECTING", 1, True)
         assert not conn.is_idle() and not conn.is_closed() and not conn.has_expired()
+        assert not conn.is_available() and conn.connection is None
+        assert (conn.request_count, conn.response_started) == (0, False)
+        request = Request("GET", server.url + "/", headers={"Host": server.url[7:]})
+        conn.connect(request)
+        conn.connect(request)  # idempotent
+        assert isinstance(conn.connection, HTTP11Connection)
+        assert server.connections_accepted == 1
         response = conn.request("GET", server.url + "/")
         assert response.status == 200
         assert response.content == b"Hello, world!"
@@ -38,6 +48,7 @@ def test_get_and_response_extensions(server: HTTPServer) -> None:
         stream = response.extensions["network_stream"]
         assert stream.get_extra_info("server_addr")[1] == server.port
         assert conn.is_idle() and conn.is_available() and conn.is_alive()
+        assert not conn.has_expired() and conn.response_started and conn.request_count == 1
         assert conn.info() == f"'{server.url}', HTTP/1.1, IDLE, Request Count: 1"
         assert repr(conn).startswith("<AsyncHTTPConnection [") or repr(conn).startswith(
             "<HTTPConnection ["
@@ -68,12 +79,11 @@ def test_tls_with_alpn(tls_server: HTTPServer) -> None:
     assert tls_server.sni_names == [None]
 
 
-def test_sni_hostname_extension(tls_server: HTTPServer) -> None:
+@pytest.mark.parametrize("sni", ["example.org", b"example.org"])
+def test_sni_hostname_extension(tls_server: HTTPServer, sni: str | bytes) -> None:
     origin = _origin(tls_server)
     with HTTPConnection(origin, ssl_context=tls_server.client_ssl_context) as conn:
-        response = conn.request(
-            "GET", tls_server.url + "/", extensions={"sni_hostname": "example.org"}
-        )
+        response = conn.request("GET", tls_server.url + "/", extensions={"sni_hostname": sni})
         assert response.status == 200
     assert tls_server.sni_names == ["example.org"]
 
@@ -268,3 +278,52 @@ def test_trace_of_a_request(server: HTTPServer) -> None:
         "http11.response_closed.started",
         "http11.response_closed.complete",
     ]
+
+
+def test_closed_before_connecting() -> None:
+    conn = HTTPConnection(Origin(b"http", b"example.com", 80))
+    conn.close()
+    assert conn.is_closed() and conn.info() == "CLOSED" and conn.capacity() == 0
+    with pytest.raises(httpool.ConnectionNotAvailable):
+        conn.request("GET", "http://example.com/")
+
+
+def test_http2_without_its_module(server: HTTPServer) -> None:
+    with HTTPConnection(_origin(server), http2=True) as conn:
+        assert (conn.request("GET", server.url + "/")).status == 200
+        assert isinstance(conn.connection, HTTP11Connection)
+    with HTTPConnection(_origin(server), http1=False, http2=True) as conn:
+        with pytest.raises(httpool.UnsupportedProtocol):
+            conn.request("GET", server.url + "/")
+    assert server.connections_accepted == 1
+
+
+class FakeHTTP2Connection:
+    """Stands in for the HTTP/2 connection that does not exist yet."""
+
+    def __init__(self, **kwargs: typing.Any) -> None:
+        self.kwargs = kwargs
+
+    def close(self) -> None:
+        self.kwargs["stream"].close()
+
+
+@pytest.mark.parametrize(
+    ("scheme", "http1", "alpn_h2"), [(b"https", True, True), (b"http", False, False)]
+)
+def test_http2_is_chosen_once_its_module_exists(
+    monkeypatch: pytest.MonkeyPatch, scheme: bytes, http1: bool, alpn_h2: bool
+) -> None:
+    package = HTTPConnection.__module__.rpartition(".")[0]
+    fake = types.ModuleType(package + ".http2")
+    fake.FakeHTTP2Connection = FakeHTTP2Connection  # type: ignore[attr-defined]
+    fake.HTTP2Connection = FakeHTTP2Connection  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, package + ".http2", fake)
+    backend = MockBackend(http2=alpn_h2)
+    origin = Origin(scheme, b"example.com", 443)
+    conn = HTTPConnection(origin, http1=http1, http2=True, network_backend=backend)
+    conn.connect(Request("GET", f"{scheme.decode()}://example.com:443/"))
+    assert isinstance(conn.connection, FakeHTTP2Connection)
+    assert conn.connection.kwargs["origin"] == origin
+    conn.close()
+    assert backend.streams[0].closed

@@ -21,6 +21,7 @@ from httpool._sync.http11 import (
     HTTPConnectionState,
     next_state,
 )
+from httpool._trace import NO_TRACE, Trace
 
 ORIGIN = Origin(b"http", b"example.com", 80)
 URL = "http://example.com/"
@@ -476,3 +477,70 @@ def test_trace_events() -> None:
     name, info = events[-1]
     assert name == "http11.receive_response_headers.failed"
     assert isinstance(info["exception"], httpool.RemoteProtocolError)
+
+
+def test_large_streamed_chunk_with_content_length() -> None:
+    big = b"y" * 70_000
+
+    def body() -> Iterator[bytes]:
+        yield b"small"
+        yield big
+
+    conn, stream, _ = _connect([OK])
+    headers = {"Content-Length": str(5 + len(big))}
+    conn.request("POST", URL, headers=headers, content=body())
+    assert stream.written[1] is big  # written as it came, never joined
+    assert len(stream.written) == 2 and conn.is_idle()
+
+
+def test_closed_response_stream() -> None:
+    conn, _, _ = _connect([OK])
+    response = conn.handle_request(Request("GET", URL, headers={"Host": "x"}))
+    stream = typing.cast(typing.Any, response.stream)
+    response.close()
+    response.close()  # idempotent
+    assert conn.is_closed()
+    with pytest.raises(RuntimeError, match="closed before its body was read"):
+        stream.__next__()
+
+
+def test_exhausted_response_stream_stays_exhausted() -> None:
+    conn, _, _ = _connect([OK])
+    response = conn.handle_request(Request("GET", URL, headers={"Host": "x"}))
+    stream = typing.cast(typing.Any, response.stream)
+    assert stream.__next__() == b"Hello, world!"
+    for _ in range(2):
+        with pytest.raises(StopIteration):
+            stream.__next__()
+    response.close()
+    assert conn.is_idle()
+
+
+def test_trace_object() -> None:
+    calls: list[str] = []
+    request = Request("GET", URL, extensions={"trace": lambda name, info: calls.append(name)})
+    assert Trace.start("x.step", None) is NO_TRACE
+    assert Trace.start("x.step", Request("GET", URL)) is NO_TRACE
+    with NO_TRACE as trace:
+        trace.return_value = "kept?"
+    assert NO_TRACE.return_value is None  # the shared object holds nothing
+    with Trace.start("x.step", request) as trace:
+        trace.return_value = 1
+    assert trace.return_value == 1
+    with pytest.raises(ValueError), Trace.start("x.other", request):
+        raise ValueError()
+    assert calls == ["x.step.started", "x.step.complete", "x.other.started", "x.other.failed"]
+
+    def async_callback(name: str, info: dict[str, typing.Any]) -> None:
+        pass  # pragma: no cover - never awaited
+
+    request = Request("GET", URL, extensions={"trace": async_callback})
+    with pytest.raises(TypeError), Trace.start("x.step", request):
+        pass  # pragma: no cover
+
+
+def test_sync_trace_callback_in_any_code() -> None:
+    calls: list[str] = []
+    conn, _, _ = _connect([OK])
+    conn.request("GET", URL, extensions={"trace": lambda name, info: calls.append(name)})
+    assert len(calls) == 10 and calls[0] == "http11.send_request_headers.started"
