@@ -35,7 +35,10 @@ def stream(
     extensions: Extensions | None = None,
 ) -> Iterator[Response]:
     """Send one request and yield the response with its body unread."""
-    with ConnectionPool() as pool, pool.stream(
-        method, url, headers=headers, content=content, extensions=extensions
-    ) as response:
+    with (
+        ConnectionPool() as pool,
+        pool.stream(
+            method, url, headers=headers, content=content, extensions=extensions
+        ) as response,
+    ):
         yield response

@@ -60,7 +60,7 @@ PoolLock = threading.Lock
 class AsyncEvent:
     """A one-shot event for asyncio or trio, with a timeout on ``wait``."""
 
-    __slots__ = ("_flag", "_waiter", "_trio_event")
+    __slots__ = ("_flag", "_trio_event", "_waiter")
 
     def __init__(self) -> None:
         self._flag = False

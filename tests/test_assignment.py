@@ -328,7 +328,7 @@ class PoolMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.active)
     @rule(i=st.integers(0, 100), server_closes=st.booleans())
     def finish(self, i: int, server_closes: bool) -> None:
-        waiter, entry = self.active.pop(i % len(self.active))
+        _waiter, entry = self.active.pop(i % len(self.active))
         self.holders[id(entry)] -= 1
         if server_closes:
             entry.connection.closed = True  # type: ignore[attr-defined]

@@ -71,10 +71,10 @@ class PoolEntry:
     """The pool's record of one connection."""
 
     __slots__ = (
+        "capacity",
         "connection",
         "idle_since",
         "in_use",
-        "capacity",
         "may_multiplex",
         "multiplexed",
         "origin",
@@ -311,7 +311,7 @@ class AsyncPoolState:
             o = entry.origin
             assert self._origins.get(o.origin) is o, f"{entry} has a stale origin"
             assert entry.state is not EntryState.CLOSED, entry
-            assert 0 <= entry.in_use, entry
+            assert entry.in_use >= 0, entry
             assert entry.in_use <= (entry.capacity if entry.multiplexed else 1), entry
             counts[o.origin] = counts.get(o.origin, 0) + 1
             in_use += entry.in_use

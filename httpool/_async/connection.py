@@ -150,9 +150,12 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
     def _protocol_connection(
         self, stream: AsyncNetworkStream, http2_module: types.ModuleType | None
     ) -> AsyncConnectionInterface:
-        ssl_object = stream.get_extra_info("ssl_object")
-        alpn = None if ssl_object is None else ssl_object.selected_alpn_protocol()
-        if alpn == "h2" or (not self._http1 and ssl_object is None):
+        if self._origin.scheme in _TLS_SCHEMES:
+            ssl_object = stream.get_extra_info("ssl_object")
+            alpn = None if ssl_object is None else ssl_object.selected_alpn_protocol()
+        else:
+            alpn = None if self._http1 else "h2"  # prior knowledge
+        if alpn == "h2":
             if http2_module is None:
                 raise RemoteProtocolError("The server selected HTTP/2, which was not offered.")
             connection: AsyncConnectionInterface = http2_module.AsyncHTTP2Connection(

@@ -243,9 +243,7 @@ class PoolByteStream:
 
     __slots__ = ("_closed", "_entry", "_pool", "_stream")
 
-    def __init__(
-        self, stream: typing.Any, pool: AsyncConnectionPool, entry: PoolEntry
-    ) -> None:
+    def __init__(self, stream: typing.Any, pool: AsyncConnectionPool, entry: PoolEntry) -> None:
         self._stream = stream
         self._pool = pool
         self._entry = entry

@@ -151,9 +151,12 @@ class HTTPConnection(ConnectionInterface):
     def _protocol_connection(
         self, stream: NetworkStream, http2_module: types.ModuleType | None
     ) -> ConnectionInterface:
-        ssl_object = stream.get_extra_info("ssl_object")
-        alpn = None if ssl_object is None else ssl_object.selected_alpn_protocol()
-        if alpn == "h2" or (not self._http1 and ssl_object is None):
+        if self._origin.scheme in _TLS_SCHEMES:
+            ssl_object = stream.get_extra_info("ssl_object")
+            alpn = None if ssl_object is None else ssl_object.selected_alpn_protocol()
+        else:
+            alpn = None if self._http1 else "h2"  # prior knowledge
+        if alpn == "h2":
             if http2_module is None:
                 raise RemoteProtocolError("The server selected HTTP/2, which was not offered.")
             connection: ConnectionInterface = http2_module.HTTP2Connection(

@@ -17,7 +17,6 @@ are known and can give a multiplexing connection's spare slots to waiters.
 from __future__ import annotations
 
 import contextlib
-import typing
 from collections.abc import Iterable, Iterator
 
 from .._models import (

@@ -38,8 +38,8 @@ async def test_get_and_response_extensions(server: HTTPServer) -> None:
         await conn.aconnect(request)
         await conn.aconnect(request)  # idempotent
         assert isinstance(conn.connection, AsyncHTTP11Connection)
-        assert server.connections_accepted == 1
         response = await conn.request("GET", server.url + "/")
+        assert server.connections_accepted == 1
         assert response.status == 200
         assert response.content == b"Hello, world!"
         assert response.extensions["http_version"] == b"HTTP/1.1"

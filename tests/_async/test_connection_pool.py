@@ -100,7 +100,10 @@ async def test_max_keepalive_connections() -> None:
     async with AsyncConnectionPool(
         network_backend=backend, max_connections=4, max_keepalive_connections=1
     ) as pool:
-        async with pool.stream("GET", "http://a.test/") as a, pool.stream("GET", "http://b.test/") as b:
+        async with (
+            pool.stream("GET", "http://a.test/") as a,
+            pool.stream("GET", "http://b.test/") as b,
+        ):
             assert pool.stats().active == 2
             await a.aread()
             await b.aread()

@@ -532,10 +532,12 @@ def test_trace_object() -> None:
         raise ValueError()
     assert calls == ["x.step.started", "x.step.complete", "x.other.started", "x.other.failed"]
 
-    async def async_callback(name: str, info: dict[str, typing.Any]) -> None:
-        pass  # pragma: no cover - never awaited
+    class Awaitable:
+        def __await__(self) -> typing.Generator[None, None, None]:
+            yield  # pragma: no cover - never awaited
 
-    request = Request("GET", URL, extensions={"trace": async_callback})
+    # Sync code cannot await what an async callback returns: a clear error.
+    request = Request("GET", URL, extensions={"trace": lambda name, info: Awaitable()})
     with pytest.raises(TypeError), Trace.start("x.step", request):
         pass  # pragma: no cover
 

@@ -80,9 +80,7 @@ async def test_large_and_chunked_bodies(server: HTTPServer) -> None:
 async def test_read_timeout_then_pool_serves_next(server: HTTPServer) -> None:
     async with AsyncConnectionPool() as pool:
         with pytest.raises(httpool.ReadTimeout):
-            await pool.request(
-                "GET", server.url + "/hang", extensions={"timeout": {"read": 0.1}}
-            )
+            await pool.request("GET", server.url + "/hang", extensions={"timeout": {"read": 0.1}})
         assert (await pool.request("GET", server.url + "/")).status == 200
         stats = pool.stats()
         assert stats.streams_in_use == 0 and stats.connections == 1

@@ -39,8 +39,8 @@ def test_get_and_response_extensions(server: HTTPServer) -> None:
         conn.connect(request)
         conn.connect(request)  # idempotent
         assert isinstance(conn.connection, HTTP11Connection)
-        assert server.connections_accepted == 1
         response = conn.request("GET", server.url + "/")
+        assert server.connections_accepted == 1
         assert response.status == 200
         assert response.content == b"Hello, world!"
         assert response.extensions["http_version"] == b"HTTP/1.1"

@@ -99,7 +99,10 @@ def test_max_keepalive_connections() -> None:
     with ConnectionPool(
         network_backend=backend, max_connections=4, max_keepalive_connections=1
     ) as pool:
-        with pool.stream("GET", "http://a.test/") as a, pool.stream("GET", "http://b.test/") as b:
+        with (
+            pool.stream("GET", "http://a.test/") as a,
+            pool.stream("GET", "http://b.test/") as b,
+        ):
             assert pool.stats().active == 2
             a.read()
             b.read()
