@@ -138,11 +138,14 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
                 )
             stream = await self._open_stream(request, offer_h2=http2_module is not None)
             try:
-                self._connection = self._protocol_connection(stream, http2_module)
+                connection = self._protocol_connection(stream, http2_module)
             except BaseException:
                 with AsyncShieldCancellation():
                     await stream.aclose()
                 raise
+            self._connection = connection
+            if self._closed:  # aclose() was called while we were connecting
+                await connection.aclose()
         except BaseException:
             self._closed = self._failed = True
             raise

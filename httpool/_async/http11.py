@@ -258,7 +258,10 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             pieces = head + self._h11_send(h11.Data(data=body)) if body else head
             await self._write_pieces(pieces + self._h11_send(h11.EndOfMessage()), timeout)
             return
-        assert isinstance(stream, AsyncIterable)
+        if not isinstance(stream, AsyncIterable):
+            raise TypeError(
+                f"request content must be bytes or an async iterable of bytes, not {stream!r}"
+            )
         iterator = stream.__aiter__()
         try:
             await self._send_stream(iterator, head, timeout)
@@ -501,11 +504,12 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
 
 
 class AsyncHTTP11ResponseStream:
-    """The body of one response, an async iterator of bytes; closing it
-    settles the connection's fate.
+    """The body of one response, chunk by chunk; closing it settles the
+    connection's fate.
 
-    A plain iterator, not an async generator: one abandoned half-way holds no
-    frame that a garbage collector would have to finalise on an event loop.
+    An iterator object rather than a generator, so that one abandoned half-way
+    leaves no suspended frame for the garbage collector to finalise (which,
+    for an async generator, would need the event loop).
     """
 
     __slots__ = ("_connection", "_request", "_state", "_timeout", "_trace")

@@ -139,11 +139,14 @@ class HTTPConnection(ConnectionInterface):
                 )
             stream = self._open_stream(request, offer_h2=http2_module is not None)
             try:
-                self._connection = self._protocol_connection(stream, http2_module)
+                connection = self._protocol_connection(stream, http2_module)
             except BaseException:
                 with ShieldCancellation():
                     stream.close()
                 raise
+            self._connection = connection
+            if self._closed:  # aclose() was called while we were connecting
+                connection.close()
         except BaseException:
             self._closed = self._failed = True
             raise

@@ -326,3 +326,17 @@ async def test_http2_is_chosen_once_its_module_exists(
     assert conn.connection.kwargs["origin"] == origin
     await conn.aclose()
     assert backend.streams[0].closed
+
+
+async def test_close_while_connecting() -> None:
+    backend = AsyncMockBackend()
+    conn = AsyncHTTPConnection(Origin(b"http", b"example.com", 80), network_backend=backend)
+
+    async def trace(name: str, info: dict[str, typing.Any]) -> None:
+        if name == "connection.connect_tcp.complete":
+            await conn.aclose()  # as a pool shutting down would, from another task
+
+    await conn.aconnect(Request("GET", "http://example.com/", extensions={"trace": trace}))
+    assert conn.is_closed() and backend.streams[0].closed
+    with pytest.raises(httpool.ConnectionNotAvailable):
+        await conn.request("GET", "http://example.com/")

@@ -327,3 +327,17 @@ def test_http2_is_chosen_once_its_module_exists(
     assert conn.connection.kwargs["origin"] == origin
     conn.close()
     assert backend.streams[0].closed
+
+
+def test_close_while_connecting() -> None:
+    backend = MockBackend()
+    conn = HTTPConnection(Origin(b"http", b"example.com", 80), network_backend=backend)
+
+    def trace(name: str, info: dict[str, typing.Any]) -> None:
+        if name == "connection.connect_tcp.complete":
+            conn.close()  # as a pool shutting down would, from another task
+
+    conn.connect(Request("GET", "http://example.com/", extensions={"trace": trace}))
+    assert conn.is_closed() and backend.streams[0].closed
+    with pytest.raises(httpool.ConnectionNotAvailable):
+        conn.request("GET", "http://example.com/")

@@ -487,8 +487,8 @@ def test_large_streamed_chunk_with_content_length() -> None:
         yield big
 
     conn, stream, _ = _connect([OK])
-    headers = {"Content-Length": str(5 + len(big))}
-    conn.request("POST", URL, headers=headers, content=body())
+    length = str(5 + len(big))
+    conn.request("POST", URL, headers={"Content-Length": length}, content=body())
     assert stream.written[1] is big  # written as it came, never joined
     assert len(stream.written) == 2 and conn.is_idle()
 
@@ -532,13 +532,39 @@ def test_trace_object() -> None:
     assert calls == ["x.step.started", "x.step.complete", "x.other.started", "x.other.failed"]
 
     class Awaitable:
+        closed = False
+
         def __await__(self) -> typing.Generator[None, None, None]:
             yield  # pragma: no cover - never awaited
 
-    # Sync code cannot await what an async callback returns: a clear error.
-    request = Request("GET", URL, extensions={"trace": lambda name, info: Awaitable()})
+        def close(self) -> None:
+            self.closed = True
+
+    # Sync code cannot await what an async callback returns: a clear error,
+    # and the coroutine is closed rather than left to warn.
+    awaitable = Awaitable()
+    request = Request("GET", URL, extensions={"trace": lambda name, info: awaitable})
     with pytest.raises(TypeError), Trace.start("x.step", request):
         pass  # pragma: no cover
+    assert awaitable.closed
+
+
+def test_streamed_body_from_an_iterator_object() -> None:
+    class Chunks:
+        def __init__(self) -> None:
+            self.chunks = [b"a", b"b"]
+
+        def __iter__(self) -> Chunks:
+            return self
+
+        def __next__(self) -> bytes:
+            if not self.chunks:
+                raise StopIteration
+            return self.chunks.pop(0)
+
+    conn, stream, _ = _connect([OK])
+    conn.request("POST", URL, content=Chunks())
+    assert stream.written[-2:] == [b"1\r\nb\r\n", b"0\r\n\r\n"]
 
 
 def test_sync_trace_callback_in_any_code() -> None:

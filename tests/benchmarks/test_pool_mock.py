@@ -135,10 +135,11 @@ def test_asyncio_sequential_with_idle(
 
     async def fill() -> None:
         # Holding every response open forces one connection per request;
-        # closing them all leaves ``idle`` idle connections.
+        # closing them all, bodies read, leaves ``idle`` idle connections.
         async with contextlib.AsyncExitStack() as stack:
             for url in urls:
-                await stack.enter_async_context(pool.stream("GET", url))
+                response = await stack.enter_async_context(pool.stream("GET", url))
+                await response.aread()
 
     aio.run(fill())
     assert pool.stats().idle == idle
@@ -175,7 +176,7 @@ def test_sync_sequential_with_idle(benchmark: object, idle: int, layout: str) ->
     urls = idle_urls(idle, layout)
     with contextlib.ExitStack() as stack:
         for url in urls:
-            stack.enter_context(pool.stream("GET", url))
+            stack.enter_context(pool.stream("GET", url)).read()
     assert pool.stats().idle == idle
     sequence = [urls[i % idle] for i in range(SEQUENTIAL_REQUESTS)]
 
