@@ -260,7 +260,8 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             return
         if not isinstance(stream, AsyncIterable):
             raise TypeError(
-                f"request content must be bytes or an async iterable of bytes, not {stream!r}"
+                f"request content of type {type(stream).__name__} cannot be sent: use bytes, or an"
+                " iterable of bytes of the pool's kind (async iterable for async pools)"
             )
         iterator = stream.__aiter__()
         try:

@@ -261,7 +261,8 @@ class HTTP11Connection(ConnectionInterface):
             return
         if not isinstance(stream, Iterable):
             raise TypeError(
-                f"request content must be bytes or an async iterable of bytes, not {stream!r}"
+                f"request content of type {type(stream).__name__} cannot be sent: use bytes, or an"
+                " iterable of bytes of the pool's kind (async iterable for async pools)"
             )
         iterator = stream.__iter__()
         try:
