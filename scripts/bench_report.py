@@ -38,7 +38,14 @@ def load(path: str) -> list[Row]:
         info["name"] = bench["name"]
         info["rounds"] = bench.get("stats", {}).get("rounds")
         rows.append(info)
+    rows.sort(key=_order)
     return rows
+
+
+def _order(row: Row) -> tuple[typing.Any, ...]:
+    group = row.get("origins", row.get("layout", ""))
+    size = row.get("batch", row.get("idle", 0))
+    return (row.get("kind", ""), row.get("backend", ""), row.get("runtime", ""), str(group), size)
 
 
 def scenario(row: Row) -> str:
