@@ -2,7 +2,7 @@
 
 Theory of operation: a run sends ``requests`` requests through ONE pool with
 ``concurrency`` workers (threads for ``sync``, tasks for ``asyncio`` and
-``trio``). Workers draw numbered tickets from a shared ``_Tickets`` counter
+``trio``). Workers draw tickets from a shared ``_Tickets`` counter
 until none is left, so the total is exact whatever the scheduling, and an
 interrupted run stops drawing at once. Each finished request is reported to
 one ``Recorder``: its latency and status, or the type of the exception it
