@@ -46,6 +46,7 @@ def bench(session: nox.Session) -> None:
         "--benchmark-only",
         "--benchmark-json=.benchmarks/bench.json",
     )
+    session.run("python", "scripts/bench_report.py", ".benchmarks/bench.json")
 
 
 @nox.session
