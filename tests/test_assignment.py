@@ -266,10 +266,12 @@ def test_unused_origins_are_forgotten() -> None:
 class PoolMachine(RuleBasedStateMachine):
     """Random arrive / connect / finish / fail / cancel / expire sequences."""
 
+    multiplex = False
+
     def __init__(self) -> None:
         super().__init__()
         self.h = Harness(
-            multiplex=False,
+            multiplex=self.multiplex,
             max_connections=3,
             max_keepalive_connections=2,
             keepalive_expiry=10.0,
@@ -314,12 +316,12 @@ class PoolMachine(RuleBasedStateMachine):
         self._resort()
 
     @precondition(lambda self: self.connecting)
-    @rule(i=st.integers(0, 100), ok=st.booleans())
-    def connect(self, i: int, ok: bool) -> None:
+    @rule(i=st.integers(0, 100), ok=st.booleans(), capacity=st.integers(1, 4))
+    def connect(self, i: int, ok: bool, capacity: int) -> None:
         waiter = self.connecting.pop(i % len(self.connecting))
         assert waiter.entry is not None
         if ok:
-            self.h.connected(waiter.entry)
+            self.h.connected(waiter.entry, capacity if self.multiplex else 1)
             self._activate(waiter)
         else:
             self.h.retire(self.h.state.failed(waiter.entry))
@@ -364,11 +366,21 @@ class PoolMachine(RuleBasedStateMachine):
         stats = self.h.state.stats()
         assert stats.connections <= 3
         assert stats.queued == len(self.waiting)
-        assert stats.streams_in_use == len(self.active) + len(self.connecting)
+        # Requests on a connection that is already gone no longer count.
+        live = [entry for _, entry in self.active if entry in self.h.state.entries]
+        assert stats.streams_in_use == len(live) + len(self.connecting)
+
+
+class MultiplexPoolMachine(PoolMachine):
+    """The same with connections that may turn out to carry 1 to 4 requests."""
+
+    multiplex = True
 
 
 PoolMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=60, deadline=None)
+MultiplexPoolMachine.TestCase.settings = PoolMachine.TestCase.settings
 test_pool_machine = PoolMachine.TestCase
+test_multiplex_pool_machine = MultiplexPoolMachine.TestCase
 
 
 @pytest.mark.parametrize("capacity", [2, 5])

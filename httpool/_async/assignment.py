@@ -188,17 +188,8 @@ class AsyncPoolState:
             pass
         elif o.pending:
             self._park(waiter)
-        elif self._can_open(o):
-            self._open(o, waiter)
-        elif self._max_per_origin is not None and o.count >= self._max_per_origin:
-            self._park(waiter)
-        elif self._idle:
-            # The pool is full, but some other origin's connection sits idle:
-            # close it to make room.
-            self._remove(_first(self._idle), close=True)
-            self._open(o, waiter)
         else:
-            self._enqueue(waiter)
+            self._open_or_wait(o, waiter)
         if waiter.entry is None:
             waiter.event = AsyncEvent()
         return self._flush()
@@ -297,10 +288,6 @@ class AsyncPoolState:
             opened=self._opened,
             closed=self._closed,
         )
-
-    def origin_waiting(self, origin: Origin) -> int:
-        o = self._origins.get(origin)
-        return 0 if o is None else len(o.waiters)
 
     def check_invariants(self) -> None:
         """Raise AssertionError if the bookkeeping contradicts itself. O(N + M):
@@ -428,20 +415,30 @@ class AsyncPoolState:
                 self._open(wo, waiter)
                 return
 
+    def _open_or_wait(self, o: OriginState, waiter: Waiter) -> None:
+        """Open a connection for ``waiter`` if the limits allow, else park or queue it."""
+        if self._can_open(o):
+            self._open(o, waiter)
+        elif self._max_per_origin is not None and o.count >= self._max_per_origin:
+            if not waiter.parked:
+                self._park(waiter)
+        elif self._idle:
+            # The pool is full, but some other origin's connection sits idle:
+            # close it to make room.
+            self._remove(_first(self._idle), close=True)
+            self._open(o, waiter)
+        else:
+            if waiter.parked:
+                waiter.parked = False
+                o.parked -= 1
+            self._enqueue(waiter)
+
     def _unpark(self, o: OriginState) -> None:
         """``o`` turned out to speak HTTP/1.1: the waiters parked for its first
         connection get connections of their own, or join the queue."""
         for waiter in list(o.waiters):
-            if not waiter.parked:
-                continue
-            if self._can_open(o):
-                self._open(o, waiter)
-            elif self._max_per_origin is not None and o.count >= self._max_per_origin:
-                return
-            else:
-                waiter.parked = False
-                o.parked -= 1
-                self._enqueue(waiter)
+            if waiter.parked:
+                self._open_or_wait(o, waiter)
 
     def _overtakes(self, head: Waiter) -> int:
         return self._removed - head.queued_at - head.ahead
@@ -508,6 +505,8 @@ class AsyncPoolState:
 
     def _dec(self, entry: PoolEntry) -> None:
         entry.in_use -= 1
+        if entry.state is EntryState.CLOSED:
+            return  # _remove took its requests off the counters already
         self._in_use -= 1
         if entry.in_use == 0:
             self._active -= 1
@@ -518,6 +517,11 @@ class AsyncPoolState:
             self._connecting -= 1
             if entry.may_multiplex:
                 o.pending -= 1
+        if entry.in_use:
+            # Requests still on a connection that is gone (a multiplexing one
+            # closed by the server, or the pool closing) no longer count.
+            self._in_use -= entry.in_use
+            self._active -= 1
         entry.state = EntryState.CLOSED
         del self.entries[entry]
         self._idle.pop(entry, None)
