@@ -98,7 +98,17 @@ class PoolEntry:
 class Waiter:
     """One request waiting for, or just given, a connection."""
 
-    __slots__ = ("ahead", "connect", "entry", "event", "origin", "parked", "queued_at", "seq")
+    __slots__ = (
+        "ahead",
+        "connect",
+        "entry",
+        "event",
+        "fresh",
+        "origin",
+        "parked",
+        "queued_at",
+        "seq",
+    )
 
     def __init__(self, origin: Origin) -> None:
         self.origin = origin
@@ -106,6 +116,8 @@ class Waiter:
         # True when the waiter must establish ``entry`` itself.
         self.connect = False
         self.event: AsyncEvent | None = None
+        # A retry: it gets a new connection when the limits allow one.
+        self.fresh = False
         self.parked = False
         self.seq = 0
         self.queued_at = 0
@@ -182,7 +194,9 @@ class AsyncPoolState:
             o = self._origins[waiter.origin] = OriginState(waiter.origin)
         self._waiting += 1
         o.waiters[waiter] = None
-        if o.spare:
+        if waiter.fresh and self._can_open(o):
+            self._open(o, waiter)
+        elif o.spare:
             self._assign(waiter, _first(o.spare))
         elif o.idle and self._take_idle(o, waiter):
             pass

@@ -23,8 +23,14 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 
 from .._backends.auto import AutoBackend
 from .._backends.base import SOCKET_OPTION, AsyncNetworkBackend
-from .._exceptions import PoolTimeout, UnsupportedProtocol
-from .._models import Origin, Request, Response
+from .._exceptions import (
+    PoolTimeout,
+    ReadError,
+    RemoteProtocolError,
+    UnsupportedProtocol,
+    WriteError,
+)
+from .._models import ByteStream, Origin, Request, Response
 from .._stats import PoolStats
 from .._synchronization import AsyncPoolLock, AsyncShieldCancellation
 from .assignment import AsyncPoolState, PoolEntry, Waiter
@@ -32,6 +38,7 @@ from .connection import AsyncHTTPConnection
 from .interfaces import AsyncConnectionInterface, AsyncRequestInterface
 
 _SCHEMES = frozenset((b"http", b"https", b"ws", b"wss"))
+_IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 
 
 class AsyncConnectionPool(AsyncRequestInterface):
@@ -148,36 +155,49 @@ class AsyncConnectionPool(AsyncRequestInterface):
             raise UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme!r}'.")
         if not url.host:
             raise UnsupportedProtocol("Request URL is missing a host.")
-        timeouts = request.extensions.get("timeout") or {}
-        waiter = Waiter(url.origin)
+        pool_timeout = (request.extensions.get("timeout") or {}).get("pool")
+        retried = False
+        while True:
+            waiter = await self._acquire(url.origin, pool_timeout, fresh=retried)
+            entry = waiter.entry
+            assert entry is not None
+            connection = entry.connection
+            if waiter.connect:
+                await self._connect(entry, request)
+            try:
+                response = await connection.handle_async_request(request)
+            except BaseException as exc:
+                if not entry.multiplexed and not connection.is_closed():
+                    # The request died at an unknown point of the exchange: the
+                    # connection's state is unknowable, so it is not reused.
+                    await self._close_connections([connection])
+                await self._release(entry)
+                if retried or waiter.connect or not _may_retry(exc, request, connection):
+                    raise
+                # A reused keep-alive connection the server had closed: the
+                # request never reached it, so it goes again on a new one.
+                retried = True
+                continue
+            response.stream = PoolByteStream(response.stream, self, entry)
+            return response
+
+    async def _acquire(self, origin: Origin, timeout: float | None, fresh: bool) -> Waiter:
+        """Arrive, and wait if queued: return the waiter holding its connection."""
+        waiter = Waiter(origin)
+        waiter.fresh = fresh
         try:
             with self._lock:
                 to_close = self._state.arrive(waiter, self._network_backend.now())
             if to_close:
                 await self._close_connections(to_close)
             if waiter.entry is None:
-                await self._wait(waiter, timeouts.get("pool"))
+                await self._wait(waiter, timeout)
         except BaseException:
             with self._lock:
                 to_close = self._state.cancel(waiter, self._network_backend.now())
             await self._close_connections(to_close)
             raise
-        entry = waiter.entry
-        assert entry is not None
-        connection = entry.connection
-        if waiter.connect:
-            await self._connect(entry, request)
-        try:
-            response = await connection.handle_async_request(request)
-        except BaseException:
-            if not entry.multiplexed and not connection.is_closed():
-                # The request died at an unknown point of the exchange: the
-                # connection's state is unknowable, so it is not reused.
-                await self._close_connections([connection])
-            await self._release(entry)
-            raise
-        response.stream = PoolByteStream(response.stream, self, entry)
-        return response
+        return waiter
 
     async def _wait(self, waiter: Waiter, timeout: float | None) -> None:
         event = waiter.event
@@ -268,6 +288,19 @@ class PoolByteStream:
                     await self._stream.aclose()
         finally:
             await self._pool._release(self._entry)
+
+
+def _may_retry(exc: BaseException, request: Request, connection: object) -> bool:
+    """Whether a request that failed on a reused connection may be sent again:
+    nothing of the response arrived, the failure is the connection's, and
+    sending twice is harmless (an idempotent method, or the caller said so
+    with the ``retry_non_idempotent`` extension) and possible (bytes body)."""
+    return (
+        isinstance(exc, (ReadError, WriteError, RemoteProtocolError))
+        and getattr(connection, "response_started", True) is False
+        and (request.method in _IDEMPOTENT or bool(request.extensions.get("retry_non_idempotent")))
+        and isinstance(request.stream, ByteStream)
+    )
 
 
 def _check_limit(name: str, value: int | None, *, minimum: int) -> None:

@@ -24,8 +24,14 @@ from collections.abc import Iterable, Iterator
 
 from .._backends.auto import SyncBackend
 from .._backends.base import SOCKET_OPTION, NetworkBackend
-from .._exceptions import PoolTimeout, UnsupportedProtocol
-from .._models import Origin, Request, Response
+from .._exceptions import (
+    PoolTimeout,
+    ReadError,
+    RemoteProtocolError,
+    UnsupportedProtocol,
+    WriteError,
+)
+from .._models import ByteStream, Origin, Request, Response
 from .._stats import PoolStats
 from .._synchronization import PoolLock, ShieldCancellation
 from .assignment import PoolEntry, PoolState, Waiter
@@ -33,6 +39,7 @@ from .connection import HTTPConnection
 from .interfaces import ConnectionInterface, RequestInterface
 
 _SCHEMES = frozenset((b"http", b"https", b"ws", b"wss"))
+_IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 
 
 class ConnectionPool(RequestInterface):
@@ -149,36 +156,49 @@ class ConnectionPool(RequestInterface):
             raise UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme!r}'.")
         if not url.host:
             raise UnsupportedProtocol("Request URL is missing a host.")
-        timeouts = request.extensions.get("timeout") or {}
-        waiter = Waiter(url.origin)
+        pool_timeout = (request.extensions.get("timeout") or {}).get("pool")
+        retried = False
+        while True:
+            waiter = self._acquire(url.origin, pool_timeout, fresh=retried)
+            entry = waiter.entry
+            assert entry is not None
+            connection = entry.connection
+            if waiter.connect:
+                self._connect(entry, request)
+            try:
+                response = connection.handle_request(request)
+            except BaseException as exc:
+                if not entry.multiplexed and not connection.is_closed():
+                    # The request died at an unknown point of the exchange: the
+                    # connection's state is unknowable, so it is not reused.
+                    self._close_connections([connection])
+                self._release(entry)
+                if retried or waiter.connect or not _may_retry(exc, request, connection):
+                    raise
+                # A reused keep-alive connection the server had closed: the
+                # request never reached it, so it goes again on a new one.
+                retried = True
+                continue
+            response.stream = PoolByteStream(response.stream, self, entry)
+            return response
+
+    def _acquire(self, origin: Origin, timeout: float | None, fresh: bool) -> Waiter:
+        """Arrive, and wait if queued: return the waiter holding its connection."""
+        waiter = Waiter(origin)
+        waiter.fresh = fresh
         try:
             with self._lock:
                 to_close = self._state.arrive(waiter, self._network_backend.now())
             if to_close:
                 self._close_connections(to_close)
             if waiter.entry is None:
-                self._wait(waiter, timeouts.get("pool"))
+                self._wait(waiter, timeout)
         except BaseException:
             with self._lock:
                 to_close = self._state.cancel(waiter, self._network_backend.now())
             self._close_connections(to_close)
             raise
-        entry = waiter.entry
-        assert entry is not None
-        connection = entry.connection
-        if waiter.connect:
-            self._connect(entry, request)
-        try:
-            response = connection.handle_request(request)
-        except BaseException:
-            if not entry.multiplexed and not connection.is_closed():
-                # The request died at an unknown point of the exchange: the
-                # connection's state is unknowable, so it is not reused.
-                self._close_connections([connection])
-            self._release(entry)
-            raise
-        response.stream = PoolByteStream(response.stream, self, entry)
-        return response
+        return waiter
 
     def _wait(self, waiter: Waiter, timeout: float | None) -> None:
         event = waiter.event
@@ -269,6 +289,19 @@ class PoolByteStream:
                     self._stream.close()
         finally:
             self._pool._release(self._entry)
+
+
+def _may_retry(exc: BaseException, request: Request, connection: object) -> bool:
+    """Whether a request that failed on a reused connection may be sent again:
+    nothing of the response arrived, the failure is the connection's, and
+    sending twice is harmless (an idempotent method, or the caller said so
+    with the ``retry_non_idempotent`` extension) and possible (bytes body)."""
+    return (
+        isinstance(exc, (ReadError, WriteError, RemoteProtocolError))
+        and getattr(connection, "response_started", True) is False
+        and (request.method in _IDEMPOTENT or bool(request.extensions.get("retry_non_idempotent")))
+        and isinstance(request.stream, ByteStream)
+    )
 
 
 def _check_limit(name: str, value: int | None, *, minimum: int) -> None:

@@ -240,3 +240,46 @@ def test_invalid_limits_raise() -> None:
         AsyncConnectionPool(keepalive_expiry=-1.0)
     with pytest.raises(TypeError):
         AsyncConnectionPool(max_connections="10")  # type: ignore[arg-type]
+
+
+async def test_stale_keepalive_connection_is_retried_once() -> None:
+    # Every connection answers one request, then the server has gone away.
+    backend = AsyncMockBackend([OK])
+    async with AsyncConnectionPool(network_backend=backend) as pool:
+        for _ in range(3):
+            response = await pool.request("GET", "http://example.com/")
+            assert response.content == b"Hello, world!"
+        assert backend.connects == 3
+        assert pool.stats().streams_in_use == 0
+        pool.check_invariants()
+
+
+async def test_non_idempotent_request_is_not_retried() -> None:
+    backend = AsyncMockBackend([OK])
+    async with AsyncConnectionPool(network_backend=backend) as pool:
+        await pool.request("POST", "http://example.com/", content=b"x")
+        with pytest.raises(httpool.RemoteProtocolError):
+            await pool.request("POST", "http://example.com/", content=b"x")
+        response = await pool.request(
+            "POST", "http://example.com/", content=b"x", extensions={"retry_non_idempotent": True}
+        )
+        assert response.status == 200
+        pool.check_invariants()
+
+
+async def test_failure_on_a_new_connection_is_not_retried() -> None:
+    backend = AsyncMockBackend([b""])
+    async with AsyncConnectionPool(network_backend=backend) as pool:
+        with pytest.raises(httpool.RemoteProtocolError):
+            await pool.request("GET", "http://example.com/")
+        assert backend.connects == 1
+
+
+async def test_failure_after_response_started_is_not_retried() -> None:
+    partial = b"HTTP/1.1 200 OK\r\nContent-"
+    backend = AsyncMockBackend([OK, partial])
+    async with AsyncConnectionPool(network_backend=backend) as pool:
+        await pool.request("GET", "http://example.com/")
+        with pytest.raises(httpool.RemoteProtocolError):
+            await pool.request("GET", "http://example.com/")
+        assert backend.connects == 1

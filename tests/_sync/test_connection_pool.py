@@ -239,3 +239,46 @@ def test_invalid_limits_raise() -> None:
         ConnectionPool(keepalive_expiry=-1.0)
     with pytest.raises(TypeError):
         ConnectionPool(max_connections="10")  # type: ignore[arg-type]
+
+
+def test_stale_keepalive_connection_is_retried_once() -> None:
+    # Every connection answers one request, then the server has gone away.
+    backend = MockBackend([OK])
+    with ConnectionPool(network_backend=backend) as pool:
+        for _ in range(3):
+            response = pool.request("GET", "http://example.com/")
+            assert response.content == b"Hello, world!"
+        assert backend.connects == 3
+        assert pool.stats().streams_in_use == 0
+        pool.check_invariants()
+
+
+def test_non_idempotent_request_is_not_retried() -> None:
+    backend = MockBackend([OK])
+    with ConnectionPool(network_backend=backend) as pool:
+        pool.request("POST", "http://example.com/", content=b"x")
+        with pytest.raises(httpool.RemoteProtocolError):
+            pool.request("POST", "http://example.com/", content=b"x")
+        response = pool.request(
+            "POST", "http://example.com/", content=b"x", extensions={"retry_non_idempotent": True}
+        )
+        assert response.status == 200
+        pool.check_invariants()
+
+
+def test_failure_on_a_new_connection_is_not_retried() -> None:
+    backend = MockBackend([b""])
+    with ConnectionPool(network_backend=backend) as pool:
+        with pytest.raises(httpool.RemoteProtocolError):
+            pool.request("GET", "http://example.com/")
+        assert backend.connects == 1
+
+
+def test_failure_after_response_started_is_not_retried() -> None:
+    partial = b"HTTP/1.1 200 OK\r\nContent-"
+    backend = MockBackend([OK, partial])
+    with ConnectionPool(network_backend=backend) as pool:
+        pool.request("GET", "http://example.com/")
+        with pytest.raises(httpool.RemoteProtocolError):
+            pool.request("GET", "http://example.com/")
+        assert backend.connects == 1
