@@ -259,21 +259,32 @@ class AsyncConnectionPool(AsyncRequestInterface):
 
 
 class PoolByteStream:
-    """A response body that gives its connection back to the pool when closed."""
+    """A response body that gives its connection back to the pool when closed.
 
-    __slots__ = ("_closed", "_entry", "_pool", "_stream")
+    An iterator object rather than an async generator, so that a body left
+    half-read holds no generator frame for the garbage collector to finalise.
+    """
+
+    __slots__ = ("_closed", "_entry", "_iterator", "_pool", "_stream")
 
     def __init__(self, stream: typing.Any, pool: AsyncConnectionPool, entry: PoolEntry) -> None:
         self._stream = stream
+        self._iterator: AsyncIterator[bytes] | None = None
         self._pool = pool
         self._entry = entry
         self._closed = False
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        stream: AsyncIterable[bytes] = self._stream
+    def __aiter__(self) -> PoolByteStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._iterator is None:
+            stream: AsyncIterable[bytes] = self._stream
+            self._iterator = stream.__aiter__()
         try:
-            async for part in stream:
-                yield part
+            return await self._iterator.__anext__()
+        except StopAsyncIteration:
+            raise
         except BaseException:
             await self.aclose()
             raise

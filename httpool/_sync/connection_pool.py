@@ -260,21 +260,32 @@ class ConnectionPool(RequestInterface):
 
 
 class PoolByteStream:
-    """A response body that gives its connection back to the pool when closed."""
+    """A response body that gives its connection back to the pool when closed.
 
-    __slots__ = ("_closed", "_entry", "_pool", "_stream")
+    An iterator object rather than an async generator, so that a body left
+    half-read holds no generator frame for the garbage collector to finalise.
+    """
+
+    __slots__ = ("_closed", "_entry", "_iterator", "_pool", "_stream")
 
     def __init__(self, stream: typing.Any, pool: ConnectionPool, entry: PoolEntry) -> None:
         self._stream = stream
+        self._iterator: Iterator[bytes] | None = None
         self._pool = pool
         self._entry = entry
         self._closed = False
 
-    def __iter__(self) -> Iterator[bytes]:
-        stream: Iterable[bytes] = self._stream
+    def __iter__(self) -> PoolByteStream:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._iterator is None:
+            stream: Iterable[bytes] = self._stream
+            self._iterator = stream.__iter__()
         try:
-            for part in stream:
-                yield part
+            return self._iterator.__next__()
+        except StopIteration:
+            raise
         except BaseException:
             self.close()
             raise

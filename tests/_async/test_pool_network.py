@@ -119,3 +119,15 @@ async def test_top_level_style_stream_and_headers(server: HTTPServer) -> None:
         assert b"x-test: yes" in response.content.lower()
         host = server.url.split("://")[1].encode()
         assert b"host: " + host in response.content.lower()
+
+
+async def test_half_read_body_discards_the_connection_cleanly(server: HTTPServer) -> None:
+    async with AsyncConnectionPool() as pool:
+        async with pool.stream("GET", server.url + "/bytes?size=500000") as response:
+            async for part in response.aiter_stream():
+                assert part
+                break
+        stats = pool.stats()
+        assert stats.connections == 0 and stats.streams_in_use == 0
+        assert (await pool.request("GET", server.url + "/")).status == 200
+        assert server.connections_accepted == 2
