@@ -80,7 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="pool size (default: the concurrency)",
     )
-    bench.add_argument("--http2", action="store_true", help="allow HTTP/2 (needs h2)")
+    bench.add_argument(
+        "--http2",
+        action="store_true",
+        help="offer HTTP/2 (needs h2; until HTTP/2 support lands, connections stay HTTP/1.1)",
+    )
     bench.add_argument(
         "--timeout",
         type=_timeout,
