@@ -153,7 +153,8 @@ class ConnectionPool(RequestInterface):
         """
         url = request.url
         if url.scheme not in _SCHEMES:
-            raise UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme!r}'.")
+            scheme = url.scheme.decode("ascii", "replace")
+            raise UnsupportedProtocol(f"Request URL has an unsupported protocol '{scheme}://'.")
         if not url.host:
             raise UnsupportedProtocol("Request URL is missing a host.")
         pool_timeout = (request.extensions.get("timeout") or {}).get("pool")

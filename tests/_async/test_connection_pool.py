@@ -240,6 +240,8 @@ def test_invalid_limits_raise() -> None:
         AsyncConnectionPool(keepalive_expiry=-1.0)
     with pytest.raises(TypeError):
         AsyncConnectionPool(max_connections="10")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        AsyncConnectionPool(http1=False, http2=False)
 
 
 async def test_stale_keepalive_connection_is_retried_once() -> None:

@@ -239,6 +239,8 @@ def test_invalid_limits_raise() -> None:
         ConnectionPool(keepalive_expiry=-1.0)
     with pytest.raises(TypeError):
         ConnectionPool(max_connections="10")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        ConnectionPool(http1=False, http2=False)
 
 
 def test_stale_keepalive_connection_is_retried_once() -> None:
