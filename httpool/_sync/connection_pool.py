@@ -18,6 +18,7 @@ is a no-op here and a ``threading.Lock`` in the generated sync pool.
 from __future__ import annotations
 
 import ssl
+import time
 import types
 import typing
 from collections.abc import Iterable, Iterator
@@ -97,6 +98,11 @@ class ConnectionPool(RequestInterface):
             SyncBackend() if network_backend is None else network_backend
         )
         self._socket_options = socket_options
+        # The backend's clock (virtual on the mock backend); a third-party
+        # backend written for httpcore has none, and gets the monotonic one.
+        self._now: typing.Callable[[], float] = getattr(
+            self._network_backend, "now", time.monotonic
+        )
         self._lock = PoolLock()
         self._state = PoolState(
             create_connection=self.create_connection,
@@ -189,14 +195,14 @@ class ConnectionPool(RequestInterface):
         waiter.fresh = fresh
         try:
             with self._lock:
-                to_close = self._state.arrive(waiter, self._network_backend.now())
+                to_close = self._state.arrive(waiter, self._now())
             if to_close:
                 self._close_connections(to_close)
             if waiter.entry is None:
                 self._wait(waiter, timeout)
         except BaseException:
             with self._lock:
-                to_close = self._state.cancel(waiter, self._network_backend.now())
+                to_close = self._state.cancel(waiter, self._now())
             self._close_connections(to_close)
             raise
         return waiter
@@ -220,13 +226,13 @@ class ConnectionPool(RequestInterface):
             self._close_connections(to_close)
             raise
         with self._lock:
-            to_close = self._state.connected(entry, self._network_backend.now())
+            to_close = self._state.connected(entry, self._now())
         if to_close:
             self._close_connections(to_close)
 
     def _release(self, entry: PoolEntry) -> None:
         with self._lock:
-            to_close = self._state.release(entry, self._network_backend.now())
+            to_close = self._state.release(entry, self._now())
         if to_close:
             self._close_connections(to_close)
 

@@ -285,3 +285,24 @@ async def test_failure_after_response_started_is_not_retried() -> None:
         with pytest.raises(httpool.RemoteProtocolError):
             await pool.request("GET", "http://example.com/")
         assert backend.connects == 1
+
+
+class AsyncBackendWithoutClock:
+    """A backend written for httpcore's interface: no ``now()``."""
+
+    def __init__(self) -> None:
+        self.inner = AsyncMockBackend(reply=OK)
+
+    async def connect_tcp(self, *args: object, **kwargs: object) -> object:
+        return await self.inner.connect_tcp(*args, **kwargs)  # type: ignore[arg-type]
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+async def test_backend_without_clock_uses_monotonic_time() -> None:
+    backend = AsyncBackendWithoutClock()
+    async with AsyncConnectionPool(network_backend=backend, keepalive_expiry=60.0) as pool:  # type: ignore[arg-type]
+        for _ in range(2):
+            assert (await pool.request("GET", "http://example.com/")).status == 200
+        assert backend.inner.connects == 1

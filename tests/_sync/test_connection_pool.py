@@ -284,3 +284,24 @@ def test_failure_after_response_started_is_not_retried() -> None:
         with pytest.raises(httpool.RemoteProtocolError):
             pool.request("GET", "http://example.com/")
         assert backend.connects == 1
+
+
+class BackendWithoutClock:
+    """A backend written for httpcore's interface: no ``now()``."""
+
+    def __init__(self) -> None:
+        self.inner = MockBackend(reply=OK)
+
+    def connect_tcp(self, *args: object, **kwargs: object) -> object:
+        return self.inner.connect_tcp(*args, **kwargs)  # type: ignore[arg-type]
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+
+def test_backend_without_clock_uses_monotonic_time() -> None:
+    backend = BackendWithoutClock()
+    with ConnectionPool(network_backend=backend, keepalive_expiry=60.0) as pool:  # type: ignore[arg-type]
+        for _ in range(2):
+            assert (pool.request("GET", "http://example.com/")).status == 200
+        assert backend.inner.connects == 1
