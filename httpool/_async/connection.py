@@ -169,7 +169,7 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
             self._origin,
             stream,
             self._keepalive_expiry,
-            clock=self._network_backend.now,
+            clock=getattr(self._network_backend, "now", None),
         )
 
     async def _open_stream(self, request: Request, *, offer_h2: bool) -> AsyncNetworkStream:

@@ -170,7 +170,7 @@ class HTTPConnection(ConnectionInterface):
             self._origin,
             stream,
             self._keepalive_expiry,
-            clock=self._network_backend.now,
+            clock=getattr(self._network_backend, "now", None),
         )
 
     def _open_stream(self, request: Request, *, offer_h2: bool) -> NetworkStream:
