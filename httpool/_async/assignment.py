@@ -276,7 +276,7 @@ class AsyncPoolState:
         return self.release(entry, now)
 
     def failed(self, entry: PoolEntry) -> list[AsyncConnectionInterface]:
-        """Connecting ``entry`` failed, or its request failed before release."""
+        """Connecting ``entry`` failed: its slot goes to the next waiter."""
         self._dec(entry)
         if entry.state is not EntryState.CLOSED:
             self._remove(entry, close=True)

@@ -277,7 +277,7 @@ class PoolState:
         return self.release(entry, now)
 
     def failed(self, entry: PoolEntry) -> list[ConnectionInterface]:
-        """Connecting ``entry`` failed, or its request failed before release."""
+        """Connecting ``entry`` failed: its slot goes to the next waiter."""
         self._dec(entry)
         if entry.state is not EntryState.CLOSED:
             self._remove(entry, close=True)
