@@ -7,6 +7,7 @@ Written once; runs on asyncio, trio and (generated) threads.
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +133,23 @@ def test_half_read_body_discards_the_connection_cleanly(server: HTTPServer) -> N
         assert stats.connections == 0 and stats.streams_in_use == 0
         assert (pool.request("GET", server.url + "/")).status == 200
         assert server.connections_accepted == 2
+
+
+def test_pool_over_unix_socket(tmp_path: Path) -> None:
+    path = str(tmp_path / "pool.sock")
+    with HTTPServer(uds=path) as srv:
+        with ConnectionPool(uds=path) as pool:
+            for _ in range(3):
+                assert (pool.request("GET", "http://localhost/")).status == 200
+        assert srv.connections_accepted == 1
+
+
+def test_pool_local_address_and_socket_options(server: HTTPServer) -> None:
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    with ConnectionPool(local_address="127.0.0.1", socket_options=options) as pool:
+        response = pool.request("GET", server.url + "/")
+        assert response.status == 200
+        stream = response.extensions["network_stream"]
+        sock = stream.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert stream.get_extra_info("client_addr")[0] == "127.0.0.1"
