@@ -1,9 +1,10 @@
 """The exception hierarchy, and the one place where foreign errors are mapped to it.
 
 Theory of operation: every error a caller can see from httpool is an
-``HttpoolError``. OS, ``ssl``, h11 and (later) h2 errors are translated at the
-boundary where they arise, through ``map_exceptions`` and the mapping tables
-below, so that the rest of the code never catches ``OSError`` itself.
+``HttpoolError`` (or a ``TypeError``/``ValueError`` for arguments of the wrong
+type or value). OS, ``ssl`` and h11 errors are translated at the boundary
+where they arise, through ``translate``/``map_exceptions`` and the mapping
+tables below, so that the rest of the code never catches ``OSError`` itself.
 
 The names follow httpcore 1.x, so ``except httpcore.ReadTimeout`` becomes
 ``except httpool.ReadTimeout``.
@@ -15,6 +16,8 @@ import contextlib
 import socket
 import ssl
 from collections.abc import Iterator, Mapping
+
+import h11
 
 ExceptionMapping = Mapping[type[BaseException], type["HttpoolError"]]
 
@@ -101,6 +104,10 @@ WRITE_ERRORS: ExceptionMapping = {
     TimeoutError: WriteTimeout,
     OSError: WriteError,
 }
+# h11 refusing what we send, and what the server sent. (The trio backend maps
+# trio's own errors in its file, so that nothing else imports trio.)
+H11_SEND_ERRORS: ExceptionMapping = {h11.LocalProtocolError: LocalProtocolError}
+H11_RECEIVE_ERRORS: ExceptionMapping = {h11.RemoteProtocolError: RemoteProtocolError}
 
 
 def translate(exc: BaseException, mapping: ExceptionMapping) -> BaseException:

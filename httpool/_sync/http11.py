@@ -39,10 +39,10 @@ import h11
 
 from .._backends.base import NetworkStream
 from .._exceptions import (
+    H11_RECEIVE_ERRORS,
+    H11_SEND_ERRORS,
     ConnectionNotAvailable,
-    ExceptionMapping,
     HttpoolError,
-    LocalProtocolError,
     RemoteProtocolError,
     WriteError,
     translate,
@@ -58,8 +58,6 @@ MAX_INCOMPLETE_EVENT_SIZE = 64 * 1024
 # as they are, because joining would copy the body.
 COALESCE_LIMIT = 64 * 1024
 
-_SEND_ERRORS: ExceptionMapping = {h11.LocalProtocolError: LocalProtocolError}
-_RECEIVE_ERRORS: ExceptionMapping = {h11.RemoteProtocolError: RemoteProtocolError}
 _NO_RESPONSE = "Server disconnected without sending a response."
 
 
@@ -248,7 +246,7 @@ class HTTP11Connection(ConnectionInterface):
         try:
             return self._h11.send_with_data_passthrough(event) or []
         except h11.LocalProtocolError as exc:
-            raise translate(exc, _SEND_ERRORS) from exc
+            raise translate(exc, H11_SEND_ERRORS) from exc
 
     def _send_body(self, request: Request, head: list[bytes], timeout: float | None) -> None:
         stream = request.stream
@@ -334,7 +332,7 @@ class HTTP11Connection(ConnectionInterface):
         try:
             return self._h11.next_event()
         except h11.RemoteProtocolError as exc:
-            raise translate(exc, _RECEIVE_ERRORS) from exc
+            raise translate(exc, H11_RECEIVE_ERRORS) from exc
 
     def _receive_event(self, timeout: float | None) -> h11.Event | type[h11.PAUSED]:
         early = self._early_event
