@@ -306,3 +306,26 @@ async def test_backend_without_clock_uses_monotonic_time() -> None:
         for _ in range(2):
             assert (await pool.request("GET", "http://example.com/")).status == 200
         assert backend.inner.connects == 1
+
+
+async def test_max_connections_per_origin() -> None:
+    backend = AsyncMockBackend(reply=OK)
+    a, b = "http://a.test/", "http://b.test/"
+
+    async def fetch(url: str) -> None:
+        async with pool.stream("GET", url) as response:
+            await response.aread()
+            pool.check_invariants()  # per-origin limit included, while requests are in flight
+
+    async with AsyncConnectionPool(
+        network_backend=backend, max_connections=5, max_connections_per_origin=2
+    ) as pool:
+        async with AsyncTaskGroup() as group:
+            for i in range(40):
+                group.start_soon(fetch, a if i % 4 else b)
+        per_origin = [
+            sum(c.can_handle_request(httpool.URL(u).origin) for c in pool.connections)
+            for u in (a, b)
+        ]
+        assert min(per_origin) >= 1 and max(per_origin) <= 2
+        assert pool.stats().queued == 0

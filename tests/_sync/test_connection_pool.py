@@ -305,3 +305,26 @@ def test_backend_without_clock_uses_monotonic_time() -> None:
         for _ in range(2):
             assert (pool.request("GET", "http://example.com/")).status == 200
         assert backend.inner.connects == 1
+
+
+def test_max_connections_per_origin() -> None:
+    backend = MockBackend(reply=OK)
+    a, b = "http://a.test/", "http://b.test/"
+
+    def fetch(url: str) -> None:
+        with pool.stream("GET", url) as response:
+            response.read()
+            pool.check_invariants()  # per-origin limit included, while requests are in flight
+
+    with ConnectionPool(
+        network_backend=backend, max_connections=5, max_connections_per_origin=2
+    ) as pool:
+        with TaskGroup() as group:
+            for i in range(40):
+                group.start_soon(fetch, a if i % 4 else b)
+        per_origin = [
+            sum(c.can_handle_request(httpool.URL(u).origin) for c in pool.connections)
+            for u in (a, b)
+        ]
+        assert min(per_origin) >= 1 and max(per_origin) <= 2
+        assert pool.stats().queued == 0
