@@ -28,7 +28,6 @@ from .._exceptions import (
     PoolTimeout,
     ReadError,
     RemoteProtocolError,
-    UnsupportedProtocol,
     WriteError,
 )
 from .._models import ByteStream, Origin, Request, Response
@@ -38,7 +37,6 @@ from .assignment import AsyncPoolState, PoolEntry, Waiter
 from .connection import AsyncHTTPConnection
 from .interfaces import AsyncConnectionInterface, AsyncRequestInterface
 
-_SCHEMES = frozenset((b"http", b"https", b"ws", b"wss"))
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 
 
@@ -152,20 +150,16 @@ class AsyncConnectionPool(AsyncRequestInterface):
         """Send ``request`` on a pooled connection and return the response.
 
         The response body is unread; closing the response releases the
-        connection. Raises ``UnsupportedProtocol`` for a URL the pool cannot
-        serve, ``PoolTimeout`` when no connection came within
-        ``timeout["pool"]``, and the connection's errors otherwise.
+        connection. Raises ``PoolTimeout`` when no connection came within
+        ``timeout["pool"]``, and the connection's errors otherwise (an
+        unusable URL was already refused when the ``Request`` was made).
         """
-        url = request.url
-        if url.scheme not in _SCHEMES:
-            scheme = url.scheme.decode("ascii", "replace")
-            raise UnsupportedProtocol(f"Request URL has an unsupported protocol '{scheme}://'.")
-        if not url.host:
-            raise UnsupportedProtocol("Request URL is missing a host.")
+        # The URL was validated when the Request was made (scheme, host, port).
+        origin = request.url.origin
         pool_timeout = (request.extensions.get("timeout") or {}).get("pool")
         retried = False
         while True:
-            waiter = await self._acquire(url.origin, pool_timeout, fresh=retried)
+            waiter = await self._acquire(origin, pool_timeout, fresh=retried)
             entry = waiter.entry
             assert entry is not None
             connection = entry.connection
