@@ -30,7 +30,7 @@ from .._exceptions import (
     RemoteProtocolError,
     WriteError,
 )
-from .._models import ByteStream, Origin, Request, Response
+from .._models import ByteStream, Origin, Request, Response, get_timeout
 from .._stats import PoolStats
 from .._synchronization import AsyncPoolLock, AsyncShieldCancellation
 from .assignment import AsyncPoolState, PoolEntry, Waiter
@@ -156,7 +156,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
         """
         # The URL was validated when the Request was made (scheme, host, port).
         origin = request.url.origin
-        pool_timeout = (request.extensions.get("timeout") or {}).get("pool")
+        pool_timeout = get_timeout(request.extensions, "pool")
         retried = False
         while True:
             waiter = await self._acquire(origin, pool_timeout, fresh=retried)

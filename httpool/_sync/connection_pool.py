@@ -31,7 +31,7 @@ from .._exceptions import (
     RemoteProtocolError,
     WriteError,
 )
-from .._models import ByteStream, Origin, Request, Response
+from .._models import ByteStream, Origin, Request, Response, get_timeout
 from .._stats import PoolStats
 from .._synchronization import PoolLock, ShieldCancellation
 from .assignment import PoolEntry, PoolState, Waiter
@@ -157,7 +157,7 @@ class ConnectionPool(RequestInterface):
         """
         # The URL was validated when the Request was made (scheme, host, port).
         origin = request.url.origin
-        pool_timeout = (request.extensions.get("timeout") or {}).get("pool")
+        pool_timeout = get_timeout(request.extensions, "pool")
         retried = False
         while True:
             waiter = self._acquire(origin, pool_timeout, fresh=retried)
