@@ -203,11 +203,14 @@ def _url_bytes(value: bytes | str, name: str) -> bytes:
 def _scheme(raw: bytes) -> bytes:
     scheme = raw.lower()
     if scheme not in DEFAULT_PORTS:
-        if not scheme:
-            raise UnsupportedProtocol(_MISSING_SCHEME)
-        text = scheme.decode("ascii", "backslashreplace")
-        raise UnsupportedProtocol(f"Request URL has an unsupported protocol '{text}://'.")
+        raise unsupported_protocol(scheme) if scheme else UnsupportedProtocol(_MISSING_SCHEME)
     return scheme
+
+
+def unsupported_protocol(scheme: bytes) -> UnsupportedProtocol:
+    """The error for a request to ``scheme``, which httpool does not speak."""
+    text = scheme.decode("ascii", "backslashreplace")
+    return UnsupportedProtocol(f"Request URL has an unsupported protocol '{text}://'.")
 
 
 def _host(raw: bytes) -> bytes:
@@ -454,8 +457,7 @@ class Request:
         self.method: bytes = known
         url = url if type(url) is URL else enforce_url(url, name="url")
         if url.scheme not in REQUEST_SCHEMES:
-            text = url.scheme.decode("ascii")
-            raise UnsupportedProtocol(f"Request URL has an unsupported protocol '{text}://'.")
+            raise unsupported_protocol(url.scheme)
         self.headers: Headers = [] if headers is None else enforce_headers(headers, name="headers")
         self.stream: Stream = enforce_stream(content, name="content")
         if extensions is None:

@@ -46,7 +46,7 @@ from .._exceptions import (
     WriteError,
     translate,
 )
-from .._models import ByteStream, Origin, Request, Response
+from .._models import ByteStream, Origin, Request, Response, timeouts
 from .._synchronization import AsyncShieldCancellation
 from .._trace import Trace
 from .interfaces import AsyncConnectionInterface
@@ -178,18 +178,19 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             raise RuntimeError(
                 f"Attempted to send request to {request.url.origin} on connection to {self._origin}"
             )
-        if (self._state, _E.REQUEST) not in TRANSITIONS:
+        state = TRANSITIONS.get((self._state, _E.REQUEST))
+        if state is None:
             raise ConnectionNotAvailable()
-        self._state = next_state(self._state, _E.REQUEST)
+        self._state = state
         self._request_count += 1
         self._expire_at = None
         self._reset_exchange()
-        timeouts = request.extensions.get("timeout") or {}
+        _, read_timeout, write_timeout, _ = timeouts(request.extensions)
         try:
-            write_error = await self._send_request(request, timeouts.get("write"))
+            write_error = await self._send_request(request, write_timeout)
             async with Trace.start("http11.receive_response_headers", request) as trace:
                 try:
-                    event = await self._receive_response_head(timeouts.get("read"))
+                    event = await self._receive_response_head(read_timeout)
                 except HttpoolError:
                     if write_error is not None and not self._response_started:
                         raise write_error from None
@@ -208,7 +209,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             return Response(
                 status=event.status_code,
                 headers=headers,
-                content=AsyncHTTP11ResponseStream(self, request, timeouts.get("read")),
+                content=AsyncHTTP11ResponseStream(self, request, read_timeout),
                 extensions={
                     "http_version": http_version,
                     "reason_phrase": event.reason,
@@ -216,7 +217,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 },
             )
         except BaseException:
-            await self._fail()
+            await self._close(_E.ERROR)
             raise
 
     async def _send_request(self, request: Request, timeout: float | None) -> WriteError | None:
@@ -441,12 +442,10 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             if self._keepalive_expiry is not None:
                 self._expire_at = self._clock() + self._keepalive_expiry
         else:
-            self._state = next_state(self._state, _E.RESPONSE_DONE_CLOSE)
-            with AsyncShieldCancellation():
-                await self._network_stream.aclose()
+            await self._close(_E.RESPONSE_DONE_CLOSE)
 
-    async def _fail(self) -> None:
-        self._state = next_state(self._state, _E.ERROR)
+    async def _close(self, event: ConnectionEvent) -> None:
+        self._state = next_state(self._state, event)
         with AsyncShieldCancellation():
             await self._network_stream.aclose()
 
@@ -454,9 +453,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
 
     async def aclose(self) -> None:
         """Close the connection at once, whatever it is doing. Idempotent."""
-        self._state = next_state(self._state, _E.CLOSE)
-        with AsyncShieldCancellation():
-            await self._network_stream.aclose()
+        await self._close(_E.CLOSE)
 
     def can_handle_request(self, origin: Origin) -> bool:
         return origin == self._origin
@@ -539,7 +536,7 @@ class AsyncHTTP11ResponseStream:
             chunk = await self._connection._next_body_chunk(self._timeout)
         except BaseException as exc:
             self._state = 2
-            await self._connection._fail()
+            await self._connection._close(_E.ERROR)
             await self._trace.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         if chunk is None:

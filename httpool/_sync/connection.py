@@ -33,7 +33,7 @@ from .._exceptions import (
     UnsupportedProtocol,
     map_exceptions,
 )
-from .._models import Origin, Request, Response
+from .._models import REQUEST_SCHEMES, Origin, Request, Response, get_timeout, unsupported_protocol
 from .._ssl import ssl_context_for
 from .._synchronization import ShieldCancellation
 from .._trace import Trace
@@ -41,7 +41,6 @@ from .http11 import HTTP11Connection
 from .interfaces import ConnectionInterface
 
 RETRIES_BACKOFF_FACTOR = 0.5  # the n-th retry (from 0) waits 0.5 s * 2**n
-_SCHEMES = frozenset((b"http", b"https", b"ws", b"wss"))
 _TLS_SCHEMES = frozenset((b"https", b"wss"))
 
 
@@ -129,9 +128,8 @@ class HTTPConnection(ConnectionInterface):
         if self._closed:
             raise ConnectionNotAvailable()
         try:
-            if self._origin.scheme not in _SCHEMES:
-                scheme = self._origin.scheme.decode("ascii", "replace")
-                raise UnsupportedProtocol(f"Request URL has an unsupported protocol '{scheme}://'.")
+            if self._origin.scheme not in REQUEST_SCHEMES:
+                raise unsupported_protocol(self._origin.scheme)
             http2_module = _http2_module() if self._http2 else None
             if not self._http1 and http2_module is None:
                 raise UnsupportedProtocol(
@@ -174,8 +172,7 @@ class HTTPConnection(ConnectionInterface):
         )
 
     def _open_stream(self, request: Request, *, offer_h2: bool) -> NetworkStream:
-        timeouts = request.extensions.get("timeout") or {}
-        timeout = timeouts.get("connect")
+        timeout = get_timeout(request.extensions, "connect")
         delays = (RETRIES_BACKOFF_FACTOR * 2**n for n in range(self._retries))
         while True:
             try:

@@ -47,7 +47,7 @@ from .._exceptions import (
     WriteError,
     translate,
 )
-from .._models import ByteStream, Origin, Request, Response
+from .._models import ByteStream, Origin, Request, Response, timeouts
 from .._synchronization import ShieldCancellation
 from .._trace import Trace
 from .interfaces import ConnectionInterface
@@ -179,18 +179,19 @@ class HTTP11Connection(ConnectionInterface):
             raise RuntimeError(
                 f"Attempted to send request to {request.url.origin} on connection to {self._origin}"
             )
-        if (self._state, _E.REQUEST) not in TRANSITIONS:
+        state = TRANSITIONS.get((self._state, _E.REQUEST))
+        if state is None:
             raise ConnectionNotAvailable()
-        self._state = next_state(self._state, _E.REQUEST)
+        self._state = state
         self._request_count += 1
         self._expire_at = None
         self._reset_exchange()
-        timeouts = request.extensions.get("timeout") or {}
+        _, read_timeout, write_timeout, _ = timeouts(request.extensions)
         try:
-            write_error = self._send_request(request, timeouts.get("write"))
+            write_error = self._send_request(request, write_timeout)
             with Trace.start("http11.receive_response_headers", request) as trace:
                 try:
-                    event = self._receive_response_head(timeouts.get("read"))
+                    event = self._receive_response_head(read_timeout)
                 except HttpoolError:
                     if write_error is not None and not self._response_started:
                         raise write_error from None
@@ -209,7 +210,7 @@ class HTTP11Connection(ConnectionInterface):
             return Response(
                 status=event.status_code,
                 headers=headers,
-                content=HTTP11ResponseStream(self, request, timeouts.get("read")),
+                content=HTTP11ResponseStream(self, request, read_timeout),
                 extensions={
                     "http_version": http_version,
                     "reason_phrase": event.reason,
@@ -217,7 +218,7 @@ class HTTP11Connection(ConnectionInterface):
                 },
             )
         except BaseException:
-            self._fail()
+            self._close(_E.ERROR)
             raise
 
     def _send_request(self, request: Request, timeout: float | None) -> WriteError | None:
@@ -440,12 +441,10 @@ class HTTP11Connection(ConnectionInterface):
             if self._keepalive_expiry is not None:
                 self._expire_at = self._clock() + self._keepalive_expiry
         else:
-            self._state = next_state(self._state, _E.RESPONSE_DONE_CLOSE)
-            with ShieldCancellation():
-                self._network_stream.close()
+            self._close(_E.RESPONSE_DONE_CLOSE)
 
-    def _fail(self) -> None:
-        self._state = next_state(self._state, _E.ERROR)
+    def _close(self, event: ConnectionEvent) -> None:
+        self._state = next_state(self._state, event)
         with ShieldCancellation():
             self._network_stream.close()
 
@@ -453,9 +452,7 @@ class HTTP11Connection(ConnectionInterface):
 
     def close(self) -> None:
         """Close the connection at once, whatever it is doing. Idempotent."""
-        self._state = next_state(self._state, _E.CLOSE)
-        with ShieldCancellation():
-            self._network_stream.close()
+        self._close(_E.CLOSE)
 
     def can_handle_request(self, origin: Origin) -> bool:
         return origin == self._origin
@@ -538,7 +535,7 @@ class HTTP11ResponseStream:
             chunk = self._connection._next_body_chunk(self._timeout)
         except BaseException as exc:
             self._state = 2
-            self._connection._fail()
+            self._connection._close(_E.ERROR)
             self._trace.__exit__(type(exc), exc, exc.__traceback__)
             raise
         if chunk is None:

@@ -232,7 +232,7 @@ async def test_hang_with_read_timeout(server: HTTPServer) -> None:
 
 async def test_unsupported_scheme() -> None:
     conn = AsyncHTTPConnection(Origin(b"ftp", b"example.com", 21))
-    with pytest.raises(httpool.UnsupportedProtocol):
+    with pytest.raises(httpool.UnsupportedProtocol, match="unsupported protocol 'ftp://'"):
         await conn.aconnect(Request("GET", "http://example.com/"))
     assert conn.is_closed()
     with pytest.raises(httpool.ConnectionNotAvailable):

@@ -233,7 +233,7 @@ def test_hang_with_read_timeout(server: HTTPServer) -> None:
 
 def test_unsupported_scheme() -> None:
     conn = HTTPConnection(Origin(b"ftp", b"example.com", 21))
-    with pytest.raises(httpool.UnsupportedProtocol):
+    with pytest.raises(httpool.UnsupportedProtocol, match="unsupported protocol 'ftp://'"):
         conn.connect(Request("GET", "http://example.com/"))
     assert conn.is_closed()
     with pytest.raises(httpool.ConnectionNotAvailable):
