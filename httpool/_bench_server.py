@@ -289,10 +289,15 @@ class BenchServer:
         ]
         self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self._process.stdout is not None
-        line = self._process.stdout.readline()
-        if not line.strip().isdigit():
+        # ``with`` calls stop() only once start() returned: a Ctrl-C while the
+        # child boots must reap it here.
+        try:
+            line = self._process.stdout.readline()
+            if not line.strip().isdigit():
+                raise RuntimeError(f"the bench server did not start (its first output: {line!r})")
+        except BaseException:
             self.stop()
-            raise RuntimeError(f"the bench server did not start (its first output: {line!r})")
+            raise
         self.port = int(line)
 
     def stop(self) -> None:

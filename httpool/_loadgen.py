@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ._async.connection_pool import AsyncConnectionPool
 from ._exceptions import UnsupportedProtocol
@@ -313,67 +313,58 @@ def run_sync(config: BenchConfig) -> BenchResult:
     return BenchResult.from_recorder(config, "sync", recorder, stats)
 
 
-async def _async_worker(
-    pool: AsyncConnectionPool, config: BenchConfig, tickets: _Tickets, recorder: Recorder
-) -> None:
+async def _run_async(
+    config: BenchConfig,
+    runtime: str,
+    run_workers: Callable[[Callable[[], Awaitable[None]], int], Awaitable[None]],
+) -> BenchResult:
+    """The body of both async runners; ``run_workers(worker, n)`` runs ``n`` copies
+    of ``worker`` concurrently on its runtime and returns when all are done."""
+    tickets = _Tickets(config.requests)
+    recorder = Recorder(config.requests, progress=config.progress)
     content, extensions = config.content, config.extensions
-    while tickets.take():
-        started = time.perf_counter()
+    async with AsyncConnectionPool(max_connections=config.pool_size, http2=config.http2) as pool:
+
+        async def worker() -> None:
+            while tickets.take():
+                started = time.perf_counter()
+                try:
+                    response = await pool.request(
+                        config.method, config.url, content=content, extensions=extensions
+                    )
+                except Exception as exc:  # every failure is counted, none is fatal
+                    recorder.failure(exc, started)
+                else:
+                    recorder.success(response.status, started)
+
         try:
-            response = await pool.request(
-                config.method, config.url, content=content, extensions=extensions
-            )
-        except Exception as exc:  # every failure is counted, none is fatal
-            recorder.failure(exc, started)
-        else:
-            recorder.success(response.status, started)
+            await run_workers(worker, config.concurrency)
+        finally:
+            recorder.stop()
+        stats = pool.stats()
+    return BenchResult.from_recorder(config, runtime, recorder, stats)
 
 
 def run_asyncio(config: BenchConfig) -> BenchResult:
     """Run ``concurrency`` asyncio tasks sharing one ``AsyncConnectionPool``."""
 
-    async def main() -> BenchResult:
-        tickets = _Tickets(config.requests)
-        recorder = Recorder(config.requests, progress=config.progress)
-        async with AsyncConnectionPool(
-            max_connections=config.pool_size, http2=config.http2
-        ) as pool:
-            try:
-                await asyncio.gather(
-                    *(
-                        _async_worker(pool, config, tickets, recorder)
-                        for _ in range(config.concurrency)
-                    )
-                )
-            finally:
-                recorder.stop()
-            stats = pool.stats()
-        return BenchResult.from_recorder(config, "asyncio", recorder, stats)
+    async def gather(worker: Callable[[], Awaitable[None]], count: int) -> None:
+        await asyncio.gather(*(worker() for _ in range(count)))
 
-    return asyncio.run(main())
+    return asyncio.run(_run_async(config, "asyncio", gather))
 
 
 def run_trio(config: BenchConfig) -> BenchResult:
     """Run ``concurrency`` trio tasks sharing one ``AsyncConnectionPool``."""
     import trio
 
-    async def main() -> BenchResult:
-        tickets = _Tickets(config.requests)
-        recorder = Recorder(config.requests, progress=config.progress)
-        async with AsyncConnectionPool(
-            max_connections=config.pool_size, http2=config.http2
-        ) as pool:
-            try:
-                async with trio.open_nursery() as nursery:
-                    for _ in range(config.concurrency):
-                        nursery.start_soon(_async_worker, pool, config, tickets, recorder)
-            finally:
-                recorder.stop()
-            stats = pool.stats()
-        return BenchResult.from_recorder(config, "trio", recorder, stats)
+    async def in_nursery(worker: Callable[[], Awaitable[None]], count: int) -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(worker)
 
     try:
-        return trio.run(main)
+        return trio.run(_run_async, config, "trio", in_nursery)
     except BaseException as exc:
         # trio's nurseries wrap a Ctrl-C in an exception group; callers
         # expect the plain KeyboardInterrupt that the other runtimes raise.

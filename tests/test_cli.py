@@ -7,6 +7,7 @@ gone afterwards (also after Ctrl-C and after the CLI itself is killed).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -195,15 +197,6 @@ def test_in_process_against_test_server(capsys: pytest.CaptureFixture[str]) -> N
 # Interruption: the server never outlives the CLI.
 
 
-def spawn_cli(*args: str, stderr: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "httpool", "bench", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-    )
-
-
 def read_until(fd: int, pattern: bytes, timeout: float = 20.0) -> bytes:
     """Read ``fd`` until ``pattern`` is seen; fail after ``timeout`` seconds."""
     data = b""
@@ -222,55 +215,48 @@ def read_until(fd: int, pattern: bytes, timeout: float = 20.0) -> bytes:
     return data
 
 
-@pytest.fixture
-def stderr_pty() -> Iterator[tuple[int, int]]:
-    """A pseudo-terminal for the CLI's stderr, so that it shows its progress line."""
+@contextlib.contextmanager
+def cli_under_load(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Run an endless ``httpool bench`` on the embedded server and yield the CLI
+    process and the server's pid once requests are flowing; kill the CLI after.
+
+    Its stderr is a pseudo-terminal, so that the CLI shows its progress line.
+    """
     parent, child = pty.openpty()
     try:
-        yield parent, child
+        command = [sys.executable, "-m", "httpool", "bench", "-n", "100000000", *args]
+        try:
+            process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=child)
+        finally:
+            os.close(child)  # the CLI holds its own copy
+        try:
+            seen = read_until(parent, b"requests/s")  # the progress line
+            pid_match = re.search(rb"\(pid (\d+)\)", seen)
+            assert pid_match is not None
+            yield process, int(pid_match.group(1))
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            assert process.stdout is not None
+            process.stdout.close()
     finally:
         os.close(parent)
 
 
 @pytest.mark.parametrize("runtime", ["sync", "asyncio", "trio"])
-def test_ctrl_c_stops_the_embedded_server(runtime: str, stderr_pty: tuple[int, int]) -> None:
-    parent, child = stderr_pty
-    process = spawn_cli("-n", "100000000", "-c", "4", "--runtime", runtime, stderr=child)
-    os.close(child)
-    try:
-        seen = read_until(parent, b"requests/s")  # the progress line: requests are flowing
-        pid_match = re.search(rb"\(pid (\d+)\)", seen)
-        assert pid_match is not None
-        server_pid = int(pid_match.group(1))
+def test_ctrl_c_stops_the_embedded_server(runtime: str) -> None:
+    with cli_under_load("-c", "4", "--runtime", runtime) as (process, server_pid):
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=TIMEOUT) == 130
         assert process_gone(server_pid)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        assert process.stdout is not None
-        process.stdout.close()
 
 
-def test_killed_cli_leaves_no_server(stderr_pty: tuple[int, int]) -> None:
-    parent, child = stderr_pty
-    process = spawn_cli("-n", "100000000", "-c", "2", stderr=child)
-    os.close(child)
-    try:
-        seen = read_until(parent, b"requests/s")
-        pid_match = re.search(rb"\(pid (\d+)\)", seen)
-        assert pid_match is not None
-        server_pid = int(pid_match.group(1))
+def test_killed_cli_leaves_no_server() -> None:
+    with cli_under_load("-c", "2") as (process, server_pid):
         process.kill()  # no cleanup code runs: the server must notice on its own
         process.wait(timeout=TIMEOUT)
         assert wait_gone(server_pid)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        assert process.stdout is not None
-        process.stdout.close()
 
 
 # The embedded server on its own.
@@ -282,6 +268,37 @@ def bench_server() -> Iterator[BenchServer]:
         pid = server.pid
         yield server
     assert process_gone(pid)
+
+
+class _InterruptedPipe:
+    """A child's stdout whose first read is cut short by Ctrl-C."""
+
+    def __init__(self, pipe: typing.IO[bytes]) -> None:
+        self._pipe = pipe
+
+    def readline(self) -> bytes:
+        raise KeyboardInterrupt
+
+    def close(self) -> None:
+        self._pipe.close()
+
+
+def test_server_interrupted_while_starting_is_reaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[subprocess.Popen[bytes]] = []
+    real_popen = subprocess.Popen
+
+    def popen(*args: typing.Any, **kwargs: typing.Any) -> subprocess.Popen[bytes]:
+        process = real_popen(*args, **kwargs)
+        assert process.stdout is not None
+        process.stdout = _InterruptedPipe(process.stdout)  # type: ignore[assignment]
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    with pytest.raises(KeyboardInterrupt), BenchServer():
+        pytest.fail("the server cannot have started")
+    (process,) = started
+    assert process.returncode is not None  # waited for: no orphan, no zombie
 
 
 def exchange(port: int, data: bytes) -> bytes:

@@ -8,6 +8,7 @@ measure (``--benchmark-only``, as ``nox -s bench`` does, or
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,14 @@ def aio() -> Iterator[AsyncioRunner]:
         yield runner
     finally:
         runner.close()
+
+
+@pytest.fixture
+def thread_pool(request: pytest.FixtureRequest) -> Iterator[concurrent.futures.ThreadPoolExecutor]:
+    """An executor of ``request.param`` threads (parametrize it indirectly); the threads
+    outlive the rounds, so that a round measures requests, not thread starts."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=request.param) as executor:
+        yield executor
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Iterator
 
 import pytest
 
@@ -53,12 +52,6 @@ def test_asyncio_concurrent(
     assert stats.queued == 0
     assert stats.connections <= POOL_SIZE
     aio.run(pool.aclose())
-
-
-@pytest.fixture
-def thread_pool(request: pytest.FixtureRequest) -> Iterator[concurrent.futures.ThreadPoolExecutor]:
-    with concurrent.futures.ThreadPoolExecutor(max_workers=request.param) as executor:
-        yield executor
 
 
 @pytest.mark.parametrize(

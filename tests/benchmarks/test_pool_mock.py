@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-from collections.abc import Iterator
 
 import pytest
 
@@ -77,12 +76,6 @@ def test_asyncio_concurrent(
     assert stats.active == 0
     assert stats.connections <= POOL_SIZE
     aio.run(pool.aclose())
-
-
-@pytest.fixture
-def thread_pool(request: pytest.FixtureRequest) -> Iterator[concurrent.futures.ThreadPoolExecutor]:
-    with concurrent.futures.ThreadPoolExecutor(max_workers=request.param) as executor:
-        yield executor
 
 
 @pytest.mark.parametrize("origins", [1, 10])
