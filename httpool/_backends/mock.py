@@ -159,10 +159,7 @@ class AsyncMockStream(_Script, AsyncNetworkStream):
         on_trio = self._on_trio
         if on_trio is None:
             on_trio = self._on_trio = current_async_library() == "trio"
-        if on_trio:
-            await _trio_checkpoint()
-        else:
-            await asyncio.sleep(0)
+        await _yield_once(on_trio)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         await self._checkpoint()
@@ -184,10 +181,13 @@ class AsyncMockStream(_Script, AsyncNetworkStream):
         return self
 
 
-async def _trio_checkpoint() -> None:
-    import trio
+async def _yield_once(on_trio: bool) -> None:
+    if on_trio:
+        import trio
 
-    await trio.lowlevel.checkpoint()
+        await trio.lowlevel.checkpoint()
+    else:
+        await asyncio.sleep(0)
 
 
 class _MockBackendState:
@@ -319,7 +319,4 @@ class AsyncMockBackend(_MockBackendState, AsyncNetworkBackend):
     async def sleep(self, seconds: float) -> None:
         """Advance the virtual clock by ``seconds``, then yield once."""
         self._now += seconds
-        if current_async_library() == "trio":
-            await _trio_checkpoint()
-        else:
-            await asyncio.sleep(0)
+        await _yield_once(current_async_library() == "trio")

@@ -17,8 +17,8 @@ TLS over TLS (an HTTPS request through an HTTPS proxy) cannot use
 ``wrap_socket`` twice; ``_TLSOverTLSStream`` runs the inner session on memory
 BIOs and carries its records over the outer ``SSLSocket``.
 
-This module knows nothing of HTTP; ``socket_is_readable`` is shared with the
-trio backend.
+This module knows nothing of HTTP; ``socket_is_readable`` and
+``address_info`` are shared with the trio backend.
 """
 
 from __future__ import annotations
@@ -61,6 +61,12 @@ _TLS_RECORD_READ = 16384 + 2048
 
 class _HasFileno(typing.Protocol):
     def fileno(self) -> int: ...
+
+
+class _HasAddresses(typing.Protocol):
+    def getsockname(self) -> typing.Any: ...
+
+    def getpeername(self) -> typing.Any: ...
 
 
 def socket_is_readable(sock: _HasFileno) -> bool:
@@ -172,7 +178,7 @@ class SyncStream(NetworkStream):
             return sock if isinstance(sock, ssl.SSLSocket) else None
         if info == "socket":
             return sock
-        return _address_info(sock, info)
+        return address_info(sock, info)
 
 
 class _TLSOverTLSStream(NetworkStream):
@@ -266,10 +272,11 @@ class _TLSOverTLSStream(NetworkStream):
             return self._tls
         if info == "socket":
             return self._sock
-        return _address_info(self._sock, info)
+        return address_info(self._sock, info)
 
 
-def _address_info(sock: socket.socket, info: str) -> typing.Any:
+def address_info(sock: _HasAddresses, info: str) -> typing.Any:
+    """Answer ``"client_addr"`` and ``"server_addr"`` from ``sock``; None otherwise."""
     try:
         if info == "client_addr":
             return sock.getsockname()
@@ -308,7 +315,8 @@ class SyncBackend(NetworkBackend):
         """Open a TCP connection, trying each address of ``host`` in turn.
 
         Args:
-            timeout: one deadline for resolving and connecting, in seconds.
+            timeout: one deadline for every connect attempt, in seconds. Name
+                resolution counts against it but cannot be interrupted.
             local_address: bind to this source IP (any port) before connecting.
             socket_options: ``setsockopt`` arguments, applied before connecting.
 

@@ -39,7 +39,7 @@ from .._exceptions import (
     translate,
 )
 from .base import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
-from .sync import socket_is_readable
+from .sync import address_info, socket_is_readable
 
 _READ: ExceptionMapping = {
     trio.TooSlowError: ReadTimeout,
@@ -156,9 +156,7 @@ class TrioStream(AsyncNetworkStream):
     def get_extra_info(self, info: str) -> typing.Any:
         stream = self._stream
         if info == "is_readable":
-            if isinstance(stream, trio.SSLStream) and stream.pending():
-                return True
-            return socket_is_readable(self._socket)
+            return _tls_has_buffered(stream) or socket_is_readable(self._socket)
         if info == "ssl_object":
             if isinstance(stream, trio.SSLStream):
                 # The ssl.SSLObject itself, as the other backends give; the
@@ -167,14 +165,18 @@ class TrioStream(AsyncNetworkStream):
             return None
         if info == "socket":
             return self._socket
-        try:
-            if info == "client_addr":
-                return self._socket.getsockname()
-            if info == "server_addr":
-                return self._socket.getpeername()
-        except OSError:  # closed, or the peer already gone
-            return None
-        return None
+        return address_info(self._socket, info)
+
+
+def _tls_has_buffered(stream: trio.abc.Stream) -> bool:
+    # An SSLStream moves a whole transport read into its incoming BIO but
+    # decrypts one record per read, so later records can wait there, out of
+    # sight of the socket probe. Each TLS layer keeps its own buffer.
+    while isinstance(stream, trio.SSLStream):
+        if stream.pending() or stream._incoming.pending:
+            return True
+        stream = stream.transport_stream
+    return False
 
 
 async def _connect_socket(
@@ -250,18 +252,17 @@ class TrioBackend(AsyncNetworkBackend):
         options = () if socket_options is None else tuple(socket_options)
         try:
             with _deadline(timeout):
-                if options:
-                    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    try:
-                        for option in options:
-                            sock.setsockopt(*option)
-                        await sock.connect(path)
-                    except BaseException:
-                        sock.close()
-                        raise
-                    stream = trio.SocketStream(sock)
-                else:
-                    stream = await trio.open_unix_socket(path)
+                # By hand, as trio.open_unix_socket does it, so that the
+                # options apply before connect().
+                sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    for option in options:
+                        sock.setsockopt(*option)
+                    await sock.connect(path)
+                except BaseException:
+                    sock.close()
+                    raise
+                stream = trio.SocketStream(sock)
         except _MAPPED as exc:
             raise translate(exc, _CONNECT) from exc
         return TrioStream(stream, stream.socket)

@@ -412,6 +412,28 @@ async def test_is_readable_after_peer_close(
             await stream.aclose()
 
 
+async def test_is_readable_with_a_tls_record_waiting(
+    server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    # Two records that arrive together: a backend may take both off the
+    # socket while reading the first, and the probe must still see the second.
+    backend = AutoBackend()
+    with EchoServer(ssl_context=server_ssl_context) as server:
+        stream = await backend.connect_tcp(server.host, server.port, timeout=TIMEOUT)
+        tls = await stream.start_tls(
+            client_ssl_context, server_hostname="localhost", timeout=TIMEOUT
+        )
+        try:
+            await tls.write(b"first", timeout=TIMEOUT)
+            await tls.write(b"second", timeout=TIMEOUT)
+            await backend.sleep(0.1)  # both echoes arrive before the first read
+            assert await tls.read(5, timeout=TIMEOUT) == b"first"
+            assert await wait_until_readable(backend, tls)
+            assert await read_exactly(tls, 6) == b"second"
+        finally:
+            await tls.aclose()
+
+
 async def test_tls_over_tls(
     tls_certificate: trustme.LeafCert,
     server_ssl_context: ssl.SSLContext,

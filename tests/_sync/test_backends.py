@@ -407,6 +407,26 @@ def test_is_readable_after_peer_close(
             stream.close()
 
 
+def test_is_readable_with_a_tls_record_waiting(
+    server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    # Two records that arrive together: a backend may take both off the
+    # socket while reading the first, and the probe must still see the second.
+    backend = SyncBackend()
+    with EchoServer(ssl_context=server_ssl_context) as server:
+        stream = backend.connect_tcp(server.host, server.port, timeout=TIMEOUT)
+        tls = stream.start_tls(client_ssl_context, server_hostname="localhost", timeout=TIMEOUT)
+        try:
+            tls.write(b"first", timeout=TIMEOUT)
+            tls.write(b"second", timeout=TIMEOUT)
+            backend.sleep(0.1)  # both echoes arrive before the first read
+            assert tls.read(5, timeout=TIMEOUT) == b"first"
+            assert wait_until_readable(backend, tls)
+            assert read_exactly(tls, 6) == b"second"
+        finally:
+            tls.close()
+
+
 def test_tls_over_tls(
     tls_certificate: trustme.LeafCert,
     server_ssl_context: ssl.SSLContext,
