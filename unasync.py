@@ -45,7 +45,7 @@ REPLACEMENTS = {
     "aiter_stream": "iter_stream",
     "aread": "read",
     "asynccontextmanager": "contextmanager",
-    "AutoBackend": "SyncBackend",
+    "async_default_backend": "default_backend",
     "handle_async_request": "handle_request",
 }
 

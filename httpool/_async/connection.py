@@ -21,8 +21,8 @@ import ssl
 import types
 from collections.abc import Iterable
 
-from .._backends.auto import AutoBackend
 from .._backends.base import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
+from .._backends.default import async_default_backend
 from .._exceptions import (
     CONNECT_ERRORS,
     ConnectError,
@@ -90,7 +90,7 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         self._local_address = local_address
         self._uds = uds
         self._network_backend: AsyncNetworkBackend = (
-            AutoBackend() if network_backend is None else network_backend
+            async_default_backend() if network_backend is None else network_backend
         )
         self._socket_options = socket_options
         self._connection: AsyncConnectionInterface | None = None

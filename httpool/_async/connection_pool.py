@@ -22,8 +22,8 @@ import types
 import typing
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 
-from .._backends.auto import AutoBackend
 from .._backends.base import SOCKET_OPTION, AsyncNetworkBackend
+from .._backends.default import async_default_backend
 from .._exceptions import (
     PoolTimeout,
     ReadError,
@@ -92,7 +92,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
         self._local_address = local_address
         self._uds = uds
         self._network_backend: AsyncNetworkBackend = (
-            AutoBackend() if network_backend is None else network_backend
+            async_default_backend() if network_backend is None else network_backend
         )
         self._socket_options = socket_options
         # The backend's clock (virtual on the mock backend); a third-party

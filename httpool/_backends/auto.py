@@ -2,9 +2,7 @@
 
 Theory of operation: the choice is made once, on first use, from the running
 library, and the chosen backend then gets every call. trio is imported only
-when trio is the one running. ``SyncBackend`` is re-exported so that the
-generated sync code, in which ``AutoBackend`` is renamed ``SyncBackend``, can
-keep importing from this module.
+when trio is the one running.
 """
 
 from __future__ import annotations
@@ -13,9 +11,8 @@ from collections.abc import Iterable
 
 from .._synchronization import current_async_library
 from .base import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
-from .sync import SyncBackend as SyncBackend
 
-__all__ = ["AutoBackend", "SyncBackend"]
+__all__ = ["AutoBackend"]
 
 
 class AutoBackend(AsyncNetworkBackend):

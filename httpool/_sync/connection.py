@@ -22,8 +22,8 @@ import ssl
 import types
 from collections.abc import Iterable
 
-from .._backends.auto import SyncBackend
 from .._backends.base import SOCKET_OPTION, NetworkBackend, NetworkStream
+from .._backends.default import default_backend
 from .._exceptions import (
     CONNECT_ERRORS,
     ConnectError,
@@ -91,7 +91,7 @@ class HTTPConnection(ConnectionInterface):
         self._local_address = local_address
         self._uds = uds
         self._network_backend: NetworkBackend = (
-            SyncBackend() if network_backend is None else network_backend
+            default_backend() if network_backend is None else network_backend
         )
         self._socket_options = socket_options
         self._connection: ConnectionInterface | None = None

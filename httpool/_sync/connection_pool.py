@@ -23,8 +23,8 @@ import types
 import typing
 from collections.abc import Iterable, Iterator
 
-from .._backends.auto import SyncBackend
 from .._backends.base import SOCKET_OPTION, NetworkBackend
+from .._backends.default import default_backend
 from .._exceptions import (
     PoolTimeout,
     ReadError,
@@ -93,7 +93,7 @@ class ConnectionPool(RequestInterface):
         self._local_address = local_address
         self._uds = uds
         self._network_backend: NetworkBackend = (
-            SyncBackend() if network_backend is None else network_backend
+            default_backend() if network_backend is None else network_backend
         )
         self._socket_options = socket_options
         # The backend's clock (virtual on the mock backend); a third-party

@@ -1,8 +1,8 @@
 """One conformance suite for every network backend.
 
-Written once, as async code on ``AutoBackend``: it runs on asyncio and on
-trio, and its generated twin in ``tests/_sync`` runs the same bodies on
-``SyncBackend``. Real sockets on 127.0.0.1 throughout (``EchoServer``), TLS
+Written once, as async code on the default backend: it runs on asyncio and
+on trio, and its generated twin in ``tests/_sync`` runs the same bodies on
+blocking sockets. Real sockets on 127.0.0.1 throughout (``EchoServer``), TLS
 from a ``trustme`` CA. The ``check_*`` functions hold what every stream must
 do; the ``test_mock_*`` tests run them on the mock backend as well.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from httpool._backends.auto import AutoBackend
 from httpool._backends.base import AsyncNetworkBackend, AsyncNetworkStream
+from httpool._backends.default import async_default_backend
 from httpool._backends.mock import AsyncMockBackend, AsyncMockStream
 from httpool._exceptions import (
     ConnectError,
@@ -126,7 +126,7 @@ def can_bind(address: str) -> bool:
 
 
 async def test_write_then_read_echo(echo_server: EchoServer) -> None:
-    backend = AutoBackend()
+    backend = async_default_backend()
     stream = await backend.connect_tcp(echo_server.host, echo_server.port, timeout=TIMEOUT)
     try:
         await stream.write(b"hello, world", timeout=TIMEOUT)
@@ -140,7 +140,9 @@ async def test_write_then_read_echo(echo_server: EchoServer) -> None:
 
 async def test_read_returns_empty_at_eof() -> None:
     with EchoServer("close", greeting=b"goodbye, then EOF") as server:
-        stream = await AutoBackend().connect_tcp(server.host, server.port, timeout=TIMEOUT)
+        stream = await async_default_backend().connect_tcp(
+            server.host, server.port, timeout=TIMEOUT
+        )
         try:
             await check_reads_to_eof(stream, b"goodbye, then EOF")
         finally:
@@ -151,7 +153,7 @@ async def test_large_read_keeps_order() -> None:
     # Bigger than every buffer on the way, and left to pile up before it is
     # read, so that the asyncio backend pauses and resumes its transport.
     payload = PATTERN * (3 * 4096)
-    backend = AutoBackend()
+    backend = async_default_backend()
     with EchoServer("close", greeting=payload) as server:
         stream = await backend.connect_tcp(server.host, server.port, timeout=TIMEOUT)
         try:
@@ -162,12 +164,14 @@ async def test_large_read_keeps_order() -> None:
 
 
 async def test_close_twice(echo_server: EchoServer) -> None:
-    stream = await AutoBackend().connect_tcp(echo_server.host, echo_server.port, timeout=TIMEOUT)
+    stream = await async_default_backend().connect_tcp(
+        echo_server.host, echo_server.port, timeout=TIMEOUT
+    )
     await check_close_twice(stream)
 
 
 async def test_read_and_write_after_peer_close() -> None:
-    backend = AutoBackend()
+    backend = async_default_backend()
     with EchoServer("close") as server:
         stream = await backend.connect_tcp(server.host, server.port, timeout=TIMEOUT)
         try:
@@ -187,7 +191,7 @@ async def test_connect_refused() -> None:
         sock.bind(("127.0.0.1", 0))  # bound, not listening: connects are refused
         port = sock.getsockname()[1]
         with pytest.raises(ConnectError):
-            await AutoBackend().connect_tcp("127.0.0.1", port, timeout=TIMEOUT)
+            await async_default_backend().connect_tcp("127.0.0.1", port, timeout=TIMEOUT)
 
 
 async def test_connect_timeout() -> None:
@@ -195,12 +199,14 @@ async def test_connect_timeout() -> None:
         if address is None:
             pytest.skip("this OS refuses connects to a full backlog instead of dropping them")
         with pytest.raises(ConnectTimeout):
-            await AutoBackend().connect_tcp(address[0], address[1], timeout=0.1)
+            await async_default_backend().connect_tcp(address[0], address[1], timeout=0.1)
 
 
 async def test_read_timeout() -> None:
     with EchoServer("silent") as server:
-        stream = await AutoBackend().connect_tcp(server.host, server.port, timeout=TIMEOUT)
+        stream = await async_default_backend().connect_tcp(
+            server.host, server.port, timeout=TIMEOUT
+        )
         try:
             with pytest.raises(ReadTimeout):
                 await stream.read(10, timeout=0.05)
@@ -215,7 +221,7 @@ async def test_read_timeout() -> None:
 async def test_write_timeout() -> None:
     small = [(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)]
     with EchoServer("stall", recv_buffer=4096) as server:
-        stream = await AutoBackend().connect_tcp(
+        stream = await async_default_backend().connect_tcp(
             server.host, server.port, timeout=TIMEOUT, socket_options=small
         )
         try:
@@ -226,7 +232,9 @@ async def test_write_timeout() -> None:
 
 
 async def test_extra_info(echo_server: EchoServer) -> None:
-    stream = await AutoBackend().connect_tcp(echo_server.host, echo_server.port, timeout=TIMEOUT)
+    stream = await async_default_backend().connect_tcp(
+        echo_server.host, echo_server.port, timeout=TIMEOUT
+    )
     try:
         await stream.write(b"ping", timeout=TIMEOUT)
         assert await read_exactly(stream, 4) == b"ping"
@@ -243,7 +251,7 @@ async def test_extra_info(echo_server: EchoServer) -> None:
 
 
 async def test_is_readable(echo_server: EchoServer) -> None:
-    backend = AutoBackend()
+    backend = async_default_backend()
     stream = await backend.connect_tcp(echo_server.host, echo_server.port, timeout=TIMEOUT)
     try:
         assert not stream.get_extra_info("is_readable")
@@ -262,7 +270,7 @@ async def test_local_address(echo_server: EchoServer, with_options: bool) -> Non
     # that the bind really happened; elsewhere 127.0.0.1 has to do.
     local = "127.0.0.2" if can_bind("127.0.0.2") else "127.0.0.1"
     options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] if with_options else None
-    stream = await AutoBackend().connect_tcp(
+    stream = await async_default_backend().connect_tcp(
         echo_server.host,
         echo_server.port,
         timeout=TIMEOUT,
@@ -283,7 +291,7 @@ async def test_socket_options(echo_server: EchoServer) -> None:
         (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
         (socket.SOL_SOCKET, socket.SO_RCVBUF, 32768),
     ]
-    stream = await AutoBackend().connect_tcp(
+    stream = await async_default_backend().connect_tcp(
         echo_server.host, echo_server.port, timeout=TIMEOUT, socket_options=options
     )
     try:
@@ -303,7 +311,7 @@ async def test_unix_socket(tmp_path: Path, with_options: bool) -> None:
     options = [(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)] if with_options else None
     with EchoServer(uds=path) as server:
         assert server.uds == path
-        stream = await AutoBackend().connect_unix_socket(
+        stream = await async_default_backend().connect_unix_socket(
             path, timeout=TIMEOUT, socket_options=options
         )
         try:
@@ -317,11 +325,13 @@ async def test_unix_socket(tmp_path: Path, with_options: bool) -> None:
 @pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix domain sockets")
 async def test_unix_socket_missing(tmp_path: Path) -> None:
     with pytest.raises(ConnectError):
-        await AutoBackend().connect_unix_socket(os.fspath(tmp_path / "nothing"), timeout=TIMEOUT)
+        await async_default_backend().connect_unix_socket(
+            os.fspath(tmp_path / "nothing"), timeout=TIMEOUT
+        )
 
 
 async def test_sleep_and_now() -> None:
-    backend = AutoBackend()
+    backend = async_default_backend()
     before = backend.now()
     await backend.sleep(0.02)
     assert backend.now() - before >= 0.015
@@ -351,7 +361,9 @@ async def test_start_tls(
 ) -> None:
     client_ssl_context.set_alpn_protocols(["http/1.1"])
     with EchoServer(ssl_context=server_ssl_context) as server:
-        stream = await AutoBackend().connect_tcp(server.host, server.port, timeout=TIMEOUT)
+        stream = await async_default_backend().connect_tcp(
+            server.host, server.port, timeout=TIMEOUT
+        )
         tls = await stream.start_tls(client_ssl_context, server_hostname="localhost", timeout=5)
         try:
             assert server.sni_names == ["localhost"]
@@ -371,7 +383,9 @@ async def test_start_tls_wrong_hostname(
     server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
 ) -> None:
     with EchoServer(ssl_context=server_ssl_context) as server:
-        stream = await AutoBackend().connect_tcp(server.host, server.port, timeout=TIMEOUT)
+        stream = await async_default_backend().connect_tcp(
+            server.host, server.port, timeout=TIMEOUT
+        )
         with pytest.raises(ConnectError):
             await stream.start_tls(client_ssl_context, server_hostname="wrong.example", timeout=5)
         assert server.sni_names == ["wrong.example"]
@@ -381,7 +395,9 @@ async def test_start_tls_wrong_hostname(
 async def test_start_tls_untrusted_certificate(server_ssl_context: ssl.SSLContext) -> None:
     # The default context trusts the public CAs, not the test CA.
     with EchoServer(ssl_context=server_ssl_context) as server:
-        stream = await AutoBackend().connect_tcp(server.host, server.port, timeout=TIMEOUT)
+        stream = await async_default_backend().connect_tcp(
+            server.host, server.port, timeout=TIMEOUT
+        )
         with pytest.raises(ConnectError):
             await stream.start_tls(default_ssl_context(), server_hostname="localhost", timeout=5)
         await stream.aclose()
@@ -389,7 +405,9 @@ async def test_start_tls_untrusted_certificate(server_ssl_context: ssl.SSLContex
 
 async def test_start_tls_timeout(client_ssl_context: ssl.SSLContext) -> None:
     with EchoServer("stall") as server:
-        stream = await AutoBackend().connect_tcp(server.host, server.port, timeout=TIMEOUT)
+        stream = await async_default_backend().connect_tcp(
+            server.host, server.port, timeout=TIMEOUT
+        )
         with pytest.raises(ConnectTimeout):
             await stream.start_tls(client_ssl_context, server_hostname="localhost", timeout=0.1)
         await stream.aclose()
@@ -399,7 +417,7 @@ async def test_start_tls_timeout(client_ssl_context: ssl.SSLContext) -> None:
 async def test_is_readable_after_peer_close(
     tls: bool, server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
 ) -> None:
-    backend = AutoBackend()
+    backend = async_default_backend()
     with EchoServer("close", ssl_context=server_ssl_context if tls else None) as server:
         stream = await backend.connect_tcp(server.host, server.port, timeout=TIMEOUT)
         if tls:
@@ -417,7 +435,7 @@ async def test_is_readable_with_a_tls_record_waiting(
 ) -> None:
     # Two records that arrive together: a backend may take both off the
     # socket while reading the first, and the probe must still see the second.
-    backend = AutoBackend()
+    backend = async_default_backend()
     with EchoServer(ssl_context=server_ssl_context) as server:
         stream = await backend.connect_tcp(server.host, server.port, timeout=TIMEOUT)
         tls = await stream.start_tls(
@@ -442,7 +460,9 @@ async def test_tls_over_tls(
     # What a client does for an https:// request through an HTTPS proxy.
     inner_context = make_server_context(tls_certificate)
     with EchoServer(ssl_context=server_ssl_context, inner_ssl_context=inner_context) as server:
-        stream = await AutoBackend().connect_tcp(server.host, server.port, timeout=TIMEOUT)
+        stream = await async_default_backend().connect_tcp(
+            server.host, server.port, timeout=TIMEOUT
+        )
         outer = await stream.start_tls(client_ssl_context, server_hostname="localhost", timeout=5)
         if sys.version_info < (3, 11) and "asyncio" in type(outer).__module__:
             await outer.aclose()

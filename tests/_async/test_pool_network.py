@@ -12,7 +12,7 @@ import pytest
 
 import httpool
 from httpool import AsyncConnectionPool
-from httpool._backends.auto import AutoBackend
+from httpool._backends.default import async_default_backend
 from tests.support.concurrency import AsyncTaskGroup
 from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
 
@@ -45,7 +45,7 @@ async def test_concurrent_requests_stay_within_the_limit(server: HTTPServer) -> 
 
 
 async def test_server_dropping_idle_connection_is_survived() -> None:
-    backend = AutoBackend()
+    backend = async_default_backend()
     with HTTPServer(idle_timeout=0.05) as srv:
         async with AsyncConnectionPool() as pool:
             for _ in range(3):

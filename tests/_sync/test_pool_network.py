@@ -13,7 +13,7 @@ import pytest
 
 import httpool
 from httpool import ConnectionPool
-from httpool._backends.auto import SyncBackend
+from httpool._backends.default import default_backend
 from tests.support.concurrency import TaskGroup
 from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
 
@@ -46,7 +46,7 @@ def test_concurrent_requests_stay_within_the_limit(server: HTTPServer) -> None:
 
 
 def test_server_dropping_idle_connection_is_survived() -> None:
-    backend = SyncBackend()
+    backend = default_backend()
     with HTTPServer(idle_timeout=0.05) as srv:
         with ConnectionPool() as pool:
             for _ in range(3):
