@@ -51,7 +51,10 @@ def test_server_dropping_idle_connection_is_survived() -> None:
         with ConnectionPool() as pool:
             for _ in range(3):
                 assert (pool.request("GET", srv.url + "/")).status == 200
-                backend.sleep(0.2)  # the server closes the idle connection
+                for _ in range(500):  # until the server has closed the idle connection
+                    if srv.open_connections == 0:
+                        break
+                    backend.sleep(0.01)
             assert srv.connections_accepted == 3
             assert pool.stats().closed >= 2
 
