@@ -85,7 +85,6 @@ class ConnectionPool(RequestInterface):
             raise ValueError("at least one of http1 and http2 must be enabled")
         self._ssl_context = ssl_context
         self._max_connections = 2**62 if max_connections is None else max_connections
-        self._max_keepalive_connections = max_keepalive_connections
         self._keepalive_expiry = keepalive_expiry
         self._http1 = http1
         self._http2 = http2
