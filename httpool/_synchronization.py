@@ -8,6 +8,8 @@ here with those two names:
   pool changes its state only between awaits, so on one event loop no lock is
   needed and ``AsyncPoolLock`` does nothing; the sync pool is shared between
   threads and gets a real ``threading.Lock``.
+- ``AsyncLock`` / ``Lock``: a real lock that is held across awaits (an
+  HTTP/2 connection's reader and writer, shared by the streams on it).
 - ``AsyncEvent`` / ``Event``: what a queued request waits on until the pool
   assigns it a connection; ``wait(timeout)`` returns ``False`` on timeout.
 - ``AsyncShieldCancellation`` / ``ShieldCancellation``: wraps closing I/O so
@@ -55,6 +57,33 @@ class AsyncPoolLock:
 
 
 PoolLock = threading.Lock
+
+
+class AsyncLock:
+    """A lock held across awaits: ``asyncio.Lock`` or ``trio.Lock``, picked
+    on first use so that it can be made outside a running loop."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock: typing.Any = None
+
+    async def __aenter__(self) -> None:
+        lock = self._lock
+        if lock is None:
+            if current_async_library() == "trio":
+                import trio
+
+                lock = self._lock = trio.Lock()
+            else:
+                lock = self._lock = asyncio.Lock()
+        await lock.acquire()
+
+    async def __aexit__(self, *args: object) -> None:
+        self._lock.release()
+
+
+Lock = threading.Lock
 
 
 class AsyncEvent:

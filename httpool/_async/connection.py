@@ -141,6 +141,13 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
                 with AsyncShieldCancellation():
                     await stream.aclose()
                 raise
+            try:
+                # HTTP/2 exchanges SETTINGS here, so its capacity is known.
+                await connection.aconnect(request)
+            except BaseException:
+                with AsyncShieldCancellation():
+                    await connection.aclose()
+                raise
             self._connection = connection
             if self._closed:  # aclose() was called while we were connecting
                 await connection.aclose()
@@ -160,7 +167,10 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
             if http2_module is None:
                 raise RemoteProtocolError("The server selected HTTP/2, which was not offered.")
             connection: AsyncConnectionInterface = http2_module.AsyncHTTP2Connection(
-                origin=self._origin, stream=stream, keepalive_expiry=self._keepalive_expiry
+                origin=self._origin,
+                stream=stream,
+                keepalive_expiry=self._keepalive_expiry,
+                clock=getattr(self._network_backend, "now", None),
             )
             return connection
         return AsyncHTTP11Connection(

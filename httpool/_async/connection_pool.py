@@ -25,6 +25,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from .._backends.base import SOCKET_OPTION, AsyncNetworkBackend
 from .._backends.default import async_default_backend
 from .._exceptions import (
+    ConnectionNotAvailable,
     PoolTimeout,
     ReadError,
     RemoteProtocolError,
@@ -38,6 +39,9 @@ from .connection import AsyncHTTPConnection
 from .interfaces import AsyncConnectionInterface, AsyncRequestInterface
 
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
+# How often a request goes elsewhere because its connection could not take
+# it (an HTTP/2 GOAWAY or refused stream: never processed, so always safe).
+MAX_UNAVAILABLE_RETRIES = 8
 
 
 class AsyncConnectionPool(AsyncRequestInterface):
@@ -157,6 +161,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
         origin = request.url.origin
         pool_timeout = get_timeout(request.extensions, "pool")
         retried = False
+        unavailable = 0
         while True:
             waiter = await self._acquire(origin, pool_timeout, fresh=retried)
             entry = waiter.entry
@@ -172,6 +177,13 @@ class AsyncConnectionPool(AsyncRequestInterface):
                     # connection's state is unknowable, so it is not reused.
                     await self._close_connections([connection])
                 await self._release(entry)
+                if isinstance(exc, ConnectionNotAvailable):
+                    unavailable += 1
+                    if unavailable <= MAX_UNAVAILABLE_RETRIES:
+                        continue
+                    raise RemoteProtocolError(
+                        f"No connection took the request in {unavailable} attempts."
+                    ) from exc
                 if retried or waiter.connect or not _may_retry(exc, request, connection):
                     raise
                 # A reused keep-alive connection the server had closed: the

@@ -399,14 +399,17 @@ class PoolState:
             # Idle while other origins wait for room: make room.
             self._remove(entry, close=True)
             return
-        if entry.in_use < entry.capacity:
+        if entry.in_use >= entry.capacity:
+            o.spare.pop(entry, None)  # its capacity fell (GOAWAY, new SETTINGS)
+        else:
             o.spare[entry] = None
             if entry.in_use == 0 and entry not in self._idle:
                 entry.idle_since = now
                 self._add_idle(entry)
-        if o.waiters and o.parked and self._can_open(o):
+        if o.waiters and o.parked and not o.pending and self._can_open(o):
             # Every slot is taken and the waiters are parked on this origin:
-            # one more connection, which they may share if it multiplexes.
+            # one more connection, which they may share if it multiplexes
+            # (unless one is already on its way).
             self._open(o, _first(o.waiters))
 
     def _add_idle(self, entry: PoolEntry) -> None:

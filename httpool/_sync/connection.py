@@ -142,6 +142,13 @@ class HTTPConnection(ConnectionInterface):
                 with ShieldCancellation():
                     stream.close()
                 raise
+            try:
+                # HTTP/2 exchanges SETTINGS here, so its capacity is known.
+                connection.connect(request)
+            except BaseException:
+                with ShieldCancellation():
+                    connection.close()
+                raise
             self._connection = connection
             if self._closed:  # aclose() was called while we were connecting
                 connection.close()
@@ -161,7 +168,10 @@ class HTTPConnection(ConnectionInterface):
             if http2_module is None:
                 raise RemoteProtocolError("The server selected HTTP/2, which was not offered.")
             connection: ConnectionInterface = http2_module.HTTP2Connection(
-                origin=self._origin, stream=stream, keepalive_expiry=self._keepalive_expiry
+                origin=self._origin,
+                stream=stream,
+                keepalive_expiry=self._keepalive_expiry,
+                clock=getattr(self._network_backend, "now", None),
             )
             return connection
         return HTTP11Connection(

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from .._backends.base import SOCKET_OPTION, NetworkBackend
 from .._backends.default import default_backend
 from .._exceptions import (
+    ConnectionNotAvailable,
     PoolTimeout,
     ReadError,
     RemoteProtocolError,
@@ -39,6 +40,9 @@ from .connection import HTTPConnection
 from .interfaces import ConnectionInterface, RequestInterface
 
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
+# How often a request goes elsewhere because its connection could not take
+# it (an HTTP/2 GOAWAY or refused stream: never processed, so always safe).
+MAX_UNAVAILABLE_RETRIES = 8
 
 
 class ConnectionPool(RequestInterface):
@@ -158,6 +162,7 @@ class ConnectionPool(RequestInterface):
         origin = request.url.origin
         pool_timeout = get_timeout(request.extensions, "pool")
         retried = False
+        unavailable = 0
         while True:
             waiter = self._acquire(origin, pool_timeout, fresh=retried)
             entry = waiter.entry
@@ -173,6 +178,13 @@ class ConnectionPool(RequestInterface):
                     # connection's state is unknowable, so it is not reused.
                     self._close_connections([connection])
                 self._release(entry)
+                if isinstance(exc, ConnectionNotAvailable):
+                    unavailable += 1
+                    if unavailable <= MAX_UNAVAILABLE_RETRIES:
+                        continue
+                    raise RemoteProtocolError(
+                        f"No connection took the request in {unavailable} attempts."
+                    ) from exc
                 if retried or waiter.connect or not _may_retry(exc, request, connection):
                     raise
                 # A reused keep-alive connection the server had closed: the

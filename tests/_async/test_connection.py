@@ -287,7 +287,12 @@ async def test_closed_before_connecting() -> None:
         await conn.request("GET", "http://example.com/")
 
 
-async def test_http2_without_its_module(server: HTTPServer) -> None:
+async def test_http2_without_its_module(
+    server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if h2 were not installed: the import of the http2 module fails.
+    package = AsyncHTTPConnection.__module__.rpartition(".")[0]
+    monkeypatch.setitem(sys.modules, package + ".http2", None)
     async with AsyncHTTPConnection(_origin(server), http2=True) as conn:
         assert (await conn.request("GET", server.url + "/")).status == 200
         assert isinstance(conn.connection, AsyncHTTP11Connection)
@@ -298,10 +303,13 @@ async def test_http2_without_its_module(server: HTTPServer) -> None:
 
 
 class AsyncFakeHTTP2Connection:
-    """Stands in for the HTTP/2 connection that does not exist yet."""
+    """Stands in for the HTTP/2 connection, to check which class is picked and how."""
 
     def __init__(self, **kwargs: typing.Any) -> None:
         self.kwargs = kwargs
+
+    async def aconnect(self, request: Request) -> None:
+        pass
 
     async def aclose(self) -> None:
         await self.kwargs["stream"].aclose()

@@ -288,7 +288,10 @@ def test_closed_before_connecting() -> None:
         conn.request("GET", "http://example.com/")
 
 
-def test_http2_without_its_module(server: HTTPServer) -> None:
+def test_http2_without_its_module(server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if h2 were not installed: the import of the http2 module fails.
+    package = HTTPConnection.__module__.rpartition(".")[0]
+    monkeypatch.setitem(sys.modules, package + ".http2", None)
     with HTTPConnection(_origin(server), http2=True) as conn:
         assert (conn.request("GET", server.url + "/")).status == 200
         assert isinstance(conn.connection, HTTP11Connection)
@@ -299,10 +302,13 @@ def test_http2_without_its_module(server: HTTPServer) -> None:
 
 
 class FakeHTTP2Connection:
-    """Stands in for the HTTP/2 connection that does not exist yet."""
+    """Stands in for the HTTP/2 connection, to check which class is picked and how."""
 
     def __init__(self, **kwargs: typing.Any) -> None:
         self.kwargs = kwargs
+
+    def connect(self, request: Request) -> None:
+        pass
 
     def close(self) -> None:
         self.kwargs["stream"].close()

@@ -1,0 +1,671 @@
+"""An HTTP/2 connection on h2: many concurrent requests, one per stream.
+
+Theory of operation
+-------------------
+One ``h2`` state machine is shared by every stream on the connection. Three
+locks keep it consistent, always taken in this order and never held while
+waiting for another: the *read lock* (one task or thread reads the socket at
+a time), the *write lock* (bytes taken from h2 go out whole and in order)
+and the *state lock* (h2 and the stream table; a no-op on one event loop,
+a thread lock in the generated sync twin, never held across I/O).
+
+Nobody owns the socket's read side. A stream that needs its next event
+(response head, body chunk, end) or more send window takes the read lock,
+does one read, dispatches every event to the streams it belongs to, flushes
+what h2 wants to say (settings and ping acknowledgements, window updates)
+and lets go. So a stream waits for the socket only while it has nothing
+queued, whichever stream's data the read brings.
+
+Flow control: received data is acknowledged when the caller consumes it,
+chunk by chunk, so the server's window bounds what is buffered per stream,
+and large downloads never stall. Uploads send what the window allows and
+read the socket for WINDOW_UPDATE when it is shut.
+
+What the pool sees: ``capacity()`` is the server's
+``SETTINGS_MAX_CONCURRENT_STREAMS`` (known when ``aconnect`` returns, since it
+waits for the server's first SETTINGS), 0 once the connection is going away.
+After a GOAWAY no stream is opened; streams above its last stream id fail
+with ``ConnectionNotAvailable``, which the pool retries on another
+connection, and streams at or below it finish. h2 4.x moves its state
+machine to CLOSED on GOAWAY and would then reject the frames of the streams
+the server promised to finish (python-hyper/h2#1181), and it drops pending
+output; ``_ClientH2`` undoes both. A reset stream fails alone, with
+``RemoteProtocolError`` (or ``ConnectionNotAvailable`` for REFUSED_STREAM,
+which the server sends for a stream it did not process). Pushes are
+disabled in our SETTINGS; PINGs are answered by h2 itself.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import enum
+import time
+import types
+import typing
+from collections.abc import AsyncIterable, Callable
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+import h2.stream
+
+from .._backends.base import AsyncNetworkStream
+from .._exceptions import (
+    ConnectionNotAvailable,
+    LocalProtocolError,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    WriteError,
+    WriteTimeout,
+)
+from .._models import ByteStream, Origin, Request, Response, get_timeout
+from .._synchronization import AsyncLock, AsyncPoolLock, AsyncShieldCancellation
+from .._trace import Trace
+from .interfaces import AsyncConnectionInterface
+
+READ_SIZE = 65536
+# What the server may send before we acknowledge: per stream, and in all.
+STREAM_WINDOW = 4 * 1024 * 1024
+CONNECTION_WINDOW = 16 * 1024 * 1024
+REFUSED_STREAM = 7
+CANCEL = 8
+# Connection-specific headers HTTP/2 forbids (RFC 9113 section 8.2.2).
+_HOP_BY_HOP = frozenset(
+    (b"host", b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
+)
+
+
+# The events a stream's reader consumes; WINDOW_UPDATE and PRIORITY are h2's business.
+_STREAM_EVENTS = (
+    h2.events.ResponseReceived,
+    h2.events.InformationalResponseReceived,
+    h2.events.DataReceived,
+    h2.events.TrailersReceived,
+    h2.events.StreamEnded,
+)
+
+
+class _State(enum.Enum):
+    ACTIVE = "active"  # takes new streams
+    GOING_AWAY = "going away"  # GOAWAY received: running streams finish, no new ones
+    CLOSED = "closed"
+
+
+class _ClientH2(h2.connection.H2Connection):
+    """h2's client connection, working around h2#1181 (see the module docstring)."""
+
+    def __init__(self) -> None:
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        super().__init__(config=config)
+        self.held_output = b""
+
+    def _receive_goaway_frame(self, frame: typing.Any) -> typing.Any:
+        state = self.state_machine.state
+        # h2 clears the output buffer here; what it held is still owed.
+        self.held_output += self.data_to_send()
+        result = super()._receive_goaway_frame(frame)
+        if state is h2.connection.ConnectionState.CLIENT_OPEN:
+            self.state_machine.state = state
+        return result
+
+    def has_output(self) -> bool:
+        # h2 has no public way to look without taking.
+        return bool(self._data_to_send or self.held_output)
+
+    def take_output(self) -> bytes:
+        data = self.data_to_send()
+        if self.held_output:
+            data, self.held_output = self.held_output + data, b""
+        return data
+
+
+class _Stream:
+    """What arrived for one stream and not yet consumed."""
+
+    __slots__ = ("body_started", "events", "trailers")
+
+    def __init__(self) -> None:
+        self.body_started = False
+        self.events: collections.deque[h2.events.Event | BaseException] = collections.deque()
+        self.trailers: list[tuple[bytes, bytes]] = []
+
+
+class AsyncHTTP2Connection(AsyncConnectionInterface):
+    """An HTTP/2 connection to ``origin`` over an established ``stream``.
+
+    ``aconnect`` sends the connection preface and waits for the server's
+    SETTINGS; the pool calls it before the first request.
+    """
+
+    def __init__(
+        self,
+        origin: Origin,
+        stream: AsyncNetworkStream,
+        keepalive_expiry: float | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._origin = origin
+        self._network_stream = stream
+        self._keepalive_expiry = keepalive_expiry
+        self._clock = time.monotonic if clock is None else clock
+        self._h2 = _ClientH2()
+        self._state = _State.ACTIVE
+        self._state_lock = AsyncPoolLock()
+        self._read_lock = AsyncLock()
+        self._write_lock = AsyncLock()
+        self._streams: dict[int, _Stream] = {}
+        self._connected = False
+        # Why the connection died: raised to every stream that asks after it.
+        self._error: BaseException | None = None
+        self._last_stream_id = 2**31
+        self._request_count = 0
+        self._idle_since = self._clock()
+        self._socket_closed = False
+
+    @property
+    def request_count(self) -> int:
+        return self._request_count
+
+    # The pool's transparent keep-alive retry does not apply: a stream's
+    # failure says nothing about whether the server saw it, except for the
+    # cases this module reports as ConnectionNotAvailable.
+    response_started = True
+
+    # ----- connection setup ----------------------------------------------------------
+
+    async def aconnect(self, request: Request) -> None:
+        """Send the preface and our SETTINGS, then wait for the server's SETTINGS.
+
+        Raises ``RemoteProtocolError`` when the server sends no SETTINGS within
+        ``timeout["connect"]``, closes, or breaks the protocol.
+        """
+        if self._connected:
+            return
+        self._connected = True
+        timeout = get_timeout(request.extensions, "connect")
+        async with Trace.start("http2.send_connection_init", request):
+            with self._state_lock:
+                h2c = self._h2
+                h2c.local_settings = h2.settings.Settings(
+                    client=True,
+                    initial_values={
+                        h2.settings.SettingCodes.ENABLE_PUSH: 0,
+                        h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
+                        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+                        h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 65536,
+                    },
+                )
+                # The preface must not carry settings h2 does not know we sent.
+                del h2c.local_settings[h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL]
+                h2c.initiate_connection()
+                h2c.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+            await self._flush(timeout)
+        settings = _Stream()
+        self._streams[0] = settings
+        try:
+            while not settings.events:
+                try:
+                    await self._read_once(timeout)
+                except ReadTimeout:
+                    raise RemoteProtocolError(
+                        f"The server sent no HTTP/2 SETTINGS within {timeout} seconds."
+                    ) from None
+                if self._error is not None:
+                    raise self._error
+        finally:
+            del self._streams[0]
+
+    # ----- requests ---------------------------------------------------------------------
+
+    async def handle_async_request(self, request: Request) -> Response:
+        """Send ``request`` on a new stream and return the response head.
+
+        Raises ``ConnectionNotAvailable`` when the connection takes no new
+        stream (going away, closed, at the server's stream limit) or the
+        server refused or never processed it: the pool sends it elsewhere.
+        Otherwise the errors of reading and writing, for this stream only
+        unless the connection itself failed.
+        """
+        if not self._connected:
+            await self.aconnect(request)
+        # Reusing an idle connection: notice a GOAWAY or EOF already sent.
+        if (
+            not self._streams
+            and self._state is _State.ACTIVE
+            and self._network_stream.get_extra_info("is_readable")
+        ):
+            async with self._read_lock:
+                await self._read_once(get_timeout(request.extensions, "read"))
+        stream_id = self._open_stream(request)
+        stream = self._streams[stream_id]
+        try:
+            await self._send_request(request, stream_id)
+            async with Trace.start("http2.receive_response_headers", request) as trace:
+                status, headers = await self._receive_response(request, stream_id)
+                trace.return_value = (status, headers)
+        except BaseException as exc:
+            with AsyncShieldCancellation():
+                await self._end_stream(stream_id)
+            replayable = isinstance(request.stream, ByteStream) or not stream.body_started
+            if isinstance(exc, ConnectionNotAvailable) and not replayable:
+                raise RemoteProtocolError(
+                    "The server went away before processing the request,"
+                    " and its streamed body cannot be sent again."
+                ) from exc
+            raise
+        return Response(
+            status=status,
+            headers=headers,
+            content=AsyncHTTP2ResponseStream(self, request, stream_id),
+            extensions={
+                "http_version": b"HTTP/2",
+                "stream_id": stream_id,
+                "network_stream": self._network_stream,
+                "trailers": stream.trailers,
+            },
+        )
+
+    def _open_stream(self, request: Request) -> int:
+        """Allocate a stream and queue its HEADERS (sent by the next flush)."""
+        headers = _request_headers(request)
+        body = request.stream
+        end_stream = isinstance(body, ByteStream) and not body.content
+        with self._state_lock:
+            if self._state is not _State.ACTIVE:
+                raise ConnectionNotAvailable()
+            if len(self._streams) >= self._h2.remote_settings.max_concurrent_streams:
+                raise ConnectionNotAvailable()  # the server lowered its limit
+            stream_id = self._h2.get_next_available_stream_id()
+            try:
+                self._h2.send_headers(stream_id, headers, end_stream=end_stream)
+            except h2.exceptions.ProtocolError as exc:
+                raise LocalProtocolError(str(exc)) from exc
+            self._streams[stream_id] = _Stream()
+            self._request_count += 1
+        return stream_id
+
+    async def _send_request(self, request: Request, stream_id: int) -> None:
+        write_timeout = get_timeout(request.extensions, "write")
+        async with Trace.start("http2.send_request_headers", request):
+            await self._flush(write_timeout)
+        if _may_send(self._h2, stream_id):
+            async with Trace.start("http2.send_request_body", request):
+                await self._send_body(request, stream_id, write_timeout)
+
+    async def _send_body(self, request: Request, stream_id: int, timeout: float | None) -> None:
+        body: AsyncIterable[bytes] = request.stream  # type: ignore[assignment]
+        stream = self._streams[stream_id]
+        async for chunk in body:
+            stream.body_started = True
+            view = memoryview(chunk)
+            while view:
+                window = await self._send_window(stream_id, timeout)
+                if window == 0:
+                    return  # the server has already answered, or reset the stream
+                with self._state_lock:
+                    end = min(window, len(view))
+                    frame_size = self._h2.max_outbound_frame_size
+                    for start in range(0, end, frame_size):
+                        self._h2.send_data(stream_id, view[start : min(start + frame_size, end)])
+                view = view[end:]
+                await self._flush(timeout)
+        with self._state_lock:
+            if stream_id in self._streams and self._h2.streams[stream_id].open:
+                self._h2.end_stream(stream_id)
+        await self._flush(timeout)
+
+    async def _send_window(self, stream_id: int, timeout: float | None) -> int:
+        """Bytes we may send on ``stream_id`` now; reads the socket for
+        WINDOW_UPDATE while it is 0. Returns 0 when the stream stopped taking
+        data (the server reset it or ended its side)."""
+        while True:
+            window = self._sendable(stream_id)
+            if window != 0:
+                return max(window, 0)
+            async with self._read_lock:
+                if self._sendable(stream_id) == 0:
+                    try:
+                        await self._read_once(timeout)
+                    except ReadTimeout:
+                        raise WriteTimeout(
+                            f"The server's flow-control window stayed shut for {timeout} seconds."
+                        ) from None
+
+    def _sendable(self, stream_id: int) -> int:
+        """The send window, or -1 when the stream takes no more data."""
+        self._raise_if_failed(stream_id)
+        with self._state_lock:
+            if not _may_send(self._h2, stream_id):
+                return -1
+            return self._h2.local_flow_control_window(stream_id)
+
+    async def _receive_response(
+        self, request: Request, stream_id: int
+    ) -> tuple[int, list[tuple[bytes, bytes]]]:
+        timeout = get_timeout(request.extensions, "read")
+        while True:
+            event = await self._next_event(stream_id, timeout)
+            if isinstance(event, h2.events.ResponseReceived):
+                break
+            if isinstance(event, h2.events.InformationalResponseReceived):
+                continue
+            raise RemoteProtocolError(f"HTTP/2 stream {stream_id} ended without a response")
+        status = 0
+        headers = []
+        for name, value in event.headers:
+            if name == b":status":
+                status = int(value)
+            elif not name.startswith(b":"):
+                headers.append((name, value))
+        return status, headers
+
+    async def _next_event(self, stream_id: int, timeout: float | None) -> typing.Any:
+        """The next event of ``stream_id``, reading the socket while there is none."""
+        stream = self._streams[stream_id]
+        while not stream.events:
+            self._raise_if_failed(stream_id)
+            async with self._read_lock:
+                if not stream.events:
+                    self._raise_if_failed(stream_id)
+                    await self._read_once(timeout)
+        event = stream.events.popleft()
+        if isinstance(event, BaseException):
+            raise event
+        return event
+
+    async def _next_body_chunk(self, stream_id: int, timeout: float | None) -> bytes | None:
+        """The next piece of the body of ``stream_id``, or ``None`` at its end.
+        Each piece is acknowledged as it is handed over, so the server may
+        send more."""
+        stream = self._streams[stream_id]
+        while True:
+            event = await self._next_event(stream_id, timeout)
+            if isinstance(event, h2.events.DataReceived):
+                with self._state_lock:
+                    self._h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
+                    pending = self._h2.has_output()
+                if pending:
+                    await self._flush(timeout)
+                if event.data:
+                    return event.data
+            elif isinstance(event, h2.events.TrailersReceived):
+                stream.trailers.extend(event.headers)
+            elif isinstance(event, h2.events.StreamEnded):
+                return None
+
+    async def _end_stream(self, stream_id: int) -> None:
+        """The caller is done with ``stream_id``: reset it if still open, forget it."""
+        with self._state_lock:
+            self._streams.pop(stream_id, None)
+            if not self._streams:
+                self._idle_since = self._clock()
+            if self._state is _State.CLOSED:
+                return
+            stream = self._h2.streams.get(stream_id)
+            if stream is not None and not stream.closed:
+                self._h2.reset_stream(stream_id, CANCEL)
+            pending = bool(self._h2.has_output())
+            done = self._state is _State.GOING_AWAY and not self._streams
+        if pending:
+            # A failure is recorded for the other streams; this one is over anyway.
+            with contextlib.suppress(Exception):
+                await self._flush(None)
+        if done:
+            await self.aclose()
+
+    # ----- the socket --------------------------------------------------------------------
+
+    async def _read_once(self, timeout: float | None) -> None:
+        """One read, its events dispatched. Call with the read lock held."""
+        if self._error is not None:
+            return
+        try:
+            data = await self._network_stream.read(READ_SIZE, timeout)
+        except ReadTimeout:
+            raise
+        except Exception as exc:
+            self._fail(exc)
+            return
+        if not data:
+            self._fail(RemoteProtocolError("The server closed the HTTP/2 connection."))
+            return
+        with self._state_lock:
+            try:
+                events = self._h2.receive_data(data)
+            except h2.exceptions.ProtocolError as exc:
+                error: BaseException | None = RemoteProtocolError(str(exc) or type(exc).__name__)
+                events = []
+            else:
+                error = None
+                for event in events:
+                    self._dispatch(event)
+        if error is not None:
+            self._fail(error)
+            return
+        if self._h2.has_output():
+            await self._flush(timeout)
+
+    def _dispatch(self, event: h2.events.Event) -> None:
+        stream_id = getattr(event, "stream_id", 0)
+        if stream_id:
+            stream = self._streams.get(stream_id)
+            if isinstance(event, h2.events.StreamReset):
+                exc: BaseException
+                if event.error_code == REFUSED_STREAM:
+                    exc = ConnectionNotAvailable()
+                else:
+                    exc = RemoteProtocolError(
+                        f"The server reset HTTP/2 stream {stream_id} ({event.error_code!r})."
+                    )
+                if stream is not None:
+                    stream.events.append(exc)
+            elif stream is not None:
+                if isinstance(event, _STREAM_EVENTS):
+                    stream.events.append(event)
+            elif isinstance(event, h2.events.DataReceived):
+                # A stream we gave up on: hand its bytes back to the connection window.
+                self._h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
+            elif isinstance(event, h2.events.PushedStreamReceived):
+                self._h2.reset_stream(event.pushed_stream_id or 0, REFUSED_STREAM)
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            if 0 in self._streams:
+                self._streams[0].events.append(event)
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self._going_away(event.last_stream_id or 0)
+
+    def _going_away(self, last_stream_id: int) -> None:
+        """GOAWAY: streams above ``last_stream_id`` were never processed."""
+        if self._state is _State.ACTIVE:
+            self._state = _State.GOING_AWAY
+        self._last_stream_id = min(self._last_stream_id, last_stream_id)
+        for stream_id, stream in self._streams.items():
+            if stream_id > last_stream_id:
+                stream.events.append(ConnectionNotAvailable())
+
+    def _fail(self, exc: BaseException) -> None:
+        """The connection is unusable: every stream learns it when it next asks."""
+        if self._error is None:
+            self._error = exc
+        self._state = _State.CLOSED
+
+    def _raise_if_failed(self, stream_id: int) -> None:
+        if self._error is None:
+            return
+        if stream_id > self._last_stream_id:
+            raise ConnectionNotAvailable()  # the GOAWAY said it was never processed
+        raise self._error
+
+    async def _flush(self, timeout: float | None) -> None:
+        """Send whatever h2 has queued, whole and in order."""
+        async with self._write_lock:
+            with self._state_lock:
+                data = self._h2.take_output()
+            if not data:
+                return
+            try:
+                await self._network_stream.write(data, timeout)
+            except BaseException as exc:
+                # Part of a frame may have gone out: nothing more can follow it.
+                if isinstance(exc, Exception):
+                    self._fail(exc)
+                else:
+                    self._fail(WriteError("A write on this HTTP/2 connection was interrupted."))
+                raise
+
+    # ----- the pool's questions -------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the connection; streams still open fail. Never raises."""
+        if self._socket_closed:
+            return
+        self._socket_closed = True
+        with self._state_lock:
+            was_open = self._error is None
+            self._fail(ReadError("The HTTP/2 connection was closed."))
+            if was_open and self._connected:
+                with contextlib.suppress(h2.exceptions.ProtocolError):
+                    self._h2.close_connection()
+            data = self._h2.take_output() if was_open else b""
+        with AsyncShieldCancellation():
+            if data:
+                with contextlib.suppress(Exception):  # closing anyway
+                    await self._network_stream.write(data, 0.5)
+            await self._network_stream.aclose()
+
+    def can_handle_request(self, origin: Origin) -> bool:
+        return origin == self._origin
+
+    def capacity(self) -> int:
+        if self._state is not _State.ACTIVE:
+            return 0
+        return int(self._h2.remote_settings.max_concurrent_streams)
+
+    def is_available(self) -> bool:
+        return self._state is _State.ACTIVE and len(self._streams) < self.capacity()
+
+    def has_expired(self) -> bool:
+        if self._state is _State.CLOSED:
+            return True
+        if self._keepalive_expiry is None or self._streams:
+            return False
+        return self._clock() - self._idle_since > self._keepalive_expiry
+
+    def is_idle(self) -> bool:
+        return self._state is not _State.CLOSED and not self._streams
+
+    def is_closed(self) -> bool:
+        return self._state is _State.CLOSED
+
+    def is_alive(self) -> bool:
+        # Readable while idle may be a PING as well as a GOAWAY or EOF, so the
+        # request path reads it (``handle_async_request``) instead of guessing.
+        return self._state is _State.ACTIVE
+
+    def info(self) -> str:
+        state = self._state.name
+        return (
+            f"{str(self._origin)!r}, HTTP/2, {state}, Request Count: {self._request_count}, "
+            f"Streams: {len(self._streams)}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} [{self.info()}]>"
+
+    async def __aenter__(self) -> AsyncHTTP2Connection:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: types.TracebackType | None = None,
+    ) -> None:
+        await self.aclose()
+
+
+class AsyncHTTP2ResponseStream:
+    """A response body on one stream; closing it before its end resets the stream.
+
+    An iterator object rather than a generator, for the reason given in
+    ``http11.py``.
+    """
+
+    __slots__ = ("_connection", "_request", "_state", "_stream_id", "_timeout", "_trace")
+
+    # _state: 0 body not started, 1 streaming, 2 body ended or failed, 3 closed.
+
+    def __init__(self, connection: AsyncHTTP2Connection, request: Request, stream_id: int) -> None:
+        self._connection = connection
+        self._request = request
+        self._stream_id = stream_id
+        self._timeout = get_timeout(request.extensions, "read")
+        self._trace = Trace.start("http2.receive_response_body", request)
+        self._state = 0
+
+    def __aiter__(self) -> AsyncHTTP2ResponseStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._state > 1:
+            if self._state == 3:
+                raise RuntimeError("The response was closed before its body was read.")
+            raise StopAsyncIteration
+        if self._state == 0:
+            self._state = 1
+            await self._trace.__aenter__()
+        try:
+            chunk = await self._connection._next_body_chunk(self._stream_id, self._timeout)
+        except BaseException as exc:
+            self._state = 2
+            await self._trace.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        if chunk is None:
+            self._state = 2
+            await self._trace.__aexit__(None, None, None)
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        if self._state == 3:
+            return
+        self._state = 3
+        async with Trace.start("http2.response_closed", self._request):
+            await self._connection._end_stream(self._stream_id)
+
+
+def _request_headers(request: Request) -> list[tuple[bytes, bytes]]:
+    """HTTP/2 request headers: pseudo-headers first, lower-case names, no
+    connection-specific fields (``te`` only as ``trailers``)."""
+    url = request.url
+    authority = None
+    fields = []
+    for name, value in request.headers:
+        lname = name.lower()
+        if lname == b"host":
+            authority = value
+        elif lname in _HOP_BY_HOP or (lname == b"te" and value.lower() != b"trailers"):
+            continue
+        else:
+            fields.append((lname, value))
+    if authority is None:
+        authority = url.host if url.port is None else b"%b:%d" % (url.host, url.port)
+    return [
+        (b":method", request.method),
+        (b":authority", authority),
+        (b":scheme", url.scheme),
+        (b":path", url.target),
+        *fields,
+    ]
+
+
+def _may_send(connection: h2.connection.H2Connection, stream_id: int) -> bool:
+    """Whether our side of ``stream_id`` is still open (it may take DATA)."""
+    stream = connection.streams.get(stream_id)
+    return stream is not None and stream.state_machine.state in _SENDING
+
+
+_SENDING = frozenset((h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE))
