@@ -33,7 +33,7 @@ def _pytest(session: nox.Session, *args: str, coverage: bool = False) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite except the benchmarks, with a coverage report."""
-    _pytest(session, "--ignore=tests/benchmarks", coverage=True)
+    _pytest(session, "--ignore=tests/benchmarks", "--ignore=tests/interop", coverage=True)
 
 
 @nox.session
@@ -68,3 +68,11 @@ def unasync(session: nox.Session) -> None:
     """Fail if any generated _sync file differs from what unasync.py would write."""
     _install(session)
     session.run("python", "unasync.py", "--check")
+
+
+@nox.session
+def interop(session: nox.Session) -> None:
+    """httpool against a real nginx (HTTP/1.1, h2c, TLS); installs nginx first as root."""
+    # Always exits 0: without nginx the tests skip and say why.
+    session.run("python", "scripts/ensure_nginx.py")
+    _pytest(session, "tests/interop")
