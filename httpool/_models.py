@@ -12,8 +12,6 @@ from either world. This module knows nothing of connections, pools or I/O.
 
 from __future__ import annotations
 
-import ipaddress
-import math
 import re
 from collections.abc import (
     AsyncIterable,
@@ -27,6 +25,7 @@ from collections.abc import (
 from typing import Any, TypeAlias, cast
 
 from ._exceptions import LocalProtocolError, UnsupportedProtocol
+from ._validation import check_timeout, normalize_host
 
 HeaderTypes: TypeAlias = (
     Sequence[tuple[bytes | str, bytes | str]] | Mapping[bytes | str, bytes | str] | None
@@ -41,15 +40,14 @@ _WEB_PORTS = {b"http": 80, b"https": 443, b"ws": 80, b"wss": 443}
 # SOCKS schemes are here so that proxy URLs parse; a Request takes only REQUEST_SCHEMES.
 DEFAULT_PORTS: Mapping[bytes, int] = {**_WEB_PORTS, b"socks5": 1080, b"socks5h": 1080}
 REQUEST_SCHEMES = frozenset(_WEB_PORTS)
-TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 
 _MISSING_SCHEME = "Request URL is missing an 'http://' or 'https://' protocol."
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 section 5.6.2
-_BAD_VALUE = re.compile(rb"[\r\n\x00]")
+# CR, LF and NUL split or cut a header; other controls (not HTAB) are no field content.
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _URL_FORBIDDEN = re.compile(rb"[\x00\t\n\r ]")
 # scheme ":" ["//" authority] path-and-query; whatever follows is the fragment.
 _URL_PARTS = re.compile(rb"([A-Za-z][A-Za-z0-9+.\-]*):(?://([^/?#]*))?([^#]*)", re.DOTALL)
-_REG_NAME = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=%]+")  # RFC 3986 reg-name
 _TARGET_UNSAFE = re.compile(rb"[^\x21-\x7e]")  # h11 sends only visible ASCII
 _PERCENT = [b"%%%02X" % i for i in range(256)]
 _NOT_BODY = (str, bytearray, memoryview)  # iterable, but not of bytes chunks
@@ -102,8 +100,9 @@ def enforce_headers(value: HeaderTypes, *, name: str, validate: bool = True) -> 
     """Return ``value`` as a new list of ``(name, value)`` bytes pairs.
 
     LocalProtocolError naming the header for a non-ASCII str and, if
-    ``validate``, a name that is not an RFC 9110 token or a value with CR, LF or
-    NUL; TypeError for anything but a mapping or sequence of bytes/str pairs."""
+    ``validate``, a name that is not an RFC 9110 token or a value with a control
+    character (CR, LF, NUL, ...; HTAB is allowed); TypeError for anything but a
+    mapping or sequence of bytes/str pairs."""
     items: Iterable[Any]
     if value is None:
         return []
@@ -127,7 +126,9 @@ def enforce_headers(value: HeaderTypes, *, name: str, validate: bool = True) -> 
             raw_key = _header_name(key)
             raw_val = val if type(val) is bytes else enforce_bytes(val, name="header value")
             if _BAD_VALUE.search(raw_val) is not None:
-                raise LocalProtocolError(f"Invalid value for header {raw_key!r}: CR, LF or NUL.")
+                raise LocalProtocolError(
+                    f"Invalid value for header {raw_key!r}: CR, LF or NUL, or another control."
+                )
         else:
             raw_key = key if type(key) is bytes else enforce_bytes(key, name="header name")
             raw_val = val if type(val) is bytes else enforce_bytes(val, name="header value")
@@ -216,42 +217,10 @@ def unsupported_protocol(scheme: bytes) -> UnsupportedProtocol:
 def _host(raw: bytes) -> bytes:
     host = _valid_hosts.get(raw)
     if host is None:
-        host = _normalize_host(raw)
+        host = normalize_host(raw)
         if len(_valid_hosts) < _CACHE_LIMIT:
             _valid_hosts[raw] = host
     return host
-
-
-def _normalize_host(raw: bytes) -> bytes:
-    if not raw:
-        raise LocalProtocolError("Invalid URL: the host is empty.")
-    if raw[:1] == b"[" or b":" in raw:
-        if raw[:1] == b"[":
-            if raw[-1:] != b"]":
-                raise LocalProtocolError(f"Invalid URL: unterminated IPv6 address {raw!r}.")
-            raw = raw[1:-1]
-        # A zone is "%25zone" in a URL (RFC 6874), "%zone" elsewhere, and
-        # case-sensitive; the address is not.
-        address, _, zone = raw.replace(b"%25", b"%", 1).partition(b"%")
-        try:
-            ipaddress.IPv6Address(address.decode("ascii"))
-        except (ValueError, UnicodeDecodeError):
-            raise LocalProtocolError(f"Invalid URL: {raw!r} is not an IPv6 address.") from None
-        return address.lower() + b"%" + zone if zone else address.lower()
-    if not raw.isascii():
-        text = raw.decode("utf-8", "backslashreplace")
-        try:
-            try:
-                import idna
-            except ImportError:  # pragma: no cover - idna ships with most installs
-                raw = text.encode("idna")
-            else:
-                raw = idna.encode(text, uts46=True)
-        except UnicodeError as exc:
-            raise LocalProtocolError(f"Invalid URL: cannot IDNA-encode host {text!r}.") from exc
-    if _REG_NAME.fullmatch(raw) is None:
-        raise LocalProtocolError(f"Invalid URL: {raw!r} is not a valid host.")
-    return raw.lower()
 
 
 def _escape(match: re.Match[bytes]) -> bytes:
@@ -416,19 +385,6 @@ class ByteStream:
 _EMPTY = ByteStream(b"")
 
 
-def _check_timeout(timeout: object) -> None:
-    if not isinstance(timeout, Mapping):
-        raise LocalProtocolError(f"The timeout extension must be a dict, not {timeout!r}.")
-    for key, value in timeout.items():
-        if key not in TIMEOUT_KEYS:
-            raise LocalProtocolError(f"Unknown timeout {key!r}: not connect, read, write, pool.")
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if value is not None and not (number and 0 <= value < math.inf):
-            raise LocalProtocolError(
-                f"Invalid timeout {key!r}: {value!r}; use None or seconds >= 0."
-            )
-
-
 class Request:
     """An HTTP request, validated once here and trusted by every layer below.
 
@@ -464,7 +420,7 @@ class Request:
             extensions = {}
         elif extensions:
             if "timeout" in extensions:
-                _check_timeout(extensions["timeout"])
+                check_timeout(extensions["timeout"])
             target = extensions.get("target")
             if target is not None:
                 url = URL(scheme=url.scheme, host=url.host, port=url.port, target=target)
@@ -481,6 +437,7 @@ def include_request_headers(request: Request) -> None:
     ``Host`` first, if absent (port only if not the default). Unless either is
     present, ``Content-Length`` for a bytes body that is non-empty or sent by
     POST, PUT or PATCH; ``Transfer-Encoding: chunked`` for an iterable body.
+    LocalProtocolError if the caller gave both (a request smuggling vector).
     """
     headers = request.headers
     names = {key.lower() for key, _ in headers}
@@ -492,6 +449,10 @@ def include_request_headers(request: Request) -> None:
         if url.port is not None and url.port != DEFAULT_PORTS.get(url.scheme):
             host = b"%b:%d" % (host, url.port)
         headers.insert(0, (b"Host", host))
+    if b"content-length" in names and b"transfer-encoding" in names:
+        # Servers and proxies that disagree on which one frames the body is
+        # how requests are smuggled (RFC 9112 6.1 forbids sending both).
+        raise LocalProtocolError("A request cannot have both Content-Length and Transfer-Encoding.")
     if b"content-length" not in names and b"transfer-encoding" not in names:
         stream = request.stream
         if not isinstance(stream, ByteStream):

@@ -16,6 +16,9 @@ out in one write; a larger body is written as it is, never copied. Between the
 chunks of a streamed body the connection looks whether the server has
 answered already (a 413, say): if so it stops uploading and reads that answer.
 
+The heads of one response (1xx included) may total ``max_incomplete_event_size``
+bytes, exactly: h11 alone lets one more read through, and endless 1xx heads.
+
 Reads are 64 KiB. A body with a Content-Length bypasses h11: after the head,
 the bytes h11 buffered are handed out once and the rest goes from the socket
 to the caller as read; h11 is then replaced by a fresh parser for the next
@@ -30,7 +33,6 @@ stream interface; the clock it reads for keep-alive expiry is injected.
 from __future__ import annotations
 
 import enum
-import ssl
 import time
 import typing
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
@@ -51,6 +53,7 @@ from .._models import ByteStream, Origin, Request, Response, timeouts
 from .._synchronization import ShieldCancellation
 from .._trace import Trace
 from .interfaces import ConnectionInterface
+from .upgrade import HTTP11UpgradeStream
 
 READ_SIZE = 64 * 1024
 MAX_INCOMPLETE_EVENT_SIZE = 64 * 1024
@@ -140,6 +143,7 @@ class HTTP11Connection(ConnectionInterface):
         # read past h11 (bytes left, bytes h11 had buffered); is the body done;
         # may the connection be reused once it is.
         self._response_started = self._eof = self._body_complete = self._reusable = False
+        self._head_bytes = 0  # received while the response head was awaited
         self._early_event: h11.Event | None = None
         self._direct_remaining: int | None = None
         self._direct_leftover = b""
@@ -228,11 +232,13 @@ class HTTP11Connection(ConnectionInterface):
         and then its answer is what the caller needs, not our write error.
         """
         with Trace.start("http11.send_request_headers", request):
-            head = self._h11_send(
-                h11.Request(
+            try:  # h11 checks the headers when the event is made, not sent
+                event = h11.Request(
                     method=request.method, target=request.url.target, headers=request.headers
                 )
-            )
+            except h11.LocalProtocolError as exc:
+                raise translate(exc, H11_SEND_ERRORS) from exc
+            head = self._h11_send(event)
         try:
             with Trace.start("http11.send_request_body", request):
                 self._send_body(request, head, timeout)
@@ -282,6 +288,8 @@ class HTTP11Connection(ConnectionInterface):
                 chunk = iterator.__next__()
             except StopIteration:
                 break
+            if type(chunk) is not bytes and not isinstance(chunk, (bytearray, memoryview)):
+                raise TypeError(f"request body chunks must be bytes, not {type(chunk).__name__}")
             if not chunk:
                 continue
             if not pending and self._answered_early(timeout):
@@ -316,12 +324,12 @@ class HTTP11Connection(ConnectionInterface):
         if not data:
             self._eof = True
             return True
-        self._response_started = True
-        self._h11.receive_data(data)
+        self._receive_data(data)
         while True:
             event = self._h11_next_event()
             if event is h11.NEED_DATA:
                 return False
+            self._check_head_size()
             if isinstance(event, h11.InformationalResponse) and event.status_code != 101:
                 continue
             self._early_event = typing.cast(h11.Event, event)
@@ -333,7 +341,26 @@ class HTTP11Connection(ConnectionInterface):
         try:
             return self._h11.next_event()
         except h11.RemoteProtocolError as exc:
+            if exc.error_status_hint == 431:  # h11's "Receive buffer too long"
+                raise self._too_large() from exc
             raise translate(exc, H11_RECEIVE_ERRORS) from exc
+
+    def _receive_data(self, data: bytes) -> None:
+        if data:
+            self._response_started = True
+            if self._h11.their_state is h11.SEND_RESPONSE:
+                self._head_bytes += len(data)
+        self._h11.receive_data(data)
+
+    def _check_head_size(self) -> None:
+        # What was received minus what is left is what the heads took.
+        limit = self._max_incomplete_event_size
+        if self._head_bytes > limit and self._head_bytes - len(self._h11.trailing_data[0]) > limit:
+            raise self._too_large()
+
+    def _too_large(self) -> RemoteProtocolError:
+        limit = self._max_incomplete_event_size
+        return RemoteProtocolError(f"Response head (or chunk header) larger than {limit} bytes.")
 
     def _receive_event(self, timeout: float | None) -> h11.Event | type[h11.PAUSED]:
         early = self._early_event
@@ -345,9 +372,7 @@ class HTTP11Connection(ConnectionInterface):
             if event is not h11.NEED_DATA:
                 return event  # type: ignore[return-value]  # h11's types do not narrow
             data = b"" if self._eof else self._network_stream.read(READ_SIZE, timeout)
-            if data:
-                self._response_started = True
-            else:
+            if not data:
                 self._eof = True
                 if self._h11.their_state is h11.SEND_RESPONSE:
                     # h11 would call this a protocol violation; for the
@@ -355,13 +380,14 @@ class HTTP11Connection(ConnectionInterface):
                     if self._response_started:
                         raise RemoteProtocolError("Server disconnected inside the response head.")
                     raise RemoteProtocolError(_NO_RESPONSE)
-            self._h11.receive_data(data)
+            self._receive_data(data)
 
     def _receive_response_head(
         self, timeout: float | None
     ) -> h11.Response | h11.InformationalResponse:
         while True:
             event = self._receive_event(timeout)
+            self._check_head_size()
             if isinstance(event, h11.Response) or getattr(event, "status_code", 0) == 101:
                 return typing.cast(h11.Response | h11.InformationalResponse, event)
             if not isinstance(event, h11.InformationalResponse):  # pragma: no cover
@@ -550,38 +576,3 @@ class HTTP11ResponseStream:
         self._state = 3
         with Trace.start("http11.response_closed", self._request):
             self._connection._response_closed()
-
-
-class HTTP11UpgradeStream(NetworkStream):
-    """The stream after a protocol switch (101, CONNECT): the bytes h11 had
-    buffered past the response head come first, then the socket's."""
-
-    def __init__(self, stream: NetworkStream, leading_data: bytes) -> None:
-        self._stream = stream
-        self._leading_data = leading_data
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if self._leading_data:
-            data = self._leading_data[:max_bytes]
-            self._leading_data = self._leading_data[max_bytes:]
-            return data
-        return self._stream.read(max_bytes, timeout)
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, timeout)
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> NetworkStream:
-        return self._stream.start_tls(ssl_context, server_hostname, timeout)
-
-    def get_extra_info(self, info: str) -> typing.Any:
-        if info == "is_readable" and self._leading_data:
-            return True
-        return self._stream.get_extra_info(info)
