@@ -22,6 +22,7 @@ imported only when it is already loaded, so ``import httpool`` never needs it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import sys
 import threading
 import types
@@ -60,30 +61,94 @@ PoolLock = threading.Lock
 
 
 class AsyncLock:
-    """A lock held across awaits: ``asyncio.Lock`` or ``trio.Lock``, picked
-    on first use so that it can be made outside a running loop."""
+    """A lock held across awaits, for asyncio or trio (picked on first use, so
+    it can be made outside a running loop). Fair: a release hands the lock to
+    the longest waiter. ``try_acquire`` takes it only if it is free."""
+
+    __slots__ = ("_known", "_locked", "_trio_lock", "_waiters")
+
+    def __init__(self) -> None:
+        self._locked = False
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._trio_lock: typing.Any = None
+        self._known = False  # whether the runtime has been looked up
+
+    def _trio(self) -> typing.Any:
+        if not self._known:
+            self._known = True
+            if current_async_library() == "trio":
+                import trio
+
+                self._trio_lock = trio.Lock()
+        return self._trio_lock
+
+    async def __aenter__(self) -> None:
+        trio_lock = self._trio()
+        if trio_lock is not None:
+            await trio_lock.acquire()
+            return
+        if not self._locked:
+            self._locked = True
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # release() hands the lock over by setting the result
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed over just as we were cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    async def __aexit__(self, *args: object) -> None:
+        self.release()
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free, without waiting; ``True`` if taken."""
+        trio_lock = self._trio()
+        if trio_lock is not None:
+            try:
+                trio_lock.acquire_nowait()
+            except Exception:  # trio.WouldBlock
+                return False
+            return True
+        if self._locked:
+            return False
+        self._locked = True
+        return True
+
+    def release(self) -> None:
+        if self._trio_lock is not None:
+            self._trio_lock.release()
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # still locked: it belongs to the waiter now
+                return
+        self._locked = False
+
+
+class Lock:
+    """The threaded twin of ``AsyncLock``."""
 
     __slots__ = ("_lock",)
 
     def __init__(self) -> None:
-        self._lock: typing.Any = None
+        self._lock = threading.Lock()
 
-    async def __aenter__(self) -> None:
-        lock = self._lock
-        if lock is None:
-            if current_async_library() == "trio":
-                import trio
+    def __enter__(self) -> None:
+        self._lock.acquire()
 
-                lock = self._lock = trio.Lock()
-            else:
-                lock = self._lock = asyncio.Lock()
-        await lock.acquire()
-
-    async def __aexit__(self, *args: object) -> None:
+    def __exit__(self, *args: object) -> None:
         self._lock.release()
 
+    def try_acquire(self) -> bool:
+        return self._lock.acquire(blocking=False)
 
-Lock = threading.Lock
+    def release(self) -> None:
+        self._lock.release()
 
 
 class AsyncEvent:

@@ -11,10 +11,16 @@ from __future__ import annotations
 import asyncio
 import typing
 
+import pytest
+
 from httpool import AsyncConnectionPool, AsyncMockBackend
 from httpool._backends.base import AsyncNetworkBackend, AsyncNetworkStream
+from httpool._backends.default import async_default_backend
 from httpool._synchronization import current_async_library
 from tests.support.concurrency import AsyncTaskGroup, cancel_after
+from tests.support.h2_server import H2Server, h2_server
+
+__all__ = ["h2_server"]
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, world!"
 
@@ -31,7 +37,7 @@ async def _stall() -> None:
 class StallingBackend(AsyncNetworkBackend):
     """Counts awaits on the network; the ``stall_at``-th one never returns."""
 
-    def __init__(self, inner: AsyncMockBackend) -> None:
+    def __init__(self, inner: AsyncNetworkBackend) -> None:
         self.inner = inner
         self.awaits = 0
         self.stall_at = -1
@@ -144,3 +150,37 @@ async def test_many_cancelled_waiters_then_full_service() -> None:
         stats = pool.stats()
         assert stats.queued == 0 and stats.streams_in_use == 0
         assert all(i in done for i in range(0, 50, 2))
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_http2_cancel_at_every_await(h2_server: H2Server, method: str) -> None:
+    """The same walk over a real HTTP/2 connection: preface, SETTINGS, HEADERS,
+    body, response. A cancelled write may break the connection; the next
+    request then gets a new one, and nothing is left reserved."""
+    backend = StallingBackend(async_default_backend())
+    content = b"x" * 100_000 if method == "POST" else None
+    url = h2_server.url + "/echo"
+    k = 1
+    while True:
+        async with AsyncConnectionPool(
+            network_backend=backend, http1=False, http2=True, max_connections=2
+        ) as pool:
+            await pool.request("GET", h2_server.url + "/")
+            backend.awaits = 0
+            backend.stall_at = k
+
+            async def fetch(pool: AsyncConnectionPool = pool) -> None:
+                await pool.request(method, url, content=content)
+
+            cancelled = await cancel_after(0.2, fetch)
+            pool.check_invariants()
+            stats = pool.stats()
+            assert stats.streams_in_use == 0 and stats.queued == 0, (k, stats)
+            backend.stall_at = -1
+            response = await pool.request(method, url, content=content)
+            assert response.status == 200 and response.content == (content or b"")
+            pool.check_invariants()
+        if not cancelled:
+            assert k >= 3, k  # write, read head, read body at least
+            return
+        k += 1

@@ -71,6 +71,7 @@ READ_SIZE = 65536
 # What the server may send before we acknowledge: per stream, and in all.
 STREAM_WINDOW = 4 * 1024 * 1024
 CONNECTION_WINDOW = 16 * 1024 * 1024
+MAX_FRAME_SIZE = 256 * 1024
 REFUSED_STREAM = 7
 CANCEL = 8
 # Connection-specific headers HTTP/2 forbids (RFC 9113 section 8.2.2).
@@ -196,12 +197,18 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                         h2.settings.SettingCodes.ENABLE_PUSH: 0,
                         h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
                         h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+                        # Fewer, larger DATA frames from servers that send what we allow.
+                        h2.settings.SettingCodes.MAX_FRAME_SIZE: MAX_FRAME_SIZE,
                         h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 65536,
                     },
                 )
                 # The preface must not carry settings h2 does not know we sent.
                 del h2c.local_settings[h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL]
                 h2c.initiate_connection()
+                # h2 would only raise its frame limit once the server acknowledges
+                # our SETTINGS, and checks it per read: a read holding the ACK and
+                # a larger frame after it would fail. Accepting early is harmless.
+                h2c.max_inbound_frame_size = MAX_FRAME_SIZE
                 h2c.increment_flow_control_window(CONNECTION_WINDOW - 65535)
             await self._flush(timeout)
         settings = _Stream()
@@ -232,14 +239,20 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         """
         if not self._connected:
             await self.aconnect(request)
-        # Reusing an idle connection: notice a GOAWAY or EOF already sent.
+        # Reusing an idle connection: notice a GOAWAY or EOF already sent. Never
+        # wait for the read lock here: its holder may be waiting for a response
+        # to a request that this one's turn would hold back.
         if (
             not self._streams
             and self._state is _State.ACTIVE
             and self._network_stream.get_extra_info("is_readable")
+            and self._read_lock.try_acquire()
         ):
-            async with self._read_lock:
-                await self._read_once(get_timeout(request.extensions, "read"))
+            try:
+                if self._network_stream.get_extra_info("is_readable"):
+                    await self._read_once(get_timeout(request.extensions, "read"))
+            finally:
+                self._read_lock.release()
         stream_id = self._open_stream(request)
         stream = self._streams[stream_id]
         try:

@@ -1,0 +1,303 @@
+"""An HTTP/2 server for tests: h2 over real sockets on 127.0.0.1, in threads.
+
+Theory of operation: an accept thread waits on the listening socket and on a
+wake-up socket pair; every accepted connection gets its own thread running a
+non-blocking event loop (``tests/support/h2_server_connection.py``), so
+streams never block one another and large bodies flow under h2's flow
+control with bounded memory. Other threads talk to a connection only by
+posting a command and waking it (``send_settings``, ``send_ping``,
+``goaway``, ``release_held``); these calls return once every open connection
+has run the command (its frames are queued, not necessarily delivered).
+``stop()`` wakes every thread, which closes its own sockets, and joins them:
+nothing survives it, no socket, no thread.
+
+The request path picks the behaviour (see ``H2Server``); the server counts
+what it saw so that tests assert on the client's wire behaviour.
+
+Fixtures (import them by name into a test module, with ``__all__`` naming
+them, as for ``tests/support/http_server.py``): ``h2_server`` (h2c with
+prior knowledge), ``h2_tls_server`` (TLS, ALPN ``h2``) and
+``make_h2_server(tls=False, **options)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import select
+import socket
+import ssl
+import threading
+import typing
+from collections.abc import Callable, Iterator
+from types import TracebackType
+
+import h2.settings
+import pytest
+import trustme
+
+from tests.support.h2_server_connection import PATTERN_BLOCK, PATTERN_PERIOD, Connection
+from tests.support.tls import CERT_HOSTNAMES, make_client_context, make_server_context
+
+# How long a cross-thread command may take; a connection thread runs it at its
+# next turn, so only a wedged server ever waits this long.
+COMMAND_TIMEOUT = 5.0
+
+
+def pattern(n: int) -> bytes:
+    """``n`` bytes of the test pattern: ``bytes(i % 251 for i in range(n))``."""
+    repeats = n // len(PATTERN_PERIOD) + 1
+    return (PATTERN_PERIOD * repeats)[:n]
+
+
+def iter_pattern(n: int, chunk_size: int = 65536) -> Iterator[bytes]:
+    """The same ``n`` bytes as ``pattern(n)``, in chunks of at most 64 KiB."""
+    chunk_size = min(chunk_size, 65536)
+    position = 0
+    while position < n:
+        size = min(chunk_size, n - position)
+        start = position % len(PATTERN_PERIOD)
+        yield PATTERN_BLOCK[start : start + size]
+        position += size
+
+
+def pattern_sha256(n: int) -> str:
+    """The hex SHA-256 of ``pattern(n)``, computed without building it."""
+    digest = hashlib.sha256()
+    for chunk in iter_pattern(n):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+@typing.final
+class H2Server:
+    """An HTTP/2 test server on 127.0.0.1: h2c with prior knowledge, or TLS.
+
+    Paths (any method): ``/`` 200 "Hello, world!"; ``/echo`` streams the
+    request body back as it arrives; ``/upload`` answers
+    ``b"{nbytes} {sha256hex}"`` of the request body; ``/bytes?size=N``
+    ``pattern(N)`` with Content-Length; ``/slow?delay=S`` b"slow" after S
+    seconds; ``/hold`` b"held" once ``release_held()`` is called (wait for
+    ``held`` to count it first); ``/reset?code=N`` RST_STREAM(N, default
+    INTERNAL_ERROR) as soon as the headers arrive; ``/trailers`` b"body"
+    then trailers ``x-checksum: abc``, ``x-done: 1``; ``/status/CODE``;
+    ``/headers`` the request headers, pseudo-headers included, one
+    ``name: value`` line each; ``/settings?max_concurrent_streams=N`` (any
+    setting names) new SETTINGS on this connection, then 200; ``/hang``
+    never answers. Anything else is a 404. All but ``/echo`` and ``/reset``
+    answer once the request body is complete.
+
+    A client opening more streams than ``max_concurrent_streams`` allows
+    gets the connection closed with GOAWAY(PROTOCOL_ERROR) (h2's rule).
+
+    Args:
+        ssl_context: serve TLS with this server-side context (ALPN ``h2``).
+        max_concurrent_streams: advertised in SETTINGS; None: not sent.
+        initial_window_size: the server's SETTINGS_INITIAL_WINDOW_SIZE (what
+            the client may send per stream); when larger than the default the
+            connection window is opened as wide.
+        stall_uploads: never acknowledge received DATA.
+        goaway_after: on the first connection only, after the N-th request
+            HEADERS, send GOAWAY(that stream, NO_ERROR), finish the streams up
+            to it, never answer later ones, then close.
+        idle_timeout: send GOAWAY(last stream, NO_ERROR) and close a
+            connection that had no open stream and received nothing for this
+            many seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_concurrent_streams: int | None = None,
+        initial_window_size: int | None = None,
+        stall_uploads: bool = False,
+        goaway_after: int | None = None,
+        idle_timeout: float | None = None,
+    ) -> None:
+        self.ssl_context = ssl_context
+        self.max_concurrent_streams = max_concurrent_streams
+        self.initial_window_size = initial_window_size
+        self.stall_uploads = stall_uploads
+        self.goaway_after = goaway_after
+        self.idle_timeout = idle_timeout
+        self.port = 0
+        # Set by the TLS fixtures: a client context trusting the server, no ALPN.
+        self.client_ssl_context: ssl.SSLContext | None = None
+        # Counters, updated by the connection threads under ``lock``.
+        self.connections_accepted = 0
+        self.streams_received = 0
+        self.streams_completed = 0
+        self.max_streams_seen = 0
+        self.client_settings: list[dict[int, int]] = []
+        self.pings_acked = 0
+        self.held = 0
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._listener: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._connections: dict[Connection, threading.Thread] = {}
+
+    @property
+    def url(self) -> str:
+        """The base URL, without a trailing slash: ``http://127.0.0.1:PORT``."""
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        with self.lock:
+            return len(self._connections)
+
+    # Lifecycle.
+
+    def start(self) -> H2Server:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name="h2-server-accept", daemon=True
+        )
+        self._accept_thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Wake every thread, let each close its sockets, join every thread."""
+        self.stopping.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        if self._accept_thread is not None:
+            self._accept_thread.join()
+            self._accept_thread = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        # No connection starts now that the accept thread is gone.
+        with self.lock:
+            connections = list(self._connections.items())
+        for connection, _ in connections:
+            connection.wake()
+        for _, thread in connections:
+            thread.join()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def __enter__(self) -> H2Server:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        poller = select.poll()
+        poller.register(self._listener, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        while True:
+            ready = poller.poll()
+            if any(fd == self._wake_r.fileno() for fd, _ in ready):
+                return
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:  # pragma: no cover - the client gave up mid-accept
+                continue
+            with self.lock:
+                self.connections_accepted += 1
+                connection = Connection(self, sock, self.connections_accepted)
+                thread = threading.Thread(target=connection.run, name="h2-server-conn", daemon=True)
+                self._connections[connection] = thread
+            thread.start()
+
+    def connection_done(self, connection: Connection) -> None:
+        """Called by a connection thread as its last act."""
+        with self.lock:
+            self._connections.pop(connection, None)
+
+    # Commands to every open connection.
+
+    def _broadcast(self, command: Callable[[Connection], None]) -> None:
+        with self.lock:
+            connections = list(self._connections)
+        done = [
+            connection.call(functools.partial(command, connection)) for connection in connections
+        ]
+        for event in done:
+            event.wait(COMMAND_TIMEOUT)
+
+    def send_settings(self, **changes: int) -> None:
+        """Send SETTINGS, e.g. ``send_settings(max_concurrent_streams=2)``."""
+        codes = {
+            int(h2.settings.SettingCodes[name.upper()]): value for name, value in changes.items()
+        }
+        self._broadcast(lambda connection: connection.send_settings(codes))
+
+    def send_ping(self) -> None:
+        """Send a PING; ``pings_acked`` counts the answers."""
+        self._broadcast(Connection.send_ping)
+
+    def goaway(self, last_stream_id: int | None = None) -> None:
+        """Send GOAWAY(last_stream_id, NO_ERROR), by default naming the newest
+        stream received; the streams it covers finish, then the connection closes."""
+        self._broadcast(lambda connection: connection.send_goaway(last_stream_id))
+
+    def release_held(self) -> None:
+        """Answer every ``/hold`` request waiting now."""
+        self._broadcast(Connection.release_held)
+
+
+# TLS material and fixtures.
+
+
+@functools.cache
+def _tls_material() -> tuple[trustme.CA, trustme.LeafCert]:
+    # One CA per session; key generation is the slow part.
+    ca = trustme.CA()
+    return ca, ca.issue_cert(*CERT_HOSTNAMES)
+
+
+def make_tls_server(**options: typing.Any) -> H2Server:
+    """An unstarted TLS server (ALPN ``h2``) whose ``client_ssl_context`` trusts it."""
+    ca, certificate = _tls_material()
+    server = H2Server(ssl_context=make_server_context(certificate, alpn=["h2"]), **options)
+    server.client_ssl_context = make_client_context(ca)
+    return server
+
+
+@pytest.fixture
+def h2_server() -> Iterator[H2Server]:
+    """A plain-TCP HTTP/2 server (prior knowledge), stopped after the test."""
+    with H2Server() as server:
+        yield server
+
+
+@pytest.fixture
+def h2_tls_server() -> Iterator[H2Server]:
+    """An HTTP/2 server over TLS; ``client_ssl_context`` trusts it (set ALPN yourself)."""
+    with make_tls_server() as server:
+        yield server
+
+
+@pytest.fixture
+def make_h2_server() -> Iterator[Callable[..., H2Server]]:
+    """A factory: ``make_h2_server(tls=False, **H2Server options)`` returns a
+    started server, stopped after the test."""
+    servers: list[H2Server] = []
+
+    def make(*, tls: bool = False, **options: typing.Any) -> H2Server:
+        server = make_tls_server(**options) if tls else H2Server(**options)
+        servers.append(server.start())
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
