@@ -414,7 +414,7 @@ class HTTP2Connection(ConnectionInterface):
     def _end_stream(self, stream_id: int) -> None:
         """The caller is done with ``stream_id``: reset it if still open, forget it."""
         with self._state_lock:
-            self._streams.pop(stream_id, None)
+            ours = self._streams.pop(stream_id, None)
             if not self._streams:
                 self._idle_since = self._clock()
             if self._state is _State.CLOSED:
@@ -422,6 +422,17 @@ class HTTP2Connection(ConnectionInterface):
             stream = self._h2.streams.get(stream_id)
             if stream is not None and not stream.closed:
                 self._h2.reset_stream(stream_id, CANCEL)
+            if ours is not None:
+                # Data that arrived but was never read still holds part of the
+                # connection's window: hand it back, or early closes would
+                # shut the window for every stream.
+                unread = sum(
+                    event.flow_controlled_length or 0
+                    for event in ours.events
+                    if isinstance(event, h2.events.DataReceived)
+                )
+                if unread:
+                    self._h2.acknowledge_received_data(unread, stream_id)
             pending = bool(self._h2.has_output())
             done = self._state is _State.GOING_AWAY and not self._streams
         if pending:

@@ -8,6 +8,7 @@ wire behaviour: streams per connection, connections opened, settings sent.
 from __future__ import annotations
 
 import hashlib
+import random
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
 
@@ -18,6 +19,7 @@ import httpool
 from httpool import AsyncConnectionPool
 from httpool._backends.default import async_default_backend
 from tests.support.concurrency import AsyncTaskGroup
+from tests.support.fault_server import CLOSE, HANG, RESET, FaultServer, Script, pause, send
 from tests.support.h2_server import (
     H2Server,
     h2_server,
@@ -279,3 +281,101 @@ async def test_one_hundred_megabytes_each_way_in_bounded_memory(h2_server: H2Ser
     assert response.content.decode() == f"{size} {expected.hexdigest()}"
     # The windows bound what is buffered: 16 MiB for the connection.
     assert peak < 40 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+
+
+async def test_upload_to_a_stream_the_server_resets(h2_server: H2Server) -> None:
+    async with _h2c_pool() as pool:
+        with pytest.raises(httpool.RemoteProtocolError, match="reset"):
+            await pool.request("POST", h2_server.url + "/reset?code=2", content=b"x" * 1_000_000)
+        assert (await pool.request("GET", h2_server.url + "/")).status == 200
+        assert h2_server.connections_accepted == 1
+        pool.check_invariants()
+
+
+async def test_goaway_during_a_streamed_upload_is_not_replayed(make_h2_server: MakeServer) -> None:
+    srv = make_h2_server(goaway_after=1)
+    backend = async_default_backend()
+    outcomes: list[object] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"first"
+        await backend.sleep(0.2)  # the GOAWAY arrives meanwhile
+        yield b"second"
+
+    async def first() -> None:
+        outcomes.append((await pool.request("GET", srv.url + "/slow?delay=0.3")).status)
+
+    async def second() -> None:
+        await _until(lambda: srv.streams_received == 1, "the first stream")
+        try:
+            await pool.request("POST", srv.url + "/upload", content=body())
+        except httpool.RemoteProtocolError as exc:
+            outcomes.append(str(exc))
+
+    async with _h2c_pool() as pool:
+        async with AsyncTaskGroup() as group:
+            group.start_soon(first)
+            group.start_soon(second)
+        pool.check_invariants()
+    assert 200 in outcomes
+    assert any("cannot be sent again" in str(o) for o in outcomes) or outcomes.count(200) == 1, (
+        outcomes
+    )
+
+
+async def test_mixed_traffic_with_timeouts_and_early_closes(h2_server: H2Server) -> None:
+    rng = random.Random(7)
+    plans = [rng.choice(["ok", "timeout", "early", "big"]) for _ in range(64)]
+    outcomes: list[str] = []
+
+    async def run(plan: str) -> None:
+        url = h2_server.url
+        if plan == "timeout":
+            with pytest.raises(httpool.ReadTimeout):
+                await pool.request("GET", url + "/hang", extensions={"timeout": {"read": 0.2}})
+        elif plan == "early":
+            async with pool.stream("GET", url + "/bytes?size=2000000") as response:
+                async for _ in response.aiter_stream():
+                    break
+        elif plan == "big":
+            assert len((await pool.request("GET", url + "/bytes?size=300000")).content) == 300000
+        else:
+            assert (await pool.request("GET", url + "/")).content == b"Hello, world!"
+        outcomes.append(plan)
+
+    async with _h2c_pool(max_connections=4) as pool:
+        async with AsyncTaskGroup() as group:
+            for plan in plans:
+                group.start_soon(run, plan)
+        assert sorted(outcomes) == sorted(plans)
+        pool.check_invariants()
+        stats = pool.stats()
+        assert stats.streams_in_use == 0 and stats.queued == 0
+        assert (await pool.request("GET", h2_server.url + "/")).status == 200
+
+
+SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # an empty SETTINGS frame
+BAD_FRAME = b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x"  # DATA on stream 0: forbidden
+
+
+@pytest.mark.parametrize(
+    ("script", "error"),
+    [
+        ([send(b"HTTP/1.1 400 Bad Request\r\n\r\n"), CLOSE], httpool.RemoteProtocolError),
+        ([HANG], httpool.RemoteProtocolError),  # no SETTINGS within the connect timeout
+        ([send(SETTINGS), CLOSE], httpool.RemoteProtocolError),
+        ([send(SETTINGS), pause(0.1), RESET], httpool.ReadError),
+        ([send(SETTINGS + BAD_FRAME), HANG], httpool.RemoteProtocolError),
+        ([send(SETTINGS), HANG], httpool.ReadTimeout),
+    ],
+    ids=["http11-reply", "silent", "close", "reset", "bad-frame", "no-response"],
+)
+async def test_broken_http2_servers(script: Script, error: type[Exception]) -> None:
+    with FaultServer(on_accept=[script]) as srv:
+        async with _h2c_pool() as pool:
+            timeout = {"connect": 0.3, "read": 0.3}
+            with pytest.raises(error):
+                await pool.request("GET", srv.url + "/", extensions={"timeout": timeout})
+            pool.check_invariants()
+            assert pool.stats().connections == 0 or error is httpool.ReadTimeout
+            assert pool.stats().streams_in_use == 0
