@@ -46,6 +46,7 @@ from .._exceptions import (
     translate,
 )
 from .base import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
+from .sync import socket_is_readable
 
 _T = typing.TypeVar("_T")
 
@@ -278,7 +279,13 @@ class AsyncIOStream(AsyncNetworkStream):
     def get_extra_info(self, info: str) -> typing.Any:
         if info == "is_readable":
             protocol = self._protocol
-            return self._closed or protocol.eof or bool(protocol.buffer)
+            if self._closed or protocol.eof or protocol.buffer:
+                return True
+            # The loop may not have run since the peer's FIN or RST arrived:
+            # ask the socket itself (one poll; only for the connection about
+            # to be reused).
+            sock = self._transport.get_extra_info("socket")
+            return sock is not None and socket_is_readable(sock)
         if info == "ssl_object":
             return self._transport.get_extra_info("ssl_object")
         if info == "client_addr":

@@ -43,6 +43,10 @@ _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE
 # How often a request goes elsewhere because its connection could not take
 # it (an HTTP/2 GOAWAY or refused stream: never processed, so always safe).
 MAX_UNAVAILABLE_RETRIES = 8
+# How often a request goes again after a *reused* connection turned out dead
+# before any response byte. Each such connection is closed, and the request
+# prefers a new one; only a failure on a new connection is final.
+MAX_STALE_RETRIES = 8
 
 
 class ConnectionPool(RequestInterface):
@@ -161,10 +165,10 @@ class ConnectionPool(RequestInterface):
         # The URL was validated when the Request was made (scheme, host, port).
         origin = request.url.origin
         pool_timeout = get_timeout(request.extensions, "pool")
-        retried = False
+        stale = 0
         unavailable = 0
         while True:
-            waiter = self._acquire(origin, pool_timeout, fresh=retried)
+            waiter = self._acquire(origin, pool_timeout, fresh=stale > 0)
             entry = waiter.entry
             assert entry is not None
             connection = entry.connection
@@ -185,11 +189,15 @@ class ConnectionPool(RequestInterface):
                     raise RemoteProtocolError(
                         f"No connection took the request in {unavailable} attempts."
                     ) from exc
-                if retried or waiter.connect or not _may_retry(exc, request, connection):
+                if (
+                    waiter.connect
+                    or stale >= MAX_STALE_RETRIES
+                    or not _may_retry(exc, request, connection)
+                ):
                     raise
                 # A reused keep-alive connection the server had closed: the
-                # request never reached it, so it goes again on a new one.
-                retried = True
+                # request never reached it, so it goes again.
+                stale += 1
                 continue
             response.stream = PoolByteStream(response.stream, self, entry)
             return response

@@ -22,6 +22,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 import typing
 import urllib.parse
 from collections.abc import Iterator
@@ -57,7 +58,8 @@ class HTTPServer:
     ``/chunked?size=N&chunk=K``; ``/drip?chunks=N&delay=S``; ``/status/CODE``;
     ``/headers`` the request headers, one ``name: value`` line each;
     ``/informational`` a 103 before the 200; ``/early`` a 413 sent before the
-    request body is read, then a lingering close; ``/hang`` never answers.
+    request body is read, then a lingering close; ``/hang`` never answers
+    (its thread ends when the client hangs up).
     Anything else is a 404.
 
     Args:
@@ -65,6 +67,11 @@ class HTTPServer:
         idle_timeout: close a keep-alive connection that sent no request for
             this many seconds.
         uds: listen on this Unix socket path instead of TCP.
+
+    ``drop_requests = N`` makes the next N requests get no answer: the server
+    reads each and hangs up (a keep-alive connection dying under a request).
+    ``close_idle_connections()`` hangs up on every connection waiting for its
+    next request, now (a keep-alive connection going stale between requests).
     """
 
     def __init__(
@@ -83,6 +90,7 @@ class HTTPServer:
         self.requests_handled = 0
         self.open_connections = 0
         self.port = 0
+        self.drop_requests = 0
         # Set by the ``tls_server`` fixture: a client context trusting the server.
         self.client_ssl_context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
@@ -92,6 +100,7 @@ class HTTPServer:
         self._accept_thread: threading.Thread | None = None
         self._threads: set[threading.Thread] = set()
         self._sockets: set[socket.socket] = set()
+        self._idle: set[socket.socket] = set()  # waiting for their next request
         if ssl_context is not None:
             ssl_context.sni_callback = self._record_sni
 
@@ -153,6 +162,30 @@ class HTTPServer:
         self._wake_r.close()
         self._wake_w.close()
 
+    def close_idle_connections(self, timeout: float = 5.0) -> int:
+        """Hang up on every connection waiting for its next request; return how many.
+
+        Waits (up to ``timeout``) until every open connection is between
+        requests, so that a client that has just read a response is not missed,
+        and until those connections are closed, so that the client's next
+        request finds the close already delivered.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                idle, still_open = list(self._idle), self.open_connections - len(self._idle)
+            if still_open == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.0005)
+        for sock in idle:
+            with contextlib.suppress(OSError):
+                # The plain socket's shutdown: an SSLSocket's own would tear
+                # down its TLS state under the thread that serves it.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        while self.open_connections > still_open and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        return len(idle)
+
     def __enter__(self) -> HTTPServer:
         return self.start()
 
@@ -213,13 +246,23 @@ class HTTPServer:
     def _serve(self, sock: socket.socket) -> None:
         conn = h11.Connection(h11.SERVER)
         while True:
-            event = self._next_event(conn, sock, self.idle_timeout)
+            with self._lock:
+                self._idle.add(sock)
+            try:
+                event = self._next_event(conn, sock, self.idle_timeout)
+            finally:
+                with self._lock:
+                    self._idle.discard(sock)
             if isinstance(event, h11.ConnectionClosed):
                 return
             assert isinstance(event, h11.Request)
             head = RequestHead(event.method, event.target, list(event.headers.raw_items()))
             with self._lock:
                 self.requests.append(head)
+                drop = self.drop_requests > 0
+                self.drop_requests -= drop
+            if drop:
+                return
             split = urllib.parse.urlsplit(event.target.decode("ascii"))
             query = dict(urllib.parse.parse_qsl(split.query))
             if split.path == "/early":
@@ -278,7 +321,10 @@ class HTTPServer:
             self._send(conn, sock, hints)
             self._respond(conn, sock, 200, b"After hints.")
         elif path == "/hang":
-            self._stopping.wait()
+            # Until stop() or the client hangs up: a thread per abandoned
+            # request would pile up over a long run.
+            while self._recv(sock, None):
+                pass
             raise _Stopped()
         else:
             self._respond(conn, sock, 404, b"Not found.")
