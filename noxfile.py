@@ -76,3 +76,30 @@ def interop(session: nox.Session) -> None:
     # Always exits 0: without nginx the tests skip and say why.
     session.run("python", "scripts/ensure_nginx.py")
     _pytest(session, "tests/interop")
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Mixed traffic on sync, asyncio and trio for 5 minutes (not in CI):
+    fails on any invariant violation, unexpected failure or leaked fd.
+    ``nox -s soak -- --duration 20`` for a quick try."""
+    _install(session)
+    session.run("python", "scripts/soak.py", "--duration", "300", *session.posargs)
+
+
+@nox.session
+def compare(session: nox.Session) -> None:
+    """httpool against its peers on loopback (not in CI): ``scripts/compare.py``.
+    The peers are installed in this session only, never as httpool dependencies.
+    ``nox -s compare -- --rounds 3 --workloads asyncio_64,sync_seq`` for a subset."""
+    session.install("-e", ".[http2,trio]")
+    session.install(
+        "httpcore[http2,trio]",
+        "httpcore2[asyncio,http2,trio]",
+        "urllib3",
+        "aiohttp",
+        "httpx[http2]",
+        "httpx2[http2]",
+        "trustme",  # for --nginx (tests/interop/nginx.py)
+    )
+    session.run("python", "scripts/compare.py", *session.posargs)

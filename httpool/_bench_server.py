@@ -10,7 +10,14 @@ skipped without being kept. Every complete request is answered with the same
 prebuilt response, in arrival order, and all answers produced by one
 ``data_received`` call go out in one write, so pipelined requests are safe
 and cheap. ``Connection: close`` or HTTP/1.0 closes the connection after its
-answer; malformed input gets a 400 and a close.
+answer; malformed input gets a 400 and a close. The body is ``--body-size``
+bytes, except for a target ``/size/N``, answered with a body of N bytes (up to
+64 MiB; each size's responses are built once, on first use), so that one
+server serves small requests and large streamed bodies alike.
+
+With ``--h2c`` the server speaks HTTP/2 with prior knowledge instead (the h2
+library, one state machine per connection; small bodies only, so that no
+answer ever waits for a flow-control window).
 
 The server knows nothing about httpool. With ``--port 0`` it binds an
 ephemeral port and prints it as the first line of stdout. With
@@ -26,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import signal
 import subprocess
 import sys
@@ -37,6 +45,10 @@ from collections.abc import Sequence
 _HEAD_END = b"\r\n\r\n"
 # Bound the memory a client can make us buffer while we look for a head end.
 _MAX_HEAD = 64 * 1024
+_SIZE_PREFIX = b"/size/"
+_MAX_SIZED_BODY = 64 * 1024 * 1024
+# Over h2c every body goes out in one DATA frame, within the initial windows.
+_MAX_H2C_BODY = 16 * 1024
 
 
 def build_response(body_size: int, *, close: bool = False, head_only: bool = False) -> bytes:
@@ -58,15 +70,29 @@ _BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: cl
 
 
 class _Responses:
-    """The four prebuilt variants of the answer, computed once per server."""
+    """The four prebuilt variants of the answer, computed once per server,
+    and those of each ``/size/N`` target, computed on its first request."""
 
-    __slots__ = ("close", "head_close", "head_keep_alive", "keep_alive")
+    __slots__ = ("_sized", "close", "head_close", "head_keep_alive", "keep_alive")
 
     def __init__(self, body_size: int) -> None:
         self.keep_alive = build_response(body_size)
         self.close = build_response(body_size, close=True)
         self.head_keep_alive = build_response(body_size, head_only=True)
         self.head_close = build_response(body_size, close=True, head_only=True)
+        self._sized: dict[int, _Responses] = {}
+
+    def for_target(self, target: bytes) -> _Responses:
+        if not target.startswith(_SIZE_PREFIX):
+            return self
+        digits = target[len(_SIZE_PREFIX) :]
+        if not digits.isdigit() or int(digits) > _MAX_SIZED_BODY:
+            raise _BadRequest()
+        size = int(digits)
+        sized = self._sized.get(size)
+        if sized is None:
+            sized = self._sized[size] = _Responses(size)
+        return sized
 
 
 class _BadRequest(Exception):
@@ -140,11 +166,11 @@ class HTTPProtocol(asyncio.Protocol):
             raise _BadRequest()
         lowered = fields.lower()
         close = parts[2] == b"HTTP/1.0" or b"connection: close" in lowered
-        is_head = parts[0] == b"HEAD"
-        if is_head:
-            self._pending = self._responses.head_close if close else self._responses.head_keep_alive
+        responses = self._responses.for_target(parts[1])
+        if parts[0] == b"HEAD":
+            self._pending = responses.head_close if close else responses.head_keep_alive
         else:
-            self._pending = self._responses.close if close else self._responses.keep_alive
+            self._pending = responses.close if close else responses.keep_alive
         self._pending_close = close
         if b"transfer-encoding:" in lowered:
             if b"chunked" not in lowered:
@@ -198,13 +224,71 @@ def _content_length(lowered_fields: bytes) -> int:
     return int(value)
 
 
-async def serve(host: str, port: int, body_size: int, *, watch_stdin: bool) -> None:
+class H2CProtocol(asyncio.Protocol):
+    """One HTTP/2 client connection with prior knowledge: every request gets
+    the same small body, in one DATA frame that ends the stream."""
+
+    def __init__(self, body: bytes) -> None:
+        # Imported here: the h2 library is optional, and only this mode needs it.
+        from h2.config import H2Configuration
+        from h2.connection import H2Connection
+
+        self._body = body
+        self._headers = [
+            (b":status", b"200"),
+            (b"content-type", b"application/octet-stream"),
+            (b"content-length", str(len(body)).encode("ascii")),
+        ]
+        self._h2 = H2Connection(H2Configuration(client_side=False, header_encoding=None))
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._h2.initiate_connection()
+        transport.write(self._h2.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        from h2.events import ConnectionTerminated, DataReceived, RequestReceived
+        from h2.exceptions import ProtocolError
+
+        transport, h2 = self._transport, self._h2
+        if transport is None or transport.is_closing():
+            return
+        try:
+            events = h2.receive_data(data)
+        except ProtocolError:
+            transport.write(h2.data_to_send())
+            transport.close()
+            return
+        closing = False
+        for event in events:
+            if isinstance(event, RequestReceived) and event.stream_id is not None:
+                h2.send_headers(event.stream_id, self._headers)
+                h2.send_data(event.stream_id, self._body, end_stream=True)
+            elif isinstance(event, DataReceived) and event.stream_id is not None:
+                # Request bodies are dropped; give their window back at once.
+                h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, ConnectionTerminated):
+                closing = True
+        transport.write(h2.data_to_send())
+        if closing:
+            transport.close()
+
+
+async def serve(
+    host: str, port: int, body_size: int, *, watch_stdin: bool, h2c: bool = False
+) -> None:
     """Serve until cancelled (or until stdin closes, with ``watch_stdin``)."""
     loop = asyncio.get_running_loop()
-    responses = _Responses(body_size)
-    server = await loop.create_server(
-        lambda: HTTPProtocol(responses), host, port, reuse_address=True, backlog=1024
-    )
+    factory: typing.Callable[[], asyncio.Protocol]
+    if h2c:
+        body = build_response(body_size).partition(_HEAD_END)[2]
+        factory = functools.partial(H2CProtocol, body)
+    else:
+        responses = _Responses(body_size)
+        factory = functools.partial(HTTPProtocol, responses)
+    server = await loop.create_server(factory, host, port, reuse_address=True, backlog=1024)
     bound_port = server.sockets[0].getsockname()[1]
     print(bound_port, flush=True)
     stop = asyncio.Event()
@@ -240,28 +324,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="exit when stdin closes; ignore Ctrl-C",
     )
+    parser.add_argument(
+        "--h2c",
+        action="store_true",
+        help=f"speak HTTP/2 with prior knowledge (needs h2; bodies <= {_MAX_H2C_BODY} bytes)",
+    )
     args = parser.parse_args(argv)
     if args.body_size < 0:
         parser.error("--body-size must be >= 0")
+    if args.h2c and args.body_size > _MAX_H2C_BODY:
+        parser.error(f"--h2c serves bodies of at most {_MAX_H2C_BODY} bytes")
     if args.watch_stdin:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, args.body_size, watch_stdin=args.watch_stdin))
+        asyncio.run(
+            serve(args.host, args.port, args.body_size, watch_stdin=args.watch_stdin, h2c=args.h2c)
+        )
     return 0
 
 
 @typing.final
 class BenchServer:
-    """Run the bench server in a child process for the duration of a ``with`` block.
+    """Run the bench server in a child process for the duration of a ``with`` block
+    (speaking h2c with ``h2c=True``).
 
     ``url`` is the server's root URL once started. Leaving the block, even by
     an exception or Ctrl-C, stops and reaps the process; the child also exits
     by itself if this process dies, because its stdin pipe closes then.
     """
 
-    def __init__(self, *, body_size: int = 2, host: str = "127.0.0.1") -> None:
+    def __init__(self, *, body_size: int = 2, host: str = "127.0.0.1", h2c: bool = False) -> None:
         self.host = host
         self.body_size = body_size
+        self.h2c = h2c
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -287,6 +382,8 @@ class BenchServer:
             str(self.body_size),
             "--watch-stdin",
         ]
+        if self.h2c:
+            argv.append("--h2c")
         self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self._process.stdout is not None
         # ``with`` calls stop() only once start() returned: a Ctrl-C while the
