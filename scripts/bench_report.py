@@ -43,7 +43,7 @@ def load(path: str) -> list[Row]:
 
 
 def _order(row: Row) -> tuple[typing.Any, ...]:
-    group = row.get("origins", row.get("layout", ""))
+    group = row.get("protocol", row.get("origins", row.get("layout", "")))
     size = row.get("batch", row.get("idle", 0))
     return (row.get("kind", ""), row.get("backend", ""), row.get("runtime", ""), str(group), size)
 
@@ -53,6 +53,8 @@ def scenario(row: Row) -> str:
         return f"{row['idle']:,} idle, {row['layout']}"
     if row.get("kind") == "concurrent":
         return f"{row['batch']:,} concurrent, {row['origins']} origin(s)"
+    if row.get("kind") == "protocol":
+        return f"{row['batch']:,} concurrent, {row['protocol']}"
     return str(row["name"])
 
 

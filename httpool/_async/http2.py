@@ -100,7 +100,15 @@ class _ClientH2(h2.connection.H2Connection):
     """h2's client connection, working around h2#1181 (see the module docstring)."""
 
     def __init__(self) -> None:
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        # Our request headers are validated when the Request is built, and
+        # _request_headers lower-cases names and drops connection-specific
+        # ones, so h2 need not check them again. Responses are checked.
+        config = h2.config.H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         super().__init__(config=config)
         self.held_output = b""
 

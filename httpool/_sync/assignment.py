@@ -419,8 +419,10 @@ class PoolState:
 
     def _serve_freed_slot(self, o: OriginState) -> None:
         """One connection of origin ``o`` is gone: its slot goes to ``o``'s
-        parked waiters if there are any, else to the head of the queue."""
-        if o.parked and self._can_open(o):
+        parked waiters if there are any (unless they are waiting for a
+        connection still being established that may multiplex), else to the
+        head of the queue."""
+        if o.parked and not o.pending and self._can_open(o):
             mine: Waiter = _first(o.waiters)
             head: Waiter | None = _first(self._queue)
             if head is None or mine.seq < head.seq:
