@@ -69,7 +69,8 @@ class AsyncLock:
 
     def __init__(self) -> None:
         self._locked = False
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # Waiters that are done (timed out, cancelled) are skipped by release().
+        self._waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
         self._trio_lock: typing.Any = None
         self._known = False  # whether the runtime has been looked up
 
@@ -82,24 +83,31 @@ class AsyncLock:
                 self._trio_lock = trio.Lock()
         return self._trio_lock
 
-    async def __aenter__(self) -> None:
+    async def acquire(self, timeout: float | None = None) -> bool:
+        """Wait for the lock; ``False`` if ``timeout`` seconds passed first."""
         trio_lock = self._trio()
         if trio_lock is not None:
-            await trio_lock.acquire()
-            return
+            return await _trio_acquire(trio_lock, timeout)
         if not self._locked:
             self._locked = True
-            return
-        waiter = asyncio.get_running_loop().create_future()
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
         self._waiters.append(waiter)
+        timer = None if timeout is None else loop.call_later(timeout, _give_up, waiter)
         try:
-            await waiter  # release() hands the lock over by setting the result
+            # release() hands the lock over by setting True; the timer sets False.
+            return await waiter
         except BaseException:
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.result():
                 self.release()  # handed over just as we were cancelled: pass it on
-            else:
-                self._waiters.remove(waiter)
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
 
     async def __aexit__(self, *args: object) -> None:
         self.release()
@@ -125,9 +133,26 @@ class AsyncLock:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)  # still locked: it belongs to the waiter now
+                waiter.set_result(True)  # still locked: it belongs to the waiter now
                 return
         self._locked = False
+
+
+def _give_up(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
+
+
+async def _trio_acquire(lock: typing.Any, timeout: float | None) -> bool:
+    import trio
+
+    if timeout is None:
+        await lock.acquire()
+        return True
+    with trio.move_on_after(timeout):
+        await lock.acquire()
+        return True
+    return False
 
 
 class Lock:
@@ -143,6 +168,9 @@ class Lock:
 
     def __exit__(self, *args: object) -> None:
         self._lock.release()
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        return self._lock.acquire(timeout=-1 if timeout is None else timeout)
 
     def try_acquire(self) -> bool:
         return self._lock.acquire(blocking=False)

@@ -348,14 +348,16 @@ class HTTP2Connection(ConnectionInterface):
             window = self._sendable(stream_id)
             if window != 0:
                 return max(window, 0)
-            with self._read_lock:
+            message = f"The server's flow-control window stayed shut for {timeout} seconds."
+            if not self._read_lock.acquire(timeout):
+                raise WriteTimeout(message)
+            try:
                 if self._sendable(stream_id) == 0:
-                    try:
-                        self._read_once(timeout)
-                    except ReadTimeout:
-                        raise WriteTimeout(
-                            f"The server's flow-control window stayed shut for {timeout} seconds."
-                        ) from None
+                    self._read_once(timeout)
+            except ReadTimeout:
+                raise WriteTimeout(message) from None
+            finally:
+                self._read_lock.release()
 
     def _sendable(self, stream_id: int) -> int:
         """The send window, or -1 when the stream takes no more data."""
@@ -390,10 +392,16 @@ class HTTP2Connection(ConnectionInterface):
         stream = self._streams[stream_id]
         while not stream.events:
             self._raise_if_failed(stream_id)
-            with self._read_lock:
+            # Another stream's reader may hold the lock with a longer timeout
+            # (or none): this stream's own timeout bounds the wait for it too.
+            if not self._read_lock.acquire(timeout):
+                raise ReadTimeout(f"No data for this stream within {timeout} seconds.")
+            try:
                 if not stream.events:
                     self._raise_if_failed(stream_id)
                     self._read_once(timeout)
+            finally:
+                self._read_lock.release()
         event = stream.events.popleft()
         if isinstance(event, BaseException):
             raise event

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
 
@@ -249,6 +250,34 @@ async def test_read_timeout_fails_one_stream(h2_server: H2Server) -> None:
             )
         assert (await pool.request("GET", h2_server.url + "/")).status == 200
         assert h2_server.connections_accepted == 1
+        pool.check_invariants()
+
+
+async def test_read_timeout_holds_while_another_stream_reads(h2_server: H2Server) -> None:
+    """A stream whose reader holds the socket (no timeout) does not hold back
+    another stream's read timeout."""
+    backend = async_default_backend()
+    elapsed: list[float] = []
+
+    async def long_reader() -> None:
+        response = await pool.request("GET", h2_server.url + "/slow?delay=1.5")
+        assert response.content == b"slow"
+
+    async def impatient() -> None:
+        await backend.sleep(0.1)  # the long reader is in the socket by now
+        started = time.monotonic()
+        with pytest.raises(httpool.ReadTimeout):
+            await pool.request(
+                "GET", h2_server.url + "/hang", extensions={"timeout": {"read": 0.2}}
+            )
+        elapsed.append(time.monotonic() - started)
+
+    async with _h2c_pool() as pool:
+        await pool.request("GET", h2_server.url + "/")
+        async with AsyncTaskGroup() as group:
+            group.start_soon(long_reader)
+            group.start_soon(impatient)
+        assert elapsed[0] < 1.0, elapsed  # not the 1.5 s of the other stream
         pool.check_invariants()
 
 

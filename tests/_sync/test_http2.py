@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 
@@ -246,6 +247,32 @@ def test_read_timeout_fails_one_stream(h2_server: H2Server) -> None:
             pool.request("GET", h2_server.url + "/hang", extensions={"timeout": {"read": 0.1}})
         assert (pool.request("GET", h2_server.url + "/")).status == 200
         assert h2_server.connections_accepted == 1
+        pool.check_invariants()
+
+
+def test_read_timeout_holds_while_another_stream_reads(h2_server: H2Server) -> None:
+    """A stream whose reader holds the socket (no timeout) does not hold back
+    another stream's read timeout."""
+    backend = default_backend()
+    elapsed: list[float] = []
+
+    def long_reader() -> None:
+        response = pool.request("GET", h2_server.url + "/slow?delay=1.5")
+        assert response.content == b"slow"
+
+    def impatient() -> None:
+        backend.sleep(0.1)  # the long reader is in the socket by now
+        started = time.monotonic()
+        with pytest.raises(httpool.ReadTimeout):
+            pool.request("GET", h2_server.url + "/hang", extensions={"timeout": {"read": 0.2}})
+        elapsed.append(time.monotonic() - started)
+
+    with _h2c_pool() as pool:
+        pool.request("GET", h2_server.url + "/")
+        with TaskGroup() as group:
+            group.start_soon(long_reader)
+            group.start_soon(impatient)
+        assert elapsed[0] < 1.0, elapsed  # not the 1.5 s of the other stream
         pool.check_invariants()
 
 
