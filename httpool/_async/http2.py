@@ -59,7 +59,6 @@ from .._exceptions import (
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
-    WriteError,
     WriteTimeout,
 )
 from .._models import ByteStream, Origin, Request, Response, get_timeout
@@ -328,6 +327,8 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 if window == 0:
                     return  # the server has already answered, or reset the stream
                 with self._state_lock:
+                    # Another thread may have used the connection's window since.
+                    window = min(window, self._h2.local_flow_control_window(stream_id))
                     end = min(window, len(view))
                     frame_size = self._h2.max_outbound_frame_size
                     for start in range(0, end, frame_size):
@@ -547,13 +548,15 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             if not data:
                 return
             try:
-                await self._network_stream.write(data, timeout)
-            except BaseException as exc:
+                # The bytes are other streams' too: a cancelled request must not
+                # cut them short (trio), so the write is shielded. On asyncio a
+                # cancellation can only land while the transport buffers them
+                # all already, which leaves the connection intact.
+                with AsyncShieldCancellation():
+                    await self._network_stream.write(data, timeout)
+            except Exception as exc:
                 # Part of a frame may have gone out: nothing more can follow it.
-                if isinstance(exc, Exception):
-                    self._fail(exc)
-                else:
-                    self._fail(WriteError("A write on this HTTP/2 connection was interrupted."))
+                self._fail(exc)
                 raise
 
     # ----- the pool's questions -------------------------------------------------------------
