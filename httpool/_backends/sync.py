@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import select
 import socket
 import ssl
+import threading
 import time
 import typing
 from collections.abc import Callable, Iterable
@@ -91,6 +93,22 @@ def socket_is_readable(sock: _HasFileno) -> bool:
     return bool(readable)
 
 
+def _wait_for(sock: _HasFileno, events: int, timeout: float | None) -> bool:
+    """Wait until ``sock`` is ready for ``events`` (or in error); False on timeout."""
+    poller = select.poll()
+    poller.register(sock.fileno(), events)
+    if timeout is None:
+        return bool(poller.poll())
+    deadline = time.monotonic() + timeout
+    while True:
+        # poll takes whole milliseconds, at most a C int of them.
+        wait = min(max(0, math.ceil((deadline - time.monotonic()) * 1000)), 2**31 - 1)
+        if poller.poll(wait):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+
+
 def _raise_mapped(exc: OSError, mapping: ExceptionMapping) -> typing.NoReturn:
     raise translate(exc, mapping) from exc
 
@@ -98,9 +116,12 @@ def _raise_mapped(exc: OSError, mapping: ExceptionMapping) -> typing.NoReturn:
 class SyncStream(NetworkStream):
     """A connected socket, plain or TLS."""
 
-    __slots__ = ("_sock", "_timeout")
+    __slots__ = ("_sock", "_timeout", "_tls")
 
     def __init__(self, sock: socket.socket) -> None:
+        self._tls = isinstance(sock, ssl.SSLSocket) or not hasattr(select, "poll")
+        if not self._tls:
+            sock.settimeout(None)
         self._sock = sock
         self._timeout = sock.gettimeout()
 
@@ -112,12 +133,41 @@ class SyncStream(NetworkStream):
             ReadError: the connection was reset, or this stream is closed.
         """
         try:
+            if timeout is not None and not self._tls and self._timeout is None:
+                return self._recv_within(max_bytes, timeout)
             if timeout != self._timeout:
                 self._sock.settimeout(timeout)
                 self._timeout = timeout
             return self._sock.recv(max_bytes)
         except OSError as exc:
             _raise_mapped(exc, _READ)
+
+    # A plain socket stays in blocking mode, and a timeout is applied per call
+    # with MSG_DONTWAIT and poll: an HTTP/2 connection reads in one thread and
+    # writes in another, and a socket-wide settimeout from one would change
+    # the other's call under it.
+
+    def _recv_within(self, max_bytes: int, timeout: float) -> bytes:
+        try:
+            return self._sock.recv(max_bytes, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
+        if not _wait_for(self._sock, select.POLLIN, timeout):
+            raise ReadTimeout(f"no data received within {timeout} seconds")
+        return self._sock.recv(max_bytes, socket.MSG_DONTWAIT)
+
+    def _send_within(self, buffer: bytes, timeout: float) -> None:
+        view = memoryview(buffer)
+        deadline = time.monotonic() + timeout
+        while view:
+            try:
+                view = view[self._sock.send(view, socket.MSG_DONTWAIT) :]
+                continue
+            except BlockingIOError:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not _wait_for(self._sock, select.POLLOUT, remaining):
+                raise WriteTimeout(f"the peer accepted no data for {timeout} seconds")
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         """Send all of ``buffer``.
@@ -129,6 +179,9 @@ class SyncStream(NetworkStream):
         if not buffer:
             return
         try:
+            if timeout is not None and not self._tls and self._timeout is None:
+                self._send_within(buffer, timeout)
+                return
             if timeout != self._timeout:
                 self._sock.settimeout(timeout)
                 self._timeout = timeout
@@ -166,7 +219,7 @@ class SyncStream(NetworkStream):
         except BaseException:
             self.close()
             raise
-        return SyncStream(sock)
+        return SyncTLSStream(sock)
 
     def get_extra_info(self, info: str) -> typing.Any:
         sock = self._sock
@@ -179,6 +232,59 @@ class SyncStream(NetworkStream):
         if info == "socket":
             return sock
         return address_info(sock, info)
+
+
+class SyncTLSStream(SyncStream):
+    """A TLS connection that two threads may use at once, one reading, one writing.
+
+    OpenSSL must not run one session's read and write at the same time, and an
+    HTTP/2 connection reads in one thread while another writes. So the socket
+    is non-blocking, every call into the session holds a lock, and the waiting
+    (``poll``, with the call's own timeout) happens outside it.
+    """
+
+    __slots__ = ("_ssl_lock",)
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock)
+        sock.setblocking(False)
+        self._timeout = 0.0
+        self._ssl_lock = threading.Lock()
+
+    def _session_call(self, call: Callable[[], _T], timeout: float | None, what: str) -> _T:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._ssl_lock:
+                try:
+                    return call()
+                except ssl.SSLWantReadError:
+                    events = select.POLLIN
+                except ssl.SSLWantWriteError:
+                    events = select.POLLOUT
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if (remaining is not None and remaining <= 0) or not _wait_for(
+                self._sock, events, remaining
+            ):
+                raise TimeoutError(f"{what} within {timeout} seconds")
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            return self._session_call(
+                functools.partial(self._sock.recv, max_bytes), timeout, "no data received"
+            )
+        except OSError as exc:
+            _raise_mapped(exc, _READ)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        view = memoryview(buffer)
+        try:
+            while view:
+                sent = self._session_call(
+                    functools.partial(self._sock.send, view), timeout, "the peer accepted no data"
+                )
+                view = view[sent:]
+        except OSError as exc:
+            _raise_mapped(exc, _WRITE)
 
 
 class _TLSOverTLSStream(NetworkStream):

@@ -77,6 +77,32 @@ async def test_alpn_picks_h2_on_tls(h2_tls_server: H2Server) -> None:
         assert h2_tls_server.connections_accepted == 1
 
 
+async def test_concurrent_uploads_over_tls(h2_tls_server: H2Server) -> None:
+    """Many streams reading and writing one TLS session at once (on threads,
+    one reads while another writes: the session must not be used by both)."""
+    timeout = {"connect": 5.0, "read": 10.0, "write": 10.0, "pool": 30.0}
+    failures: list[str] = []
+
+    async def work(n: int) -> None:
+        rng = random.Random(n)
+        for _ in range(8):
+            body = rng.randbytes(rng.randrange(1, 300_000))
+            response = await pool.request(
+                "POST", h2_tls_server.url + "/echo", content=body, extensions={"timeout": timeout}
+            )
+            if response.content != body:
+                failures.append(f"worker {n}: body differs")
+
+    context = h2_tls_server.client_ssl_context
+    async with AsyncConnectionPool(http2=True, ssl_context=context) as pool:
+        async with AsyncTaskGroup() as group:
+            for n in range(12):
+                group.start_soon(work, n)
+        assert failures == []
+        assert h2_tls_server.connections_accepted == 1
+        pool.check_invariants()
+
+
 async def test_prior_knowledge_against_an_http11_server(server: HTTPServer) -> None:
     async with _h2c_pool() as pool:
         with pytest.raises(httpool.RemoteProtocolError):
