@@ -1,28 +1,36 @@
-"""Soak: mixed traffic through one pool per runtime for a bounded time.
+"""Soak: mixed HTTP/1.1 and HTTP/2 traffic through two pools per runtime for a bounded time.
 
     python scripts/soak.py --duration 20        # a quick try
     nox -s soak                                 # five minutes
 
-Theory of operation: the parent process starts three loopback servers
-(``tests/support/http_server.HTTPServer``): a plain one; a "stale" one that
-drops keep-alive connections idle for 50 ms, so that reused connections go
-stale under the pool; and a "drop" one that, every 50 ms, reads one request
-and hangs up without answering. It then runs this script again as one child
-process per runtime (sync threads, asyncio, trio), so that the runtimes do
-not share an interpreter lock with each other or with the servers.
+Theory of operation: the parent process starts three HTTP/1.1 loopback
+servers (``tests/support/http_server.HTTPServer``): a plain one; a "stale" one
+that drops keep-alive connections idle for 50 ms, so that reused connections
+go stale under the pool; and a "drop" one that, every 50 ms, reads one request
+and hangs up without answering. It also starts four HTTP/2 servers
+(``tests/support/h2_server.H2Server``, described with their scenarios in
+``tests/support/soak_scenarios.py``): plain h2c, which gets a GOAWAY on every
+connection every 250 ms; one allowing 2 streams per connection; one closing
+idle connections after a GOAWAY; one over TLS (ALPN). It then runs this script
+again as one child process per runtime (sync threads, asyncio, trio), so that
+the runtimes do not share an interpreter lock with each other or with the
+servers.
 
-Each child builds one pool (``max_connections=8``) and runs workers (threads
-or tasks) until the deadline. Each worker draws scenarios from ``SCENARIOS``
-with its own seeded RNG: keep-alive, ``Connection: close``, slow, drip,
-chunked and uploaded bodies, bodies closed after the first chunk, ``/hang``
-under a read timeout, ``/early`` (a 413 before the upload is read), tiny pool
-timeouts, cancellations, and the stale and drop servers. Every outcome is
-classified: ok, an expected failure (the exception the scenario provokes, such
-as ``ReadTimeout`` on ``/hang``), or unexpected (any other exception, a wrong
-answer, or a success where a failure was due). A checker runs
-``pool.check_invariants()`` every 20 ms. At the end the child checks that
-nothing is active or queued, closes the pool and compares its open file
-descriptors with the count before the pool existed; it prints one JSON line.
+Each child builds an HTTP/1.1 pool (``max_connections=8``) and an HTTP/2 pool
+(``http1=False, http2=True, max_connections=4``) and runs workers (threads or
+tasks) until the deadline. Each worker draws scenarios from ``SCENARIOS``
+with its own seeded RNG, each on its protocol's pool: keep-alive,
+``Connection: close``, slow, drip, chunked and uploaded bodies, downloads of
+up to 2 MB, bodies closed after the first chunk, ``/hang`` under a read
+timeout, ``/early`` (a 413 before the upload is read), HTTP/2 stream resets,
+tiny pool timeouts, cancellations, and the stale, drop, GOAWAY and idle
+servers. Every outcome is classified: ok, an expected failure (the exception
+the scenario provokes, such as ``ReadTimeout`` on ``/hang``), or unexpected
+(any other exception, a wrong status or body, or a success where a failure
+was due). A checker runs ``check_invariants()`` on both pools every 20 ms. At
+the end the child checks that nothing is active or queued, closes the pools
+and compares its open file descriptors with the count before the pools
+existed; it prints one JSON line.
 
 The parent prints the figures and exits 1 on any invariant violation,
 unexpected failure, leaked descriptor or child that did not report.
@@ -38,6 +46,8 @@ import gc
 import json
 import os
 import random
+import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -49,110 +59,41 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import httpool  # noqa: E402
+from tests.support.soak_scenarios import SCENARIOS, Scenario, prepare  # noqa: E402
 
 RUNTIMES = ("sync", "asyncio", "trio")
 MAX_CONNECTIONS = 8
+H2_MAX_CONNECTIONS = 4
+GOAWAY_INTERVAL = 0.25
 WORKERS = {"sync": 16, "asyncio": 32, "trio": 32}
 CHECK_INTERVAL = 0.02
 # Every request is bounded: nothing in the mix should come near these.
 TIMEOUTS = {"connect": 5.0, "read": 10.0, "write": 10.0, "pool": 30.0}
 
 
-@dataclasses.dataclass(frozen=True)
-class Scenario:
-    """One kind of request: where it goes, how, and what it may raise.
-
-    ``mode``: "read" reads the whole body; "first_chunk" closes the response
-    after its first chunk; "cancel" gives the request up after a random
-    delay of up to ``cancel_after`` seconds (on threads, where nothing can be
-    cancelled, the same delay is the read timeout instead).
-    """
-
-    name: str
-    weight: int
-    server: str  # "plain", "stale" or "drop"
-    path: str
-    method: str = "GET"
-    body_size: int = 0
-    timeout: dict[str, float] = dataclasses.field(default_factory=dict)
-    expect_status: int = 200
-    expect_body: bytes | None = None
-    expected_errors: tuple[type[BaseException], ...] = ()
-    must_fail: bool = False
-    mode: str = "read"
-    cancel_after: float = 0.0
-    pause: float = 0.0  # up to this long idle before the request (lets connections go stale)
-    # Errors expected only when the last attempt was on a new connection: a
-    # reused one that died must have been retried on a new one instead.
-    fresh_errors: tuple[type[BaseException], ...] = ()
-
-
-SCENARIOS = (
-    Scenario("keepalive", 30, "plain", "/", expect_body=b"Hello, world!"),
-    Scenario("close", 5, "plain", "/close", expect_body=b"Closing."),
-    Scenario("slow", 5, "plain", "/slow?delay=0.05", expect_body=b"Slow."),
-    Scenario(
-        "drip",
-        4,
-        "plain",
-        "/drip?chunks=5&delay=0.01",
-        expect_body=b"".join(b"chunk %d;" % i for i in range(5)),
-    ),
-    Scenario("chunked", 4, "plain", "/chunked?size=100000&chunk=7000", expect_body=b"x" * 100000),
-    Scenario("upload", 6, "plain", "/echo", method="POST", body_size=200000),
-    Scenario("first_chunk", 5, "plain", "/bytes?size=500000", mode="first_chunk"),
-    Scenario(
-        "hang",
-        2,
-        "plain",
-        "/hang",
-        timeout={"read": 0.1},
-        expected_errors=(httpool.ReadTimeout,),
-        must_fail=True,
-    ),
-    Scenario("early", 2, "plain", "/early", method="POST", body_size=1000000, expect_status=413),
-    Scenario(
-        "pool_timeout",
-        5,
-        "plain",
-        "/slow?delay=0.02",
-        timeout={"pool": 0.001},
-        expected_errors=(httpool.PoolTimeout,),
-    ),
-    Scenario(
-        "cancel",
-        5,
-        "plain",
-        "/slow?delay=0.1",
-        mode="cancel",
-        cancel_after=0.15,
-        expected_errors=(httpool.ReadTimeout,),
-    ),
-    # The stale server closes connections idle for 50 ms, a new one too: on a
-    # loaded machine a client can take that long between connect and send
-    # (and a close with the request unread is a reset: ReadError).
-    Scenario(
-        "stale",
-        10,
-        "stale",
-        "/",
-        expect_body=b"Hello, world!",
-        pause=0.1,
-        fresh_errors=(httpool.RemoteProtocolError, httpool.ReadError),
-    ),
-    # A drop on a reused connection is retried transparently; on a new one
-    # it is the server's answer.
-    Scenario(
-        "drop",
-        10,
-        "drop",
-        "/",
-        expect_body=b"Hello, world!",
-        fresh_errors=(httpool.RemoteProtocolError,),
-    ),
-)
 # The scenarios in play: all of them unless --only names some.
 MIX = list(SCENARIOS)
+# Each child's two pools, by protocol, and their limits.
+Pools = typing.Mapping[str, httpool.ConnectionPool | httpool.AsyncConnectionPool]
+LIMITS = {"http1": MAX_CONNECTIONS, "http2": H2_MAX_CONNECTIONS}
+
+
+def pool_options(urls: dict[str, str]) -> dict[str, dict[str, typing.Any]]:
+    """Keyword arguments of the two pools; the HTTP/2 one trusts the TLS server's CA."""
+    context = ssl.create_default_context(cadata=urls["ca"])
+    return {
+        "http1": {"max_connections": MAX_CONNECTIONS},
+        "http2": {
+            "max_connections": H2_MAX_CONNECTIONS,
+            "http1": False,
+            "http2": True,
+            "ssl_context": context,
+        },
+    }
+
+
+def protocol(scenario: Scenario) -> str:
+    return "http2" if scenario.http2 else "http1"
 
 
 class Tally:
@@ -174,11 +115,12 @@ class Tally:
             if outcome.startswith("unexpected") and self.outcomes[key] <= 2:
                 self.samples.append(f"{scenario.name}: {outcome}\n{detail}")
 
-    def check(self, pool: httpool.ConnectionPool | httpool.AsyncConnectionPool) -> None:
+    def check(self, pools: Pools) -> None:
         try:
-            pool.check_invariants()
-            stats = pool.stats()
-            assert stats.connections <= MAX_CONNECTIONS, stats
+            for name, pool in pools.items():
+                pool.check_invariants()
+                stats = pool.stats()
+                assert stats.connections <= LIMITS[name], (name, stats)
         except AssertionError:
             with self._lock:
                 self.violations.append(traceback.format_exc())
@@ -186,13 +128,15 @@ class Tally:
             self.checks += 1
 
 
-def classify(scenario: Scenario, tally: Tally, status: int, body: bytes | None) -> None:
-    """Record a request that returned."""
+def classify(
+    scenario: Scenario, tally: Tally, status: int, body: bytes | None, expected: bytes | None
+) -> None:
+    """Record a request that returned; ``expected`` is its body, None if unchecked."""
     if scenario.must_fail:
         tally.record(scenario, "unexpected:NoError")
     elif status != scenario.expect_status:
         tally.record(scenario, "unexpected:WrongStatus", f"status {status}")
-    elif body is not None and scenario.expect_body is not None and body != scenario.expect_body:
+    elif body is not None and expected is not None and body != expected:
         tally.record(scenario, "unexpected:WrongBody", f"{len(body)} bytes: {body[:60]!r}")
     else:
         tally.record(scenario, "ok")
@@ -206,24 +150,33 @@ def classify_error(scenario: Scenario, tally: Tally, exc: BaseException, steps: 
     elif isinstance(exc, scenario.fresh_errors) and on_new_connection(steps):
         tally.record(scenario, f"expected:{name} (new connection)")
     else:
-        detail = "".join(traceback.format_exception_only(type(exc), exc))
-        sends = steps.count("http11.send_request_headers")
-        if sends > 1 and not on_new_connection(steps):
+        if isinstance(exc, httpool.HttpoolError):
+            detail = "".join(traceback.format_exception_only(type(exc), exc))
+        else:  # not a documented exception: where it came from matters
+            detail = "".join(traceback.format_exception(exc))
+        sends = sum(step.endswith("send_request_headers") for step in steps)
+        if sends > 1 and scenario.http2:
+            name += " (after a retry)"  # ConnectionNotAvailable: a GOAWAY or refused stream
+        elif sends > 1 and not on_new_connection(steps):
             name += " (retried on a reused connection)"
-        tally.record(scenario, f"unexpected:{name}", detail + "steps: " + " ".join(steps))
+        # The message too (numbers as N): one exception type has several causes.
+        message = re.sub(r"\d+", "N", str(exc))[:60]
+        tally.record(
+            scenario, f"unexpected:{name} [{message}]", detail + "steps: " + " ".join(steps)
+        )
 
 
 def on_new_connection(steps: list[str]) -> bool:
     """Whether the request's last attempt went out on a connection it opened."""
-    sends = [i for i, step in enumerate(steps) if step == "http11.send_request_headers"]
+    sends = [i for i, step in enumerate(steps) if step.endswith("send_request_headers")]
     return bool(sends) and sends[-1] > 0 and steps[sends[-1] - 1] == "connection.connect_tcp"
 
 
 def request_args(
     scenario: Scenario, urls: dict[str, str], rng: random.Random, steps: list[str]
-) -> tuple[str, dict[str, typing.Any]]:
-    """The URL and keyword arguments; ``steps`` collects the traced steps, so
-    that an unexpected failure says what the request went through."""
+) -> tuple[str, dict[str, typing.Any], bytes | None]:
+    """The URL, keyword arguments and expected body; ``steps`` collects the
+    traced steps, so that an unexpected failure says what the request went through."""
 
     def trace(name: str, info: dict[str, typing.Any]) -> None:
         if not name.endswith(".complete"):
@@ -231,9 +184,10 @@ def request_args(
 
     timeout = {**TIMEOUTS, **scenario.timeout}
     kwargs: dict[str, typing.Any] = {"extensions": {"timeout": timeout, "trace": trace}}
-    if scenario.body_size:
-        kwargs["content"] = rng.randbytes(rng.randrange(1, scenario.body_size))
-    return urls[scenario.server] + scenario.path, kwargs
+    path, content, expected = prepare(scenario, rng)
+    if content:
+        kwargs["content"] = content
+    return urls[scenario.server] + path, kwargs, expected
 
 
 def open_fds() -> int:
@@ -251,15 +205,20 @@ def settled_fds(target: int) -> int:
         time.sleep(0.05)
 
 
-def final_checks(
-    pool: httpool.ConnectionPool | httpool.AsyncConnectionPool, tally: Tally
-) -> dict[str, int]:
+def final_checks(pools: Pools, tally: Tally) -> dict[str, dict[str, int]]:
     """After the workers stopped: nothing active or queued, and the books agree."""
-    tally.check(pool)
-    stats = pool.stats()
-    if stats.queued or stats.streams_in_use or stats.active:
-        tally.violations.append(f"left over after the run: {stats}")
-    return dataclasses.asdict(stats)
+    tally.check(pools)
+    figures = {}
+    for name, pool in pools.items():
+        stats = pool.stats()
+        if stats.queued or stats.streams_in_use or stats.active:
+            tally.violations.append(f"{name} pool: left over after the run: {stats}")
+        figures[name] = dataclasses.asdict(stats)
+    return figures
+
+
+def left_open(pools: Pools) -> int:
+    return sum(pool.stats().connections for pool in pools.values())
 
 
 # The sync runtime: threads.
@@ -269,7 +228,12 @@ def run_sync(urls: dict[str, str], duration: float, seed: int) -> dict[str, typi
     tally = Tally()
     deadline = time.monotonic() + duration
     stop = threading.Event()
-    with httpool.ConnectionPool(max_connections=MAX_CONNECTIONS) as pool:
+    options = pool_options(urls)
+    with (
+        httpool.ConnectionPool(**options["http1"]) as pool1,
+        httpool.ConnectionPool(**options["http2"]) as pool2,
+    ):
+        pools = {"http1": pool1, "http2": pool2}
 
         def worker(n: int) -> None:
             rng = random.Random(seed * 1000 + n)
@@ -278,11 +242,11 @@ def run_sync(urls: dict[str, str], duration: float, seed: int) -> dict[str, typi
                 scenario = rng.choices(MIX, weights)[0]
                 if scenario.pause:
                     time.sleep(rng.uniform(0, scenario.pause))
-                sync_one(pool, scenario, urls, rng, tally)
+                sync_one(pools[protocol(scenario)], scenario, urls, rng, tally)
 
         def checker() -> None:
             while not stop.wait(CHECK_INTERVAL):
-                tally.check(pool)
+                tally.check(pools)
 
         threads = [threading.Thread(target=worker, args=(n,)) for n in range(WORKERS["sync"])]
         watcher = threading.Thread(target=checker)
@@ -294,8 +258,8 @@ def run_sync(urls: dict[str, str], duration: float, seed: int) -> dict[str, typi
         watcher.join(10)
         if any(thread.is_alive() for thread in [*threads, watcher]):
             tally.violations.append("a worker thread hung")
-        stats = final_checks(pool, tally)
-    return report("sync", tally, stats, pool.stats().connections)
+        stats = final_checks(pools, tally)
+    return report("sync", tally, stats, left_open(pools))
 
 
 def sync_one(
@@ -306,7 +270,7 @@ def sync_one(
     tally: Tally,
 ) -> None:
     steps: list[str] = []
-    url, kwargs = request_args(scenario, urls, rng, steps)
+    url, kwargs, expected = request_args(scenario, urls, rng, steps)
     if scenario.mode == "cancel":
         # Threads cannot be cancelled: a read timeout gives the request up instead.
         kwargs["extensions"]["timeout"]["read"] = rng.uniform(0.001, scenario.cancel_after)
@@ -317,7 +281,7 @@ def sync_one(
                 body = None
             else:
                 body = response.read()
-        classify(scenario, tally, response.status, body)
+        classify(scenario, tally, response.status, body, expected)
     except Exception as exc:
         classify_error(scenario, tally, exc, steps)
 
@@ -334,7 +298,12 @@ async def run_async(
     tally = Tally()
     deadline = time.monotonic() + duration
     running = WORKERS[library]
-    async with httpool.AsyncConnectionPool(max_connections=MAX_CONNECTIONS) as pool:
+    options = pool_options(urls)
+    async with (
+        httpool.AsyncConnectionPool(**options["http1"]) as pool1,
+        httpool.AsyncConnectionPool(**options["http2"]) as pool2,
+    ):
+        pools = {"http1": pool1, "http2": pool2}
 
         async def worker(n: int) -> None:
             nonlocal running
@@ -345,21 +314,21 @@ async def run_async(
                     scenario = rng.choices(MIX, weights)[0]
                     if scenario.pause:
                         await backend(rng.uniform(0, scenario.pause))
-                    await async_one(library, pool, scenario, urls, rng, tally)
+                    await async_one(pools[protocol(scenario)], scenario, urls, rng, tally)
             finally:
                 running -= 1
 
         async def checker() -> None:
             while running:
                 await backend(CHECK_INTERVAL)
-                tally.check(pool)
+                tally.check(pools)
 
         async with AsyncTaskGroup() as group:
             for n in range(WORKERS[library]):
                 group.start_soon(worker, n)
             group.start_soon(checker)
-        stats = final_checks(pool, tally)
-    return report(library, tally, stats, pool.stats().connections)
+        stats = final_checks(pools, tally)
+    return report(library, tally, stats, left_open(pools))
 
 
 def httpool_sleep(library: str) -> typing.Callable[[float], typing.Awaitable[None]]:
@@ -371,7 +340,6 @@ def httpool_sleep(library: str) -> typing.Callable[[float], typing.Awaitable[Non
 
 
 async def async_one(
-    library: str,
     pool: httpool.AsyncConnectionPool,
     scenario: Scenario,
     urls: dict[str, str],
@@ -379,7 +347,7 @@ async def async_one(
     tally: Tally,
 ) -> None:
     steps: list[str] = []
-    url, kwargs = request_args(scenario, urls, rng, steps)
+    url, kwargs, expected = request_args(scenario, urls, rng, steps)
     result: list[tuple[int, bytes | None]] = []
 
     async def go() -> None:
@@ -401,16 +369,16 @@ async def async_one(
         else:
             await go()
         status, body = result[0]
-        classify(scenario, tally, status, body)
+        classify(scenario, tally, status, body, expected)
     except Exception as exc:
         classify_error(scenario, tally, exc, steps)
 
 
 def report(
-    runtime: str, tally: Tally, stats: dict[str, int], after_close: int
+    runtime: str, tally: Tally, stats: dict[str, dict[str, int]], after_close: int
 ) -> dict[str, typing.Any]:
     if after_close:
-        tally.violations.append(f"{after_close} connection(s) left after the pool closed")
+        tally.violations.append(f"{after_close} connection(s) left after the pools closed")
     return {
         "runtime": runtime,
         "outcomes": dict(tally.outcomes),
@@ -441,14 +409,26 @@ def child(runtime: str, urls: dict[str, str], duration: float, seed: int) -> Non
 
 
 def parent(duration: float, seed: int, runtimes: list[str], only: str) -> int:
-    from tests.support.http_server import HTTPServer
+    import trustme
 
+    from tests.support.h2_server import H2Server
+    from tests.support.http_server import HTTPServer
+    from tests.support.tls import CERT_HOSTNAMES, make_server_context
+
+    ca = trustme.CA()
+    tls = make_server_context(ca.issue_cert(*CERT_HOSTNAMES), alpn=["h2"])
     fds_before = open_fds()
-    servers = {
+    servers: dict[str, HTTPServer | H2Server] = {
         "plain": HTTPServer(),
         "stale": HTTPServer(idle_timeout=0.05),
         "drop": HTTPServer(),
+        "h2": H2Server(),
+        "h2_few": H2Server(max_concurrent_streams=2),
+        "h2_idle": H2Server(idle_timeout=0.05),
+        "h2_tls": H2Server(ssl_context=tls),
     }
+    drop, h2 = servers["drop"], servers["h2"]
+    assert isinstance(drop, HTTPServer) and isinstance(h2, H2Server)
     for srv in servers.values():
         srv.start()
     stop = threading.Event()
@@ -458,14 +438,20 @@ def parent(duration: float, seed: int, runtimes: list[str], only: str) -> int:
     def dropper() -> None:
         # Also samples the servers' open connections: a pile-up means some
         # connection outlives its request (one side never hangs up).
+        next_goaway = time.monotonic()
         while not stop.wait(0.05):
-            servers["drop"].drop_requests = 1
+            drop.drop_requests = 1
+            if time.monotonic() >= next_goaway:
+                # Every connection, busy or idle, is told to go away.
+                h2.goaway()
+                next_goaway = time.monotonic() + GOAWAY_INTERVAL
             for name, srv in servers.items():
                 peak[name] = max(peak[name], srv.open_connections)
 
     ticker = threading.Thread(target=dropper)
     ticker.start()
-    urls = json.dumps({name: srv.url for name, srv in servers.items()})
+    addresses = {name: srv.url for name, srv in servers.items()}
+    urls = json.dumps({**addresses, "ca": ca.cert_pem.bytes().decode()})
     started = time.monotonic()
     children = {
         runtime: subprocess.Popen(
@@ -508,7 +494,12 @@ def parent(duration: float, seed: int, runtimes: list[str], only: str) -> int:
     while any(srv.open_connections for srv in servers.values()) and time.monotonic() < deadline:
         time.sleep(0.05)
     server_figures = {
-        name: (srv.connections_accepted, srv.requests_handled, peak[name], srv.open_connections)
+        name: (
+            srv.connections_accepted,
+            srv.requests_handled if isinstance(srv, HTTPServer) else srv.streams_completed,
+            peak[name],
+            srv.open_connections,
+        )
         for name, srv in servers.items()
     }
     for srv in servers.values():
@@ -528,27 +519,46 @@ def print_report(
 ) -> bool:
     """Print the figures; return True if anything failed."""
     failed = False
-    print(f"soak ran {elapsed:.0f} s; pool max_connections={MAX_CONNECTIONS} per runtime")
-    header = "runtime  requests      ok  expected  unexpected  checks  violations  fds before/after"
-    print(header)
+    print(
+        f"soak ran {elapsed:.0f} s; per runtime an HTTP/1.1 pool (max_connections="
+        f"{MAX_CONNECTIONS}) and an HTTP/2 pool (max_connections={H2_MAX_CONNECTIONS})"
+    )
+    print(
+        "runtime  protocol  requests      ok  expected  unexpected  checks  violations"
+        "  fds before/after"
+    )
+    protocols = {s.name: protocol(s) for s in SCENARIOS}
     for r in results:
-        outcomes: dict[str, int] = r["outcomes"]
-        total = sum(outcomes.values())
-        ok = sum(n for key, n in outcomes.items() if key.endswith(" ok"))
-        expected = sum(n for key, n in outcomes.items() if " expected:" in key)
-        unexpected = total - ok - expected
-        print(
-            f"{r['runtime']:<8} {total:>8} {ok:>7} {expected:>9} {unexpected:>11}"
-            f" {r['checks']:>7} {len(r['violations']):>11}   {r['fds_before']}/{r['fds_after']}"
-        )
-        failed |= bool(unexpected or r["violations"]) or r["fds_after"] > r["fds_before"]
+        for row in ("http1", "http2", "all"):
+            outcomes = {
+                key: n
+                for key, n in r["outcomes"].items()
+                if row == "all" or protocols[key.split(" ")[0]] == row
+            }
+            total = sum(outcomes.values())
+            ok = sum(n for key, n in outcomes.items() if key.endswith(" ok"))
+            expected = sum(n for key, n in outcomes.items() if " expected:" in key)
+            unexpected = total - ok - expected
+            line = f"{r['runtime']:<8} {row:<8} {total:>9} {ok:>7} {expected:>9} {unexpected:>11}"
+            if row == "all":
+                line += f" {r['checks']:>7} {len(r['violations']):>11}"
+                line += f"   {r['fds_before']}/{r['fds_after']}"
+                failed |= bool(unexpected or r["violations"]) or r["fds_after"] > r["fds_before"]
+            print(line)
     print("outcomes other than ok, by runtime, scenario and exception:")
     for r in results:
         for key, n in sorted(r["outcomes"].items()):
             if not key.endswith(" ok"):
-                print(f"  {r['runtime']:<8} {key:<45} {n:>7}")
+                print(f"  {r['runtime']:<8} {key:<75} {n:>6}")
+    print("invariant violations, by runtime and assertion (numbers as N):")
     for r in results:
-        for text in [*r["violations"][:3], *r["samples"]]:
+        kinds = collections.Counter(
+            re.sub(r"\d+", "N", text.strip().splitlines()[-1]) for text in r["violations"]
+        )
+        for kind, n in kinds.most_common():
+            print(f"  {r['runtime']:<8} {kind:<70} {n:>7}")
+    for r in results:
+        for text in [*r["violations"][:2], *r["samples"]]:
             print(f"--- {r['runtime']}:\n{text}")
         print(f"{r['runtime']} final stats: {r['stats']}")
     for name, (accepted, handled, most, still_open) in servers.items():
