@@ -60,10 +60,11 @@ from .._exceptions import (
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
+    WriteError,
     WriteTimeout,
 )
 from .._models import ByteStream, Origin, Request, Response, get_timeout
-from .._synchronization import Lock, PoolLock, ShieldCancellation
+from .._synchronization import Event, Lock, PoolLock, ShieldCancellation
 from .._trace import Trace
 from .interfaces import ConnectionInterface
 
@@ -135,10 +136,12 @@ class _ClientH2(h2.connection.H2Connection):
 class _Stream:
     """What arrived for one stream and not yet consumed."""
 
-    __slots__ = ("body_started", "events", "trailers")
+    __slots__ = ("body_started", "events", "trailers", "wakeup")
 
     def __init__(self) -> None:
         self.body_started = False
+        # Set while the stream waits for another stream's reader (see _next_event).
+        self.wakeup: Event | None = None
         self.events: collections.deque[h2.events.Event | BaseException] = collections.deque()
         self.trailers: list[tuple[bytes, bytes]] = []
 
@@ -165,6 +168,8 @@ class HTTP2Connection(ConnectionInterface):
         self._state = _State.ACTIVE
         self._state_lock = PoolLock()
         self._read_lock = Lock()
+        # Streams waiting for events while another stream reads, oldest first.
+        self._waiting: dict[_Stream, None] = {}
         self._write_lock = Lock()
         self._streams: dict[int, _Stream] = {}
         self._connected = False
@@ -260,7 +265,7 @@ class HTTP2Connection(ConnectionInterface):
                 if self._network_stream.get_extra_info("is_readable"):
                     self._read_once(get_timeout(request.extensions, "read"))
             finally:
-                self._read_lock.release()
+                self._release_reader()
         stream_id = self._open_stream(request)
         stream = self._streams[stream_id]
         try:
@@ -358,7 +363,7 @@ class HTTP2Connection(ConnectionInterface):
             except ReadTimeout:
                 raise WriteTimeout(message) from None
             finally:
-                self._read_lock.release()
+                self._release_reader()
 
     def _sendable(self, stream_id: int) -> int:
         """The send window, or -1 when the stream takes no more data."""
@@ -393,20 +398,72 @@ class HTTP2Connection(ConnectionInterface):
         stream = self._streams[stream_id]
         while not stream.events:
             self._raise_if_failed(stream_id)
-            # Another stream's reader may hold the lock with a longer timeout
-            # (or none): this stream's own timeout bounds the wait for it too.
-            if not self._read_lock.acquire(timeout):
-                raise ReadTimeout(f"No data for this stream within {timeout} seconds.")
+            if self._read_lock.try_acquire():
+                self._read_as_reader(stream, timeout)
+                continue
+            # Another stream is reading. Wait to be woken: by events for this
+            # stream, or by the reader leaving (then this one may read). Not
+            # queueing on the lock: a stream whose events have arrived must
+            # not wait behind streams that are still waiting for theirs.
+            with self._state_lock:
+                if stream.events:
+                    break
+                wakeup = stream.wakeup = Event()
+                self._waiting[stream] = None
+            if self._read_lock.try_acquire():  # the reader left meanwhile
+                with self._state_lock:
+                    self._waiting.pop(stream, None)
+                self._read_as_reader(stream, timeout)
+                continue
             try:
+                woken = wakeup.wait(timeout)
+            except BaseException:
+                self._stop_waiting(stream)  # cancelled
+                raise
+            if not woken:
+                self._stop_waiting(stream)
                 if not stream.events:
-                    self._raise_if_failed(stream_id)
-                    self._read_once(timeout)
-            finally:
-                self._read_lock.release()
+                    raise ReadTimeout(f"No data for this stream within {timeout} seconds.")
         event = stream.events.popleft()
         if isinstance(event, BaseException):
             raise event
         return event
+
+    def _read_as_reader(self, stream: _Stream, timeout: float | None) -> None:
+        """Read once for everyone (the read lock is held), unless this stream
+        already has what it waits for."""
+        try:
+            if not stream.events and self._error is None:
+                self._read_once(timeout)
+        finally:
+            self._release_reader()
+
+    def _release_reader(self) -> None:
+        """Let go of the read lock and wake the oldest waiting stream, which
+        reads next if nothing has arrived for it."""
+        self._read_lock.release()
+        with self._state_lock:
+            if self._waiting:
+                self._wake(next(iter(self._waiting)))
+
+    def _stop_waiting(self, stream: _Stream) -> None:
+        """``stream`` gives up waiting. If it had just been woken to read next,
+        the turn passes to the next waiting stream, so that nobody is left
+        waiting for a reader that will not come."""
+        with self._state_lock:
+            if stream in self._waiting:
+                del self._waiting[stream]
+            elif self._waiting:
+                # Woken already, perhaps to read next: pass that on.
+                self._wake(next(iter(self._waiting)))
+            stream.wakeup = None
+
+    def _wake(self, stream: _Stream) -> None:
+        # Called with the state lock held.
+        self._waiting.pop(stream, None)
+        if stream.wakeup is not None:
+            stream.wakeup.set()
+            stream.wakeup = None
 
     def _next_body_chunk(self, stream_id: int, timeout: float | None) -> bytes | None:
         """The next piece of the body of ``stream_id``, or ``None`` at its end.
@@ -470,24 +527,20 @@ class HTTP2Connection(ConnectionInterface):
         except ReadTimeout:
             raise
         except Exception as exc:
-            self._fail(exc)
-            return
-        if not data:
-            self._fail(RemoteProtocolError("The server closed the HTTP/2 connection."))
+            with self._state_lock:
+                self._fail(exc)
             return
         with self._state_lock:
+            if not data:
+                self._fail(RemoteProtocolError("The server closed the HTTP/2 connection."))
+                return
             try:
                 events = self._h2.receive_data(data)
             except h2.exceptions.ProtocolError as exc:
-                error: BaseException | None = RemoteProtocolError(str(exc) or type(exc).__name__)
-                events = []
-            else:
-                error = None
-                for event in events:
-                    self._dispatch(event)
-        if error is not None:
-            self._fail(error)
-            return
+                self._fail(RemoteProtocolError(str(exc) or type(exc).__name__))
+                return
+            for event in events:
+                self._dispatch(event)
         if self._h2.has_output():
             self._flush(timeout)
 
@@ -505,9 +558,11 @@ class HTTP2Connection(ConnectionInterface):
                     )
                 if stream is not None:
                     stream.events.append(exc)
+                    self._wake(stream)
             elif stream is not None:
                 if isinstance(event, _STREAM_EVENTS):
                     stream.events.append(event)
+                    self._wake(stream)
             elif isinstance(event, h2.events.DataReceived):
                 # A stream we gave up on: hand its bytes back to the connection window.
                 self._h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
@@ -527,12 +582,16 @@ class HTTP2Connection(ConnectionInterface):
         for stream_id, stream in self._streams.items():
             if stream_id > last_stream_id:
                 stream.events.append(ConnectionNotAvailable())
+                self._wake(stream)
 
     def _fail(self, exc: BaseException) -> None:
-        """The connection is unusable: every stream learns it when it next asks."""
+        """The connection is unusable: every stream learns it when it next asks.
+        Called with the state lock held."""
         if self._error is None:
             self._error = exc
         self._state = _State.CLOSED
+        for stream in list(self._waiting):
+            self._wake(stream)
 
     def _raise_if_failed(self, stream_id: int) -> None:
         if self._error is None:
@@ -549,15 +608,18 @@ class HTTP2Connection(ConnectionInterface):
             if not data:
                 return
             try:
-                # The bytes are other streams' too: a cancelled request must not
-                # cut them short (trio), so the write is shielded. On asyncio a
-                # cancellation can only land while the transport buffers them
-                # all already, which leaves the connection intact.
-                with ShieldCancellation():
-                    self._network_stream.write(data, timeout)
-            except Exception as exc:
+                # Not shielded: a write the peer never drains must stay
+                # cancellable. The price: a cancellation inside it leaves it
+                # unknown what went out (h2 counts it all as sent), so the
+                # connection is done for, the other streams on it included.
+                self._network_stream.write(data, timeout)
+            except BaseException as exc:
                 # Part of a frame may have gone out: nothing more can follow it.
-                self._fail(exc)
+                with self._state_lock:
+                    if isinstance(exc, Exception):
+                        self._fail(exc)
+                    else:
+                        self._fail(WriteError("A write on this connection was interrupted."))
                 raise
 
     # ----- the pool's questions -------------------------------------------------------------
