@@ -1,9 +1,16 @@
 """The asyncio backend, built on the event loop's protocols and transports.
 
 Theory of operation: each connection is one ``_StreamProtocol`` (the loop
-feeds it bytes) and one transport (we write to it). The protocol keeps its own
-``bytearray`` and one future for the single reader waiting on it. Invariants:
+feeds it bytes) and one transport (we write to it). The protocol keeps the
+``bytes`` objects the loop delivered, in arrival order, and one future for
+the single reader waiting on it. Invariants:
 
+- The body of a large response is copied once, by the kernel into the
+  ``bytes`` the transport allocates: a read that asks for at least a whole
+  chunk gets that very object. Only a read smaller than the chunk at the
+  front slices it (one copy of the part handed out; an offset, not a copy,
+  remembers the rest). A read answers from one chunk at most; joining chunks
+  would copy them again.
 - A read that the buffer, the end of stream or a recorded error can answer
   returns without suspending, and creates no future and no timer. Only an
   empty buffer makes ``read`` wait, and only a finite timeout arms a
@@ -35,6 +42,7 @@ import socket
 import ssl
 import sys
 import typing
+from collections import deque
 from collections.abc import Coroutine, Iterable
 
 from .._exceptions import (
@@ -65,11 +73,13 @@ class _StreamProtocol(asyncio.Protocol):
     """Buffers what the loop delivers; wakes the one waiting reader or writer."""
 
     __slots__ = (
-        "buffer",
+        "buffered",
+        "chunks",
         "eof",
         "exc",
         "loop",
         "lost",
+        "offset",
         "read_waiter",
         "reading_paused",
         "transport",
@@ -80,7 +90,11 @@ class _StreamProtocol(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
+        # Unread bytes: the chunks as delivered, of which the first has
+        # already been read up to ``offset``; ``buffered`` counts what is left.
+        self.chunks: deque[bytes] = deque()
+        self.offset = 0
+        self.buffered = 0
         self.eof = False
         self.lost = False
         self.exc: BaseException | None = None
@@ -93,8 +107,13 @@ class _StreamProtocol(asyncio.Protocol):
         self.transport = typing.cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) > _HIGH_WATER and not self.reading_paused:
+        if not data:  # pragma: no cover - not from the stdlib loops
+            return  # an empty chunk would read as end of stream
+        if type(data) is not bytes:  # pragma: no cover - the stdlib loops give bytes
+            data = bytes(data)
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered > _HIGH_WATER and not self.reading_paused:
             assert self.transport is not None
             self.reading_paused = True
             self.transport.pause_reading()
@@ -103,9 +122,11 @@ class _StreamProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         self.eof = True
         _wake(self.read_waiter, True)
-        # Returning None lets the transport close itself: an HTTP client has
-        # nothing to send once the server has finished sending.
-        return None
+        # Keep our half open, as a socket does on the other runtimes: an
+        # HTTP/2 server's GOAWAY and FIN may arrive while another stream is
+        # being written, and that write must not find the transport gone
+        # before the GOAWAY is read. The connection's owner closes it.
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -122,18 +143,29 @@ class _StreamProtocol(asyncio.Protocol):
         _wake(self.write_waiter, True)
 
     def take(self, max_bytes: int) -> bytes:
-        buffer = self.buffer
-        if len(buffer) <= max_bytes:
-            data = bytes(buffer)
-            buffer.clear()
+        """Up to ``max_bytes`` from the front chunk; the buffer must not be empty."""
+        chunks = self.chunks
+        chunk = chunks[0]
+        start = self.offset
+        end = start + max_bytes
+        if end >= len(chunk):
+            chunks.popleft()
+            self.offset = 0
+            data = chunk[start:] if start else chunk
         else:
-            data = bytes(buffer[:max_bytes])
-            del buffer[:max_bytes]
-        if self.reading_paused and len(buffer) <= _LOW_WATER:
+            self.offset = end
+            data = chunk[start:end]
+        self.buffered -= len(data)
+        if self.reading_paused and self.buffered <= _LOW_WATER:
             self.reading_paused = False
             assert self.transport is not None
             self.transport.resume_reading()
         return data
+
+    def discard(self) -> None:
+        """Forget every buffered byte."""
+        self.chunks.clear()
+        self.offset = self.buffered = 0
 
 
 class AsyncIOStream(AsyncNetworkStream):
@@ -157,11 +189,11 @@ class AsyncIOStream(AsyncNetworkStream):
             ReadError: the connection was reset, or this stream is closed.
         """
         protocol = self._protocol
-        if not protocol.buffer and not protocol.eof and not self._closed:
+        if not protocol.buffered and not protocol.eof and not self._closed:
             await self._wait_for_data(protocol, timeout)
         if self._closed:
             raise ReadError("read from a closed stream")
-        if protocol.buffer:
+        if protocol.buffered:
             return protocol.take(max_bytes)
         if protocol.exc is not None:
             raise ReadError(str(protocol.exc) or type(protocol.exc).__name__) from protocol.exc
@@ -185,7 +217,7 @@ class AsyncIOStream(AsyncNetworkStream):
                 timer.cancel()
         finally:
             protocol.read_waiter = None
-        if not waiter.result() and not protocol.buffer and not protocol.eof:
+        if not waiter.result() and not protocol.buffered and not protocol.eof:
             raise ReadTimeout(f"no data received within {timeout} seconds")
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -271,7 +303,7 @@ class AsyncIOStream(AsyncNetworkStream):
         if transport is None:  # pragma: no cover - only for server_side=True
             raise RuntimeError("start_tls returned no transport")
         # Whatever arrived before the handshake was plaintext, not TLS data.
-        protocol.buffer.clear()
+        protocol.discard()
         protocol.reading_paused = False
         protocol.transport = transport
         return AsyncIOStream(transport, protocol, tls=True)
@@ -279,7 +311,7 @@ class AsyncIOStream(AsyncNetworkStream):
     def get_extra_info(self, info: str) -> typing.Any:
         if info == "is_readable":
             protocol = self._protocol
-            if self._closed or protocol.eof or protocol.buffer:
+            if self._closed or protocol.eof or protocol.buffered:
                 return True
             # The loop may not have run since the peer's FIN or RST arrived:
             # ask the socket itself (one poll; only for the connection about
