@@ -63,6 +63,11 @@ _BODY_METHODS = frozenset((b"POST", b"PUT", b"PATCH"))
 _CACHE_LIMIT = 1024
 _valid_names: set[bytes] = set()
 _valid_hosts: dict[bytes, bytes] = {}
+_parsed_urls: dict[bytes | str, URL] = {}
+# Origins -> their Host header value (the port shown only if not the default).
+_host_headers: dict[Origin, bytes] = {}
+_NO_NAMES: frozenset[bytes] = frozenset()
+_URL_CACHE_LENGTH = 512  # longer URLs are rarely repeated; keep the cache small
 
 
 def enforce_bytes(value: bytes | str, *, name: str) -> bytes:
@@ -82,7 +87,15 @@ def enforce_url(value: URL | bytes | str, *, name: str) -> URL:
     if isinstance(value, URL):
         return value
     if isinstance(value, (bytes, str)):
-        return URL(value)
+        # Most requests go to a few URLs: parse each once, then hand out
+        # copies (a URL is mutable in principle), which share its origin.
+        parsed = _parsed_urls.get(value)
+        if parsed is None:
+            parsed = URL(value)
+            if len(value) <= _URL_CACHE_LENGTH and len(_parsed_urls) < _CACHE_LIMIT:
+                _ = parsed.origin  # built now, so that every copy shares it
+                _parsed_urls[value] = parsed
+        return URL(parsed)
     raise TypeError(f"{name} must be a URL, bytes or str, but got {type(value).__name__}.")
 
 
@@ -94,6 +107,11 @@ def _header_name(key: bytes | str) -> bytes:
         if len(_valid_names) < _CACHE_LIMIT:
             _valid_names.add(raw)
     return raw
+
+
+def proven_header_name(name: bytes) -> bool:
+    """Whether ``name`` is an RFC 9110 token (those seen before are remembered)."""
+    return name in _valid_names or _TOKEN.fullmatch(name) is not None
 
 
 def enforce_headers(value: HeaderTypes, *, name: str, validate: bool = True) -> Headers:
@@ -440,14 +458,18 @@ def include_request_headers(request: Request) -> None:
     LocalProtocolError if the caller gave both (a request smuggling vector).
     """
     headers = request.headers
-    names = {key.lower() for key, _ in headers}
+    names = {key.lower() for key, _ in headers} if headers else _NO_NAMES
     if b"host" not in names:
         url = request.url
-        host = url.host
-        if b":" in host:  # RFC 6874: the zone means nothing to the server
-            host = b"[" + host.partition(b"%")[0] + b"]"
-        if url.port is not None and url.port != DEFAULT_PORTS.get(url.scheme):
-            host = b"%b:%d" % (host, url.port)
+        host = _host_headers.get(url.origin)
+        if host is None:
+            host = url.host
+            if b":" in host:  # RFC 6874: the zone means nothing to the server
+                host = b"[" + host.partition(b"%")[0] + b"]"
+            if url.port is not None and url.port != DEFAULT_PORTS.get(url.scheme):
+                host = b"%b:%d" % (host, url.port)
+            if len(_host_headers) < _CACHE_LIMIT:
+                _host_headers[url.origin] = host
         headers.insert(0, (b"Host", host))
     if b"content-length" in names and b"transfer-encoding" in names:
         # Servers and proxies that disagree on which one frames the body is
@@ -487,6 +509,21 @@ class Response:
         self.extensions: Extensions = {} if extensions is None else extensions
         self._content: bytes | None = None
         self._consumed = False
+
+    @classmethod
+    def from_parser(
+        cls, status: int, headers: Headers, stream: Stream, extensions: Extensions
+    ) -> Response:
+        """For protocol layers: ``headers`` a new list of bytes pairs from a parser
+        that checked them, ``stream`` the body; taken as they are, not converted."""
+        response = cls.__new__(cls)
+        response.status = status
+        response.headers = headers
+        response.stream = stream
+        response.extensions = extensions
+        response._content = None
+        response._consumed = False
+        return response
 
     @property
     def content(self) -> bytes:

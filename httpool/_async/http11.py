@@ -48,9 +48,10 @@ from .._exceptions import (
     WriteError,
     translate,
 )
+from .._http11_events import request_event, response_head
 from .._models import ByteStream, Origin, Request, Response, timeouts
 from .._synchronization import AsyncShieldCancellation
-from .._trace import Trace
+from .._trace import NO_TRACE, Trace
 from .interfaces import AsyncConnectionInterface
 from .upgrade import AsyncHTTP11UpgradeStream
 
@@ -61,9 +62,15 @@ MAX_INCOMPLETE_EVENT_SIZE = 64 * 1024
 COALESCE_LIMIT = 64 * 1024
 
 _NO_RESPONSE = "Server disconnected without sending a response."
+_HTTP_VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
+_END = h11.EndOfMessage()  # events are immutable: one serves every request
 
 
 class HTTPConnectionState(enum.Enum):
+    # Members are singletons compared by identity: hashing them the same way
+    # is a C call instead of Enum's Python one, on every table lookup.
+    __hash__ = object.__hash__
+
     NEW = "NEW"
     ACTIVE = "ACTIVE"
     IDLE = "IDLE"
@@ -71,6 +78,8 @@ class HTTPConnectionState(enum.Enum):
 
 
 class ConnectionEvent(enum.Enum):
+    __hash__ = object.__hash__  # as above
+
     REQUEST = "REQUEST"
     RESPONSE_DONE_KEEPALIVE = "RESPONSE_DONE_KEEPALIVE"
     RESPONSE_DONE_CLOSE = "RESPONSE_DONE_CLOSE"
@@ -148,6 +157,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         self._direct_leftover = b""
 
     def _new_parser(self) -> h11.Connection:
+        self._h11_empty = True  # no byte received yet
         return h11.Connection(
             our_role=h11.CLIENT, max_incomplete_event_size=self._max_incomplete_event_size
         )
@@ -178,7 +188,8 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         missing response, and the stream's timeouts and network errors. On
         any error the connection is closed.
         """
-        if request.url.origin != self._origin:
+        origin = request.url.origin
+        if origin is not self._origin and origin != self._origin:
             raise RuntimeError(
                 f"Attempted to send request to {request.url.origin} on connection to {self._origin}"
             )
@@ -199,8 +210,10 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                     if write_error is not None and not self._response_started:
                         raise write_error from None
                     raise
-                http_version = b"HTTP/" + event.http_version
-                headers = event.headers.raw_items()
+                http_version = _HTTP_VERSIONS.get(event.http_version)
+                if http_version is None:
+                    http_version = b"HTTP/" + event.http_version
+                headers, length = response_head(event)
                 trace.return_value = (http_version, event.status_code, event.reason, headers)
             network_stream = self._network_stream
             if event.status_code == 101 or (
@@ -209,12 +222,12 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 leftover, _ = self._h11.trailing_data
                 network_stream = AsyncHTTP11UpgradeStream(network_stream, leftover)
             else:
-                self._prepare_body(request, event, upload_failed=write_error is not None)
-            return Response(
-                status=event.status_code,
-                headers=headers,
-                content=AsyncHTTP11ResponseStream(self, request, read_timeout),
-                extensions={
+                self._prepare_body(request, event, length, upload_failed=write_error is not None)
+            return Response.from_parser(
+                event.status_code,
+                headers,
+                AsyncHTTP11ResponseStream(self, request, read_timeout),
+                {
                     "http_version": http_version,
                     "reason_phrase": event.reason,
                     "network_stream": network_stream,
@@ -231,13 +244,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         and then its answer is what the caller needs, not our write error.
         """
         async with Trace.start("http11.send_request_headers", request):
-            try:  # h11 checks the headers when the event is made, not sent
-                event = h11.Request(
-                    method=request.method, target=request.url.target, headers=request.headers
-                )
-            except h11.LocalProtocolError as exc:
-                raise translate(exc, H11_SEND_ERRORS) from exc
-            head = self._h11_send(event)
+            head = self._h11_send(request_event(request))
         try:
             async with Trace.start("http11.send_request_body", request):
                 await self._send_body(request, head, timeout)
@@ -261,7 +268,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             # match its Content-Length fails without sending anything.
             body = stream.content
             pieces = head + self._h11_send(h11.Data(data=body)) if body else head
-            await self._write_pieces(pieces + self._h11_send(h11.EndOfMessage()), timeout)
+            await self._write_pieces(pieces + self._h11_send(_END), timeout)
             return
         if not isinstance(stream, AsyncIterable):
             raise TypeError(
@@ -296,7 +303,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             pending.extend(self._h11_send(h11.Data(data=chunk)))
             await self._write_pieces(pending, timeout)
             pending = []
-        await self._write_pieces(pending + self._h11_send(h11.EndOfMessage()), timeout)
+        await self._write_pieces(pending + self._h11_send(_END), timeout)
 
     async def _write_pieces(self, pieces: list[bytes], timeout: float | None) -> None:
         batch: list[bytes] = []
@@ -347,6 +354,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             raise translate(exc, H11_RECEIVE_ERRORS) from exc
 
     def _receive_data(self, data: bytes) -> None:
+        self._h11_empty = False
         if data:
             self._response_started = True
             if self._h11.their_state is h11.SEND_RESPONSE:
@@ -368,10 +376,14 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         if early is not None:
             self._early_event = None
             return early
+        # A parser that was given nothing yet can only say NEED_DATA: read first.
+        ask = not self._h11_empty
         while True:
-            event = self._h11_next_event()
-            if event is not h11.NEED_DATA:
-                return event  # type: ignore[return-value]  # h11's types do not narrow
+            if ask:
+                event = self._h11_next_event()
+                if event is not h11.NEED_DATA:
+                    return event  # type: ignore[return-value]  # h11's types do not narrow
+            ask = True
             data = b"" if self._eof else await self._network_stream.read(READ_SIZE, timeout)
             if not data:
                 self._eof = True
@@ -399,6 +411,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         self,
         request: Request,
         event: h11.Response | h11.InformationalResponse,
+        length: int | None,
         *,
         upload_failed: bool,
     ) -> None:
@@ -414,13 +427,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             or event.status_code in (204, 304)
         ):
             return
-        length: int | None = None
-        for name, value in event.headers:
-            if name == b"transfer-encoding":
-                return
-            if name == b"content-length":
-                length = int(value)  # h11 has validated it
-        if length is None:
+        if length is None:  # chunked, or delimited by the connection closing
             return
         leftover, _ = self._h11.trailing_data
         if len(leftover) > length:
@@ -557,7 +564,8 @@ class AsyncHTTP11ResponseStream:
             raise StopAsyncIteration
         if self._state == 0:
             self._state = 1
-            await self._trace.__aenter__()
+            if self._trace is not NO_TRACE:  # spares awaiting no-ops on every response
+                await self._trace.__aenter__()
         try:
             chunk = await self._connection._next_body_chunk(self._timeout)
         except BaseException as exc:
@@ -567,7 +575,8 @@ class AsyncHTTP11ResponseStream:
             raise
         if chunk is None:
             self._state = 2
-            await self._trace.__aexit__(None, None, None)
+            if self._trace is not NO_TRACE:
+                await self._trace.__aexit__(None, None, None)
             raise StopAsyncIteration
         return chunk
 
@@ -575,5 +584,8 @@ class AsyncHTTP11ResponseStream:
         if self._state == 3:
             return
         self._state = 3
+        if self._trace is NO_TRACE:  # no callback on this request
+            await self._connection._response_closed()
+            return
         async with Trace.start("http11.response_closed", self._request):
             await self._connection._response_closed()
