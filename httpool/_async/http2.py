@@ -29,7 +29,7 @@ with ``ConnectionNotAvailable``, which the pool retries on another
 connection, and streams at or below it finish. h2 4.x moves its state
 machine to CLOSED on GOAWAY and would then reject the frames of the streams
 the server promised to finish (python-hyper/h2#1181), and it drops pending
-output; ``_ClientH2`` undoes both. A reset stream fails alone, with
+output; ``ClientH2`` (in ``http2_parts.py``) undoes both. A reset stream fails alone, with
 ``RemoteProtocolError`` (or ``ConnectionNotAvailable`` for REFUSED_STREAM,
 which the server sends for a stream it did not process). Pushes are
 disabled in our SETTINGS; PINGs are answered by h2 itself.
@@ -37,9 +37,7 @@ disabled in our SETTINGS; PINGs are answered by h2 itself.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import enum
 import time
 import types
 import typing
@@ -65,84 +63,22 @@ from .._exceptions import (
 from .._models import ByteStream, Origin, Request, Response, get_timeout
 from .._synchronization import AsyncEvent, AsyncLock, AsyncPoolLock, AsyncShieldCancellation
 from .._trace import Trace
+from .http2_parts import (
+    CANCEL,
+    CONNECTION_WINDOW,
+    MAX_FRAME_SIZE,
+    READ_SIZE,
+    REFUSED_STREAM,
+    STREAM_EVENTS,
+    STREAM_WINDOW,
+    AsyncHTTP2ResponseStream,
+    ClientH2,
+    ConnectionState,
+    StreamInbox,
+    may_send,
+    request_headers,
+)
 from .interfaces import AsyncConnectionInterface
-
-READ_SIZE = 65536
-# What the server may send before we acknowledge: per stream, and in all.
-STREAM_WINDOW = 4 * 1024 * 1024
-CONNECTION_WINDOW = 16 * 1024 * 1024
-MAX_FRAME_SIZE = 256 * 1024
-REFUSED_STREAM = 7
-CANCEL = 8
-# Connection-specific headers HTTP/2 forbids (RFC 9113 section 8.2.2).
-_HOP_BY_HOP = frozenset(
-    (b"host", b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
-)
-
-
-# The events a stream's reader consumes; WINDOW_UPDATE and PRIORITY are h2's business.
-_STREAM_EVENTS = (
-    h2.events.ResponseReceived,
-    h2.events.InformationalResponseReceived,
-    h2.events.DataReceived,
-    h2.events.TrailersReceived,
-    h2.events.StreamEnded,
-)
-
-
-class _State(enum.Enum):
-    ACTIVE = "active"  # takes new streams
-    GOING_AWAY = "going away"  # GOAWAY received: running streams finish, no new ones
-    CLOSED = "closed"
-
-
-class _ClientH2(h2.connection.H2Connection):
-    """h2's client connection, working around h2#1181 (see the module docstring)."""
-
-    def __init__(self) -> None:
-        # Our request headers are validated when the Request is built, and
-        # _request_headers lower-cases names and drops connection-specific
-        # ones, so h2 need not check them again. Responses are checked.
-        config = h2.config.H2Configuration(
-            client_side=True,
-            header_encoding=None,
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
-        )
-        super().__init__(config=config)
-        self.held_output = b""
-
-    def _receive_goaway_frame(self, frame: typing.Any) -> typing.Any:
-        state = self.state_machine.state
-        # h2 clears the output buffer here; what it held is still owed.
-        self.held_output += self.data_to_send()
-        result = super()._receive_goaway_frame(frame)
-        if state is h2.connection.ConnectionState.CLIENT_OPEN:
-            self.state_machine.state = state
-        return result
-
-    def has_output(self) -> bool:
-        # h2 has no public way to look without taking.
-        return bool(self._data_to_send or self.held_output)
-
-    def take_output(self) -> bytes:
-        data = self.data_to_send()
-        if self.held_output:
-            data, self.held_output = self.held_output + data, b""
-        return data
-
-
-class _Stream:
-    """What arrived for one stream and not yet consumed."""
-
-    __slots__ = ("body_started", "events", "trailers", "wakeup")
-
-    def __init__(self) -> None:
-        self.body_started = False
-        # Set while the stream waits for another stream's reader (see _next_event).
-        self.wakeup: AsyncEvent | None = None
-        self.events: collections.deque[h2.events.Event | BaseException] = collections.deque()
-        self.trailers: list[tuple[bytes, bytes]] = []
 
 
 class AsyncHTTP2Connection(AsyncConnectionInterface):
@@ -163,14 +99,14 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self._network_stream = stream
         self._keepalive_expiry = keepalive_expiry
         self._clock = time.monotonic if clock is None else clock
-        self._h2 = _ClientH2()
-        self._state = _State.ACTIVE
+        self._h2 = ClientH2()
+        self._state = ConnectionState.ACTIVE
         self._state_lock = AsyncPoolLock()
         self._read_lock = AsyncLock()
         # Streams waiting for events while another stream reads, oldest first.
-        self._waiting: dict[_Stream, None] = {}
+        self._waiting: dict[StreamInbox, None] = {}
         self._write_lock = AsyncLock()
-        self._streams: dict[int, _Stream] = {}
+        self._streams: dict[int, StreamInbox] = {}
         self._connected = False
         # Why the connection died: raised to every stream that asks after it.
         self._error: BaseException | None = None
@@ -223,7 +159,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 h2c.max_inbound_frame_size = MAX_FRAME_SIZE
                 h2c.increment_flow_control_window(CONNECTION_WINDOW - 65535)
             await self._flush(timeout)
-        settings = _Stream()
+        settings = StreamInbox()
         self._streams[0] = settings
         try:
             while not settings.events:
@@ -256,7 +192,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         # to a request that this one's turn would hold back.
         if (
             not self._streams
-            and self._state is _State.ACTIVE
+            and self._state is ConnectionState.ACTIVE
             and self._network_stream.get_extra_info("is_readable")
             and self._read_lock.try_acquire()
         ):
@@ -296,11 +232,11 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
 
     def _open_stream(self, request: Request) -> int:
         """Allocate a stream and queue its HEADERS (sent by the next flush)."""
-        headers = _request_headers(request)
+        headers = request_headers(request)
         body = request.stream
         end_stream = isinstance(body, ByteStream) and not body.content
         with self._state_lock:
-            if self._state is not _State.ACTIVE:
+            if self._state is not ConnectionState.ACTIVE:
                 raise ConnectionNotAvailable()
             if len(self._streams) >= self._h2.remote_settings.max_concurrent_streams:
                 raise ConnectionNotAvailable()  # the server lowered its limit
@@ -309,7 +245,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 self._h2.send_headers(stream_id, headers, end_stream=end_stream)
             except h2.exceptions.ProtocolError as exc:
                 raise LocalProtocolError(str(exc)) from exc
-            self._streams[stream_id] = _Stream()
+            self._streams[stream_id] = StreamInbox()
             self._request_count += 1
         return stream_id
 
@@ -317,7 +253,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         write_timeout = get_timeout(request.extensions, "write")
         async with Trace.start("http2.send_request_headers", request):
             await self._flush(write_timeout)
-        if _may_send(self._h2, stream_id):
+        if may_send(self._h2, stream_id):
             async with Trace.start("http2.send_request_body", request):
                 await self._send_body(request, stream_id, write_timeout)
 
@@ -368,7 +304,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         """The send window, or -1 when the stream takes no more data."""
         self._raise_if_failed(stream_id)
         with self._state_lock:
-            if not _may_send(self._h2, stream_id):
+            if not may_send(self._h2, stream_id):
                 return -1
             return self._h2.local_flow_control_window(stream_id)
 
@@ -428,7 +364,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             raise event
         return event
 
-    async def _read_as_reader(self, stream: _Stream, timeout: float | None) -> None:
+    async def _read_as_reader(self, stream: StreamInbox, timeout: float | None) -> None:
         """Read once for everyone (the read lock is held), unless this stream
         already has what it waits for."""
         try:
@@ -445,7 +381,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             if self._waiting:
                 self._wake(next(iter(self._waiting)))
 
-    def _stop_waiting(self, stream: _Stream) -> None:
+    def _stop_waiting(self, stream: StreamInbox) -> None:
         """``stream`` gives up waiting. If it had just been woken to read next,
         the turn passes to the next waiting stream, so that nobody is left
         waiting for a reader that will not come."""
@@ -457,7 +393,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 self._wake(next(iter(self._waiting)))
             stream.wakeup = None
 
-    def _wake(self, stream: _Stream) -> None:
+    def _wake(self, stream: StreamInbox) -> None:
         # Called with the state lock held.
         self._waiting.pop(stream, None)
         if stream.wakeup is not None:
@@ -490,7 +426,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             ours = self._streams.pop(stream_id, None)
             if not self._streams:
                 self._idle_since = self._clock()
-            if self._state is _State.CLOSED:
+            if self._state is ConnectionState.CLOSED:
                 return
             stream = self._h2.streams.get(stream_id)
             if stream is not None and not stream.closed:
@@ -507,7 +443,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 if unread:
                     self._h2.acknowledge_received_data(unread, stream_id)
             pending = bool(self._h2.has_output())
-            done = self._state is _State.GOING_AWAY and not self._streams
+            done = self._state is ConnectionState.GOING_AWAY and not self._streams
         if pending:
             # A failure is recorded for the other streams; this one is over anyway.
             with contextlib.suppress(Exception):
@@ -559,7 +495,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                     stream.events.append(exc)
                     self._wake(stream)
             elif stream is not None:
-                if isinstance(event, _STREAM_EVENTS):
+                if isinstance(event, STREAM_EVENTS):
                     stream.events.append(event)
                     self._wake(stream)
             elif isinstance(event, h2.events.DataReceived):
@@ -575,8 +511,8 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
 
     def _going_away(self, last_stream_id: int) -> None:
         """GOAWAY: streams above ``last_stream_id`` were never processed."""
-        if self._state is _State.ACTIVE:
-            self._state = _State.GOING_AWAY
+        if self._state is ConnectionState.ACTIVE:
+            self._state = ConnectionState.GOING_AWAY
         self._last_stream_id = min(self._last_stream_id, last_stream_id)
         for stream_id, stream in self._streams.items():
             if stream_id > last_stream_id:
@@ -588,7 +524,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         Called with the state lock held."""
         if self._error is None:
             self._error = exc
-        self._state = _State.CLOSED
+        self._state = ConnectionState.CLOSED
         for stream in list(self._waiting):
             self._wake(stream)
 
@@ -645,30 +581,30 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         return origin == self._origin
 
     def capacity(self) -> int:
-        if self._state is not _State.ACTIVE:
+        if self._state is not ConnectionState.ACTIVE:
             return 0
         return int(self._h2.remote_settings.max_concurrent_streams)
 
     def is_available(self) -> bool:
-        return self._state is _State.ACTIVE and len(self._streams) < self.capacity()
+        return self._state is ConnectionState.ACTIVE and len(self._streams) < self.capacity()
 
     def has_expired(self) -> bool:
-        if self._state is _State.CLOSED:
+        if self._state is ConnectionState.CLOSED:
             return True
         if self._keepalive_expiry is None or self._streams:
             return False
         return self._clock() - self._idle_since > self._keepalive_expiry
 
     def is_idle(self) -> bool:
-        return self._state is not _State.CLOSED and not self._streams
+        return self._state is not ConnectionState.CLOSED and not self._streams
 
     def is_closed(self) -> bool:
-        return self._state is _State.CLOSED
+        return self._state is ConnectionState.CLOSED
 
     def is_alive(self) -> bool:
         # Readable while idle may be a PING as well as a GOAWAY or EOF, so the
         # request path reads it (``handle_async_request``) instead of guessing.
-        return self._state is _State.ACTIVE
+        return self._state is ConnectionState.ACTIVE
 
     def info(self) -> str:
         state = self._state.name
@@ -690,87 +626,3 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         traceback: types.TracebackType | None = None,
     ) -> None:
         await self.aclose()
-
-
-class AsyncHTTP2ResponseStream:
-    """A response body on one stream; closing it before its end resets the stream.
-
-    An iterator object rather than a generator, for the reason given in
-    ``http11.py``.
-    """
-
-    __slots__ = ("_connection", "_request", "_state", "_stream_id", "_timeout", "_trace")
-
-    # _state: 0 body not started, 1 streaming, 2 body ended or failed, 3 closed.
-
-    def __init__(self, connection: AsyncHTTP2Connection, request: Request, stream_id: int) -> None:
-        self._connection = connection
-        self._request = request
-        self._stream_id = stream_id
-        self._timeout = get_timeout(request.extensions, "read")
-        self._trace = Trace.start("http2.receive_response_body", request)
-        self._state = 0
-
-    def __aiter__(self) -> AsyncHTTP2ResponseStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._state > 1:
-            if self._state == 3:
-                raise RuntimeError("The response was closed before its body was read.")
-            raise StopAsyncIteration
-        if self._state == 0:
-            self._state = 1
-            await self._trace.__aenter__()
-        try:
-            chunk = await self._connection._next_body_chunk(self._stream_id, self._timeout)
-        except BaseException as exc:
-            self._state = 2
-            await self._trace.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
-        if chunk is None:
-            self._state = 2
-            await self._trace.__aexit__(None, None, None)
-            raise StopAsyncIteration
-        return chunk
-
-    async def aclose(self) -> None:
-        if self._state == 3:
-            return
-        self._state = 3
-        async with Trace.start("http2.response_closed", self._request):
-            await self._connection._end_stream(self._stream_id)
-
-
-def _request_headers(request: Request) -> list[tuple[bytes, bytes]]:
-    """HTTP/2 request headers: pseudo-headers first, lower-case names, no
-    connection-specific fields (``te`` only as ``trailers``)."""
-    url = request.url
-    authority = None
-    fields = []
-    for name, value in request.headers:
-        lname = name.lower()
-        if lname == b"host":
-            authority = value
-        elif lname in _HOP_BY_HOP or (lname == b"te" and value.lower() != b"trailers"):
-            continue
-        else:
-            fields.append((lname, value))
-    if authority is None:
-        authority = url.host if url.port is None else b"%b:%d" % (url.host, url.port)
-    return [
-        (b":method", request.method),
-        (b":authority", authority),
-        (b":scheme", url.scheme),
-        (b":path", url.target),
-        *fields,
-    ]
-
-
-def _may_send(connection: h2.connection.H2Connection, stream_id: int) -> bool:
-    """Whether our side of ``stream_id`` is still open (it may take DATA)."""
-    stream = connection.streams.get(stream_id)
-    return stream is not None and stream.state_machine.state in _SENDING
-
-
-_SENDING = frozenset((h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE))
