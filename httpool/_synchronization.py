@@ -15,6 +15,17 @@ here with those two names:
 - ``AsyncShieldCancellation`` / ``ShieldCancellation``: wraps closing I/O so
   that a cancellation cannot leave a half-closed connection behind.
 
+And ``uninterruptible``, for Ctrl-C on trio. trio raises ``KeyboardInterrupt``
+at whatever line is running unless that code is marked as protected, in
+which case it delivers it to the main task at its next checkpoint. Landing
+halfway through the pool's bookkeeping, or through an HTTP/2 connection's
+shared state, would leave them contradicting themselves (and the cleanup
+that then fails can replace the ``KeyboardInterrupt`` with its own error,
+so the program runs on). The request path's entry points are therefore
+marked ``@uninterruptible``, and everything they call is protected with
+them. asyncio needs nothing: ``asyncio.run`` turns Ctrl-C into a
+cancellation of the main task.
+
 The async flavours pick asyncio or trio from the running library; trio is
 imported only when it is already loaded, so ``import httpool`` never needs it.
 """
@@ -27,6 +38,38 @@ import sys
 import threading
 import types
 import typing
+
+_F = typing.TypeVar("_F", bound=typing.Callable[..., typing.Any])
+
+_UNINTERRUPTIBLE: list[typing.Callable[..., typing.Any]] = []
+_trio_told = False
+
+
+def uninterruptible(function: _F) -> _F:
+    """Mark ``function`` (and whatever it calls) as code that trio must not
+    interrupt with ``KeyboardInterrupt``; see the module docstring."""
+    _UNINTERRUPTIBLE.append(function)
+    if _trio_told:
+        _protect(function)
+    return function
+
+
+def protect_on_trio() -> None:
+    """Tell trio, if it is loaded, about the functions marked ``uninterruptible``.
+    Cheap after the first call; the pool calls it when it is made, and the
+    runtime check below when it finds trio."""
+    global _trio_told
+    if _trio_told or sys.modules.get("trio") is None:  # not loaded (or blocked)
+        return
+    _trio_told = True
+    for function in _UNINTERRUPTIBLE:
+        _protect(function)
+
+
+def _protect(function: typing.Callable[..., typing.Any]) -> None:
+    import trio
+
+    trio.lowlevel.enable_ki_protection(function)
 
 
 def current_async_library() -> str:
@@ -41,6 +84,7 @@ def current_async_library() -> str:
         except RuntimeError:
             pass
         else:
+            protect_on_trio()
             return "trio"
     raise RuntimeError("httpool's async API needs a running asyncio or trio event loop")
 

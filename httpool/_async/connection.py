@@ -34,7 +34,7 @@ from .._exceptions import (
 )
 from .._models import REQUEST_SCHEMES, Origin, Request, Response, get_timeout, unsupported_protocol
 from .._ssl import ssl_context_for
-from .._synchronization import AsyncShieldCancellation
+from .._synchronization import AsyncShieldCancellation, uninterruptible
 from .._trace import Trace
 from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
@@ -113,6 +113,7 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         """Whether any byte of the current response arrived (``False`` before connecting)."""
         return bool(getattr(self._connection, "response_started", False))
 
+    @uninterruptible
     async def aconnect(self, request: Request) -> None:
         """Open the connection; does nothing if it is already open.
 
@@ -257,6 +258,7 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
             trace.return_value = tls_stream
         return tls_stream
 
+    @uninterruptible
     async def handle_async_request(self, request: Request) -> Response:
         """Connect if needed, then send ``request`` on the protocol connection.
 
@@ -271,6 +273,7 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
             assert self._connection is not None
         return await self._connection.handle_async_request(request)
 
+    @uninterruptible
     async def aclose(self) -> None:
         """Close the connection (opened or not). Idempotent; never raises."""
         self._closed = True

@@ -33,7 +33,12 @@ from .._exceptions import (
 )
 from .._models import ByteStream, Origin, Request, Response, get_timeout
 from .._stats import PoolStats
-from .._synchronization import AsyncPoolLock, AsyncShieldCancellation
+from .._synchronization import (
+    AsyncPoolLock,
+    AsyncShieldCancellation,
+    protect_on_trio,
+    uninterruptible,
+)
 from .assignment import AsyncPoolState, PoolEntry, Waiter
 from .connection import AsyncHTTPConnection
 from .interfaces import AsyncConnectionInterface, AsyncRequestInterface
@@ -108,6 +113,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
             self._network_backend, "now", time.monotonic
         )
         self._lock = AsyncPoolLock()
+        protect_on_trio()  # Ctrl-C must not land inside the bookkeeping
         self._state = AsyncPoolState(
             create_connection=self.create_connection,
             may_multiplex=self._may_multiplex,
@@ -153,6 +159,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
         with self._lock:
             self._state.check_invariants()
 
+    @uninterruptible
     async def handle_async_request(self, request: Request) -> Response:
         """Send ``request`` on a pooled connection and return the response.
 
@@ -253,6 +260,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
             for connection in connections:
                 await connection.aclose()
 
+    @uninterruptible
     async def aclose(self) -> None:
         """Close every connection. The pool stays usable: later requests open new ones."""
         with self._lock:
@@ -297,6 +305,7 @@ class PoolByteStream:
     def __aiter__(self) -> PoolByteStream:
         return self
 
+    @uninterruptible
     async def __anext__(self) -> bytes:
         if self._iterator is None:
             stream: AsyncIterable[bytes] = self._stream
@@ -309,6 +318,7 @@ class PoolByteStream:
             await self.aclose()
             raise
 
+    @uninterruptible
     async def aclose(self) -> None:
         if self._closed:
             return

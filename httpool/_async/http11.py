@@ -50,7 +50,7 @@ from .._exceptions import (
 )
 from .._http11_events import request_event, response_head
 from .._models import ByteStream, Origin, Request, Response, timeouts
-from .._synchronization import AsyncShieldCancellation
+from .._synchronization import AsyncShieldCancellation, uninterruptible
 from .._trace import NO_TRACE, Trace
 from .interfaces import AsyncConnectionInterface
 from .upgrade import AsyncHTTP11UpgradeStream
@@ -176,9 +176,11 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         """Whether any byte of the current (or last) response has arrived."""
         return self._response_started
 
+    @uninterruptible
     async def aconnect(self, request: Request) -> None:
         """Nothing to do: the stream was connected before this object existed."""
 
+    @uninterruptible
     async def handle_async_request(self, request: Request) -> Response:
         """Send ``request`` and return the response with its body unread.
 
@@ -484,6 +486,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
 
     # The pool's questions.
 
+    @uninterruptible
     async def aclose(self) -> None:
         """Close the connection at once, whatever it is doing. Idempotent."""
         await self._close(_E.CLOSE)
@@ -557,6 +560,7 @@ class AsyncHTTP11ResponseStream:
     def __aiter__(self) -> AsyncHTTP11ResponseStream:
         return self
 
+    @uninterruptible
     async def __anext__(self) -> bytes:
         if self._state > 1:
             if self._state == 3:
@@ -580,6 +584,7 @@ class AsyncHTTP11ResponseStream:
             raise StopAsyncIteration
         return chunk
 
+    @uninterruptible
     async def aclose(self) -> None:
         if self._state == 3:
             return

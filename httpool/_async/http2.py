@@ -61,7 +61,13 @@ from .._exceptions import (
     WriteTimeout,
 )
 from .._models import ByteStream, Origin, Request, Response, get_timeout
-from .._synchronization import AsyncEvent, AsyncLock, AsyncPoolLock, AsyncShieldCancellation
+from .._synchronization import (
+    AsyncEvent,
+    AsyncLock,
+    AsyncPoolLock,
+    AsyncShieldCancellation,
+    uninterruptible,
+)
 from .._trace import Trace
 from .http2_parts import (
     CANCEL,
@@ -126,6 +132,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
 
     # ----- connection setup ----------------------------------------------------------
 
+    @uninterruptible
     async def aconnect(self, request: Request) -> None:
         """Send the preface and our SETTINGS, then wait for the server's SETTINGS.
 
@@ -176,6 +183,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
 
     # ----- requests ---------------------------------------------------------------------
 
+    @uninterruptible
     async def handle_async_request(self, request: Request) -> Response:
         """Send ``request`` on a new stream and return the response head.
 
@@ -559,6 +567,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
 
     # ----- the pool's questions -------------------------------------------------------------
 
+    @uninterruptible
     async def aclose(self) -> None:
         """Close the connection; streams still open fail. Never raises."""
         if self._socket_closed:

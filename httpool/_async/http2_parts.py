@@ -19,7 +19,7 @@ import h2.events
 import h2.stream
 
 from .._models import Request, get_timeout
-from .._synchronization import AsyncEvent
+from .._synchronization import AsyncEvent, uninterruptible
 from .._trace import Trace
 
 if typing.TYPE_CHECKING:
@@ -127,6 +127,7 @@ class AsyncHTTP2ResponseStream:
     def __aiter__(self) -> AsyncHTTP2ResponseStream:
         return self
 
+    @uninterruptible
     async def __anext__(self) -> bytes:
         if self._state > 1:
             if self._state == 3:
@@ -147,6 +148,7 @@ class AsyncHTTP2ResponseStream:
             raise StopAsyncIteration
         return chunk
 
+    @uninterruptible
     async def aclose(self) -> None:
         if self._state == 3:
             return

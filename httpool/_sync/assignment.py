@@ -266,7 +266,9 @@ class PoolState:
                 waiter.parked = False
                 o.parked -= 1
             else:
-                del self._queue[waiter]
+                # Not in the queue if ``arrive`` itself failed halfway (the
+                # liveness probe raised) and this is its caller cleaning up.
+                self._queue.pop(waiter, None)
             self._forget(o)
             return self._flush()
         waiter.entry = None

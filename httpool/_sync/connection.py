@@ -35,7 +35,7 @@ from .._exceptions import (
 )
 from .._models import REQUEST_SCHEMES, Origin, Request, Response, get_timeout, unsupported_protocol
 from .._ssl import ssl_context_for
-from .._synchronization import ShieldCancellation
+from .._synchronization import ShieldCancellation, uninterruptible
 from .._trace import Trace
 from .http11 import HTTP11Connection
 from .interfaces import ConnectionInterface
@@ -114,6 +114,7 @@ class HTTPConnection(ConnectionInterface):
         """Whether any byte of the current response arrived (``False`` before connecting)."""
         return bool(getattr(self._connection, "response_started", False))
 
+    @uninterruptible
     def connect(self, request: Request) -> None:
         """Open the connection; does nothing if it is already open.
 
@@ -258,6 +259,7 @@ class HTTPConnection(ConnectionInterface):
             trace.return_value = tls_stream
         return tls_stream
 
+    @uninterruptible
     def handle_request(self, request: Request) -> Response:
         """Connect if needed, then send ``request`` on the protocol connection.
 
@@ -272,6 +274,7 @@ class HTTPConnection(ConnectionInterface):
             assert self._connection is not None
         return self._connection.handle_request(request)
 
+    @uninterruptible
     def close(self) -> None:
         """Close the connection (opened or not). Idempotent; never raises."""
         self._closed = True

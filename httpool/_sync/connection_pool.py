@@ -34,7 +34,12 @@ from .._exceptions import (
 )
 from .._models import ByteStream, Origin, Request, Response, get_timeout
 from .._stats import PoolStats
-from .._synchronization import PoolLock, ShieldCancellation
+from .._synchronization import (
+    PoolLock,
+    ShieldCancellation,
+    protect_on_trio,
+    uninterruptible,
+)
 from .assignment import PoolEntry, PoolState, Waiter
 from .connection import HTTPConnection
 from .interfaces import ConnectionInterface, RequestInterface
@@ -109,6 +114,7 @@ class ConnectionPool(RequestInterface):
             self._network_backend, "now", time.monotonic
         )
         self._lock = PoolLock()
+        protect_on_trio()  # Ctrl-C must not land inside the bookkeeping
         self._state = PoolState(
             create_connection=self.create_connection,
             may_multiplex=self._may_multiplex,
@@ -154,6 +160,7 @@ class ConnectionPool(RequestInterface):
         with self._lock:
             self._state.check_invariants()
 
+    @uninterruptible
     def handle_request(self, request: Request) -> Response:
         """Send ``request`` on a pooled connection and return the response.
 
@@ -254,6 +261,7 @@ class ConnectionPool(RequestInterface):
             for connection in connections:
                 connection.close()
 
+    @uninterruptible
     def close(self) -> None:
         """Close every connection. The pool stays usable: later requests open new ones."""
         with self._lock:
@@ -298,6 +306,7 @@ class PoolByteStream:
     def __iter__(self) -> PoolByteStream:
         return self
 
+    @uninterruptible
     def __next__(self) -> bytes:
         if self._iterator is None:
             stream: Iterable[bytes] = self._stream
@@ -310,6 +319,7 @@ class PoolByteStream:
             self.close()
             raise
 
+    @uninterruptible
     def close(self) -> None:
         if self._closed:
             return

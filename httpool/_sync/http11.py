@@ -51,7 +51,7 @@ from .._exceptions import (
 )
 from .._http11_events import request_event, response_head
 from .._models import ByteStream, Origin, Request, Response, timeouts
-from .._synchronization import ShieldCancellation
+from .._synchronization import ShieldCancellation, uninterruptible
 from .._trace import NO_TRACE, Trace
 from .interfaces import ConnectionInterface
 from .upgrade import HTTP11UpgradeStream
@@ -177,9 +177,11 @@ class HTTP11Connection(ConnectionInterface):
         """Whether any byte of the current (or last) response has arrived."""
         return self._response_started
 
+    @uninterruptible
     def connect(self, request: Request) -> None:
         """Nothing to do: the stream was connected before this object existed."""
 
+    @uninterruptible
     def handle_request(self, request: Request) -> Response:
         """Send ``request`` and return the response with its body unread.
 
@@ -483,6 +485,7 @@ class HTTP11Connection(ConnectionInterface):
 
     # The pool's questions.
 
+    @uninterruptible
     def close(self) -> None:
         """Close the connection at once, whatever it is doing. Idempotent."""
         self._close(_E.CLOSE)
@@ -556,6 +559,7 @@ class HTTP11ResponseStream:
     def __iter__(self) -> HTTP11ResponseStream:
         return self
 
+    @uninterruptible
     def __next__(self) -> bytes:
         if self._state > 1:
             if self._state == 3:
@@ -579,6 +583,7 @@ class HTTP11ResponseStream:
             raise StopIteration
         return chunk
 
+    @uninterruptible
     def close(self) -> None:
         if self._state == 3:
             return

@@ -62,7 +62,13 @@ from .._exceptions import (
     WriteTimeout,
 )
 from .._models import ByteStream, Origin, Request, Response, get_timeout
-from .._synchronization import Event, Lock, PoolLock, ShieldCancellation
+from .._synchronization import (
+    Event,
+    Lock,
+    PoolLock,
+    ShieldCancellation,
+    uninterruptible,
+)
 from .._trace import Trace
 from .http2_parts import (
     CANCEL,
@@ -127,6 +133,7 @@ class HTTP2Connection(ConnectionInterface):
 
     # ----- connection setup ----------------------------------------------------------
 
+    @uninterruptible
     def connect(self, request: Request) -> None:
         """Send the preface and our SETTINGS, then wait for the server's SETTINGS.
 
@@ -177,6 +184,7 @@ class HTTP2Connection(ConnectionInterface):
 
     # ----- requests ---------------------------------------------------------------------
 
+    @uninterruptible
     def handle_request(self, request: Request) -> Response:
         """Send ``request`` on a new stream and return the response head.
 
@@ -560,6 +568,7 @@ class HTTP2Connection(ConnectionInterface):
 
     # ----- the pool's questions -------------------------------------------------------------
 
+    @uninterruptible
     def close(self) -> None:
         """Close the connection; streams still open fail. Never raises."""
         if self._socket_closed:

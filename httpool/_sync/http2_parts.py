@@ -20,7 +20,7 @@ import h2.events
 import h2.stream
 
 from .._models import Request, get_timeout
-from .._synchronization import Event
+from .._synchronization import Event, uninterruptible
 from .._trace import Trace
 
 if typing.TYPE_CHECKING:
@@ -128,6 +128,7 @@ class HTTP2ResponseStream:
     def __iter__(self) -> HTTP2ResponseStream:
         return self
 
+    @uninterruptible
     def __next__(self) -> bytes:
         if self._state > 1:
             if self._state == 3:
@@ -148,6 +149,7 @@ class HTTP2ResponseStream:
             raise StopIteration
         return chunk
 
+    @uninterruptible
     def close(self) -> None:
         if self._state == 3:
             return

@@ -20,6 +20,7 @@ import pytest
 
 import httpool
 from httpool import AsyncConnectionPool
+from httpool._async.connection import AsyncHTTPConnection
 from httpool._backends.default import async_default_backend
 from tests.support.http_server import HTTPServer, server
 
@@ -124,3 +125,25 @@ async def test_fresh_connection_is_not_retried(server: HTTPServer) -> None:
             await pool.request("GET", server.url + "/")
         assert len(server.requests) == 1 and server.connections_accepted == 1
         pool.check_invariants()
+
+
+async def test_a_probe_that_raises_leaves_the_pool_intact(
+    server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The probe runs halfway through an arrival's bookkeeping. Whatever it
+    # raises must reach the caller as itself (the cleanup once failed on the
+    # half-registered request with a KeyError of its own), and leave no trace.
+    def broken_probe(connection: AsyncHTTPConnection) -> bool:
+        raise RuntimeError("probe broke")
+
+    async with AsyncConnectionPool() as pool:
+        assert (await pool.request("GET", server.url + "/")).status == 200
+        with monkeypatch.context() as patch:
+            patch.setattr(AsyncHTTPConnection, "is_alive", broken_probe)
+            with pytest.raises(RuntimeError, match="probe broke"):
+                await pool.request("GET", server.url + "/")
+        pool.check_invariants()
+        stats = pool.stats()
+        assert (stats.connections, stats.idle, stats.queued) == (1, 1, 0)
+        assert (await pool.request("GET", server.url + "/")).status == 200
+        assert server.connections_accepted == 1

@@ -22,6 +22,7 @@ import pytest
 import httpool
 from httpool import ConnectionPool
 from httpool._backends.default import default_backend
+from httpool._sync.connection import HTTPConnection
 from tests.support.http_server import HTTPServer, server
 
 __all__ = ["server"]
@@ -125,3 +126,25 @@ def test_fresh_connection_is_not_retried(server: HTTPServer) -> None:
             pool.request("GET", server.url + "/")
         assert len(server.requests) == 1 and server.connections_accepted == 1
         pool.check_invariants()
+
+
+def test_a_probe_that_raises_leaves_the_pool_intact(
+    server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The probe runs halfway through an arrival's bookkeeping. Whatever it
+    # raises must reach the caller as itself (the cleanup once failed on the
+    # half-registered request with a KeyError of its own), and leave no trace.
+    def broken_probe(connection: HTTPConnection) -> bool:
+        raise RuntimeError("probe broke")
+
+    with ConnectionPool() as pool:
+        assert (pool.request("GET", server.url + "/")).status == 200
+        with monkeypatch.context() as patch:
+            patch.setattr(HTTPConnection, "is_alive", broken_probe)
+            with pytest.raises(RuntimeError, match="probe broke"):
+                pool.request("GET", server.url + "/")
+        pool.check_invariants()
+        stats = pool.stats()
+        assert (stats.connections, stats.idle, stats.queued) == (1, 1, 0)
+        assert (pool.request("GET", server.url + "/")).status == 200
+        assert server.connections_accepted == 1
