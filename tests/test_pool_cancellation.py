@@ -16,7 +16,7 @@ import pytest
 from httpool import AsyncConnectionPool, AsyncMockBackend
 from httpool._backends.base import AsyncNetworkBackend, AsyncNetworkStream
 from httpool._backends.default import async_default_backend
-from httpool._synchronization import current_async_library
+from httpool._synchronization import AsyncEvent, current_async_library
 from tests.support.concurrency import AsyncTaskGroup, cancel_after
 from tests.support.h2_server import H2Server, h2_server
 
@@ -184,3 +184,92 @@ async def test_http2_cancel_at_every_await(h2_server: H2Server, method: str) -> 
             assert k >= 3, k  # write, read head, read body at least
             return
         k += 1
+
+
+class HoldingBackend(AsyncNetworkBackend):
+    """Once armed, holds the next write in the middle until released: on trio
+    after half the bytes (a cancellation there would split a frame), on
+    asyncio after all of them, as a paused transport does (its writes are
+    whole: the bytes are handed over before the wait)."""
+
+    def __init__(self, inner: AsyncNetworkBackend) -> None:
+        self.inner = inner
+        self.armed = False
+        self.holding = AsyncEvent()
+        self.release = AsyncEvent()
+
+    async def connect_tcp(self, *args: typing.Any, **kwargs: typing.Any) -> AsyncNetworkStream:
+        return HoldingStream(await self.inner.connect_tcp(*args, **kwargs), self)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class HoldingStream(AsyncNetworkStream):
+    def __init__(self, inner: AsyncNetworkStream, backend: HoldingBackend) -> None:
+        self.inner = inner
+        self.backend = backend
+        # True on asyncio, where it, like the stream below, writes whole.
+        self.whole_writes = getattr(inner, "whole_writes", False)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self.inner.read(max_bytes, timeout)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self.inner.get_extra_info(info)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        backend = self.backend
+        if not backend.armed:
+            await self.inner.write(buffer, timeout)
+            return
+        backend.armed = False
+        split = len(buffer) // 2 if current_async_library() == "trio" else len(buffer)
+        await self.inner.write(buffer[:split], timeout)
+        backend.holding.set()
+        await backend.release.wait()
+        await self.inner.write(buffer[split:], timeout)
+
+
+async def test_http2_cancelled_writer_spares_the_other_streams(h2_server: H2Server) -> None:
+    # The cancelled request is the one writing; four others wait to write
+    # behind it on the same connection. They all complete on that connection.
+    backend = HoldingBackend(async_default_backend())
+    timeouts = {"timeout": {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}}
+    url = h2_server.url + "/echo"
+    done: list[bytes] = []
+    cancelled: list[bool] = []
+    async with AsyncConnectionPool(network_backend=backend, http1=False, http2=True) as pool:
+        await pool.request("GET", h2_server.url + "/", extensions=timeouts)
+
+        async def victim() -> None:
+            async def upload() -> None:
+                await pool.request("POST", url, content=b"v" * 50_000, extensions=timeouts)
+
+            cancelled.append(await cancel_after(0.3, upload))
+
+        async def other(i: int) -> None:
+            content = bytes([65 + i]) * 50_000
+            response = await pool.request("POST", url, content=content, extensions=timeouts)
+            assert response.content == content
+            done.append(content)
+
+        try:
+            async with AsyncTaskGroup() as group:
+                backend.armed = True
+                group.start_soon(victim)
+                assert await backend.holding.wait(5.0)
+                for i in range(4):
+                    group.start_soon(other, i)
+                await backend.sleep(0.5)  # the victim's deadline passes meanwhile
+                backend.release.set()
+        finally:
+            backend.release.set()
+        assert cancelled == [True] and len(done) == 4
+        assert h2_server.connections_accepted == 1
+        pool.check_invariants()
+        stats = pool.stats()
+        assert (stats.connections, stats.streams_in_use) == (1, 0)

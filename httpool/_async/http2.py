@@ -112,6 +112,8 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         # Streams waiting for events while another stream reads, oldest first.
         self._waiting: dict[StreamInbox, None] = {}
         self._write_lock = AsyncLock()
+        # Whether a cancelled write still sends all its bytes (see _flush).
+        self._whole_writes = getattr(stream, "whole_writes", False) is True
         self._streams: dict[int, StreamInbox] = {}
         self._connected = False
         # Why the connection died: raised to every stream that asks after it.
@@ -551,17 +553,23 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             if not data:
                 return
             try:
-                # Not shielded: a write the peer never drains must stay
-                # cancellable. The price: a cancellation inside it leaves it
-                # unknown what went out (h2 counts it all as sent), so the
-                # connection is done for, the other streams on it included.
-                await self._network_stream.write(data, timeout)
+                if timeout is None:
+                    # Unbounded, so it must stay cancellable (a peer that
+                    # never reads would otherwise hold the canceller forever).
+                    await self._network_stream.write(data, None)
+                else:
+                    # A cancellation waits for these frames to go out, at most
+                    # ``timeout``: cut off mid-frame, the connection would be
+                    # lost to every stream on it.
+                    with AsyncShieldCancellation():
+                        await self._network_stream.write(data, timeout)
             except BaseException as exc:
-                # Part of a frame may have gone out: nothing more can follow it.
                 with self._state_lock:
                     if isinstance(exc, Exception):
                         self._fail(exc)
-                    else:
+                    elif not self._whole_writes:
+                        # Part of a frame may have gone out (h2 counts it
+                        # all as sent): nothing more can follow it.
                         self._fail(WriteError("A write on this connection was interrupted."))
                 raise
 

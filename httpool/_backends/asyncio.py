@@ -173,6 +173,9 @@ class AsyncIOStream(AsyncNetworkStream):
 
     __slots__ = ("_closed", "_protocol", "_tls", "_transport")
 
+    # write() hands the whole buffer to the transport before it can suspend.
+    whole_writes = True
+
     def __init__(
         self, transport: asyncio.Transport, protocol: _StreamProtocol, tls: bool = False
     ) -> None:

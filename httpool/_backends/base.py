@@ -10,7 +10,11 @@ raises the httpool timeout for its kind (``ConnectTimeout``, ``ReadTimeout``,
 and never raises. ``get_extra_info`` answers at least ``"ssl_object"``,
 ``"client_addr"``, ``"server_addr"``, ``"socket"`` and ``"is_readable"``
 (``True`` when a read would not block: data arrived or the peer closed; the
-pool's liveness probe on an idle connection).
+pool's liveness probe on an idle connection). A stream whose ``write``
+hands the whole buffer over before it can suspend (the asyncio one) has a
+``whole_writes = True`` attribute: a cancellation never splits its writes, so
+an HTTP/2 connection survives a cancelled writer. An attribute, not an extra
+info, so that a wrapper passing ``get_extra_info`` through does not claim it.
 
 Beyond httpcore's interface each backend has ``now()``, the monotonic clock
 the pool reads for keep-alive expiry, so that the mock backend can run on

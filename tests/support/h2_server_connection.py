@@ -400,6 +400,8 @@ class Connection:
             server.max_streams_seen = max(server.max_streams_seen, self.h2.open_inbound_streams)
         if self.goaway_last is not None and stream_id > self.goaway_last:
             return  # refused by our GOAWAY: never answered
+        if stream_id not in self.h2.streams:
+            return  # reset by the client in the same read as its HEADERS: h2 forgot it
         pseudo = dict(headers)
         split = urllib.parse.urlsplit(pseudo.get(b":path", b"/").decode("ascii"))
         stream = Stream(
