@@ -13,6 +13,7 @@ import typing
 
 import pytest
 
+import httpool
 from httpool import AsyncConnectionPool, AsyncMockBackend
 from httpool._backends.base import AsyncNetworkBackend, AsyncNetworkStream
 from httpool._backends.default import async_default_backend
@@ -273,3 +274,35 @@ async def test_http2_cancelled_writer_spares_the_other_streams(h2_server: H2Serv
         pool.check_invariants()
         stats = pool.stats()
         assert (stats.connections, stats.streams_in_use) == (1, 0)
+
+
+async def test_http2_writer_learns_why_the_connection_closed_under_it(h2_server: H2Server) -> None:
+    # The pool closes while a request is halfway through a write: the request
+    # fails with the connection's own failure, not with "socket closed".
+    backend = HoldingBackend(async_default_backend())
+    timeouts = {"timeout": {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}}
+    errors: list[Exception] = []
+    pool = AsyncConnectionPool(network_backend=backend, http1=False, http2=True)
+    await pool.request("GET", h2_server.url + "/", extensions=timeouts)
+
+    async def upload() -> None:
+        try:
+            await pool.request(
+                "POST", h2_server.url + "/echo", content=b"u" * 50_000, extensions=timeouts
+            )
+        except httpool.HttpoolError as exc:
+            errors.append(exc)
+
+    try:
+        async with AsyncTaskGroup() as group:
+            backend.armed = True
+            group.start_soon(upload)
+            assert await backend.holding.wait(5.0)
+            await pool.aclose()
+            backend.release.set()
+    finally:
+        backend.release.set()
+    assert [(type(e), str(e)) for e in errors] == [
+        (httpool.ReadError, "The HTTP/2 connection was closed.")
+    ]
+    assert pool.stats().connections == 0

@@ -263,7 +263,7 @@ class HTTP2Connection(ConnectionInterface):
     def _send_request(self, request: Request, stream_id: int) -> None:
         write_timeout = get_timeout(request.extensions, "write")
         with Trace.start("http2.send_request_headers", request):
-            self._flush(write_timeout)
+            self._flush(write_timeout, stream_id)
         if may_send(self._h2, stream_id):
             with Trace.start("http2.send_request_body", request):
                 self._send_body(request, stream_id, write_timeout)
@@ -286,11 +286,11 @@ class HTTP2Connection(ConnectionInterface):
                     for start in range(0, end, frame_size):
                         self._h2.send_data(stream_id, view[start : min(start + frame_size, end)])
                 view = view[end:]
-                self._flush(timeout)
+                self._flush(timeout, stream_id)
         with self._state_lock:
             if stream_id in self._streams and self._h2.streams[stream_id].open:
                 self._h2.end_stream(stream_id)
-        self._flush(timeout)
+        self._flush(timeout, stream_id)
 
     def _send_window(self, stream_id: int, timeout: float | None) -> int:
         """Bytes we may send on ``stream_id`` now; reads the socket for
@@ -546,8 +546,10 @@ class HTTP2Connection(ConnectionInterface):
             raise ConnectionNotAvailable()  # the GOAWAY said it was never processed
         raise self._error
 
-    def _flush(self, timeout: float | None) -> None:
-        """Send whatever h2 has queued, whole and in order."""
+    def _flush(self, timeout: float | None, stream_id: int = 0) -> None:
+        """Send whatever h2 has queued, whole and in order. If the write fails
+        because the connection had already failed (and been closed), stream
+        ``stream_id`` gets that first failure rather than the closed socket's."""
         with self._write_lock:
             with self._state_lock:
                 data = self._h2.take_output()
@@ -567,6 +569,8 @@ class HTTP2Connection(ConnectionInterface):
             except BaseException as exc:
                 with self._state_lock:
                     if isinstance(exc, Exception):
+                        if self._error is not None:
+                            self._raise_if_failed(stream_id)
                         self._fail(exc)
                     elif not self._whole_writes:
                         # Part of a frame may have gone out (h2 counts it
