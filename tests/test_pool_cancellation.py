@@ -24,6 +24,8 @@ from tests.support.h2_server import H2Server, h2_server
 __all__ = ["h2_server"]
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, world!"
+# For the HTTP/2 writer tests: a write timeout is what lets trio finish a frame.
+TIMEOUTS = {"timeout": {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}}
 
 
 async def _stall() -> None:
@@ -59,9 +61,28 @@ class StallingBackend(AsyncNetworkBackend):
         return self.inner.now()
 
 
-class StallingStream(AsyncNetworkStream):
-    def __init__(self, inner: AsyncNetworkStream, backend: StallingBackend) -> None:
+class PassThroughStream(AsyncNetworkStream):
+    """Hands every call to ``inner``; the wrappers below change what they need."""
+
+    def __init__(self, inner: AsyncNetworkStream) -> None:
         self.inner = inner
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self.inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self.inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self.inner.get_extra_info(info)
+
+
+class StallingStream(PassThroughStream):
+    def __init__(self, inner: AsyncNetworkStream, backend: StallingBackend) -> None:
+        super().__init__(inner)
         self.backend = backend
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
@@ -71,12 +92,6 @@ class StallingStream(AsyncNetworkStream):
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         await self.backend.step()
         await self.inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    def get_extra_info(self, info: str) -> typing.Any:
-        return self.inner.get_extra_info(info)
 
 
 async def _cancel_at_every_await(warm: bool) -> None:
@@ -206,21 +221,12 @@ class HoldingBackend(AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
-class HoldingStream(AsyncNetworkStream):
+class HoldingStream(PassThroughStream):
     def __init__(self, inner: AsyncNetworkStream, backend: HoldingBackend) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.backend = backend
         # True on asyncio, where it, like the stream below, writes whole.
         self.whole_writes = getattr(inner, "whole_writes", False)
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self.inner.read(max_bytes, timeout)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    def get_extra_info(self, info: str) -> typing.Any:
-        return self.inner.get_extra_info(info)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         backend = self.backend
@@ -239,22 +245,21 @@ async def test_http2_cancelled_writer_spares_the_other_streams(h2_server: H2Serv
     # The cancelled request is the one writing; four others wait to write
     # behind it on the same connection. They all complete on that connection.
     backend = HoldingBackend(async_default_backend())
-    timeouts = {"timeout": {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}}
     url = h2_server.url + "/echo"
     done: list[bytes] = []
     cancelled: list[bool] = []
     async with AsyncConnectionPool(network_backend=backend, http1=False, http2=True) as pool:
-        await pool.request("GET", h2_server.url + "/", extensions=timeouts)
+        await pool.request("GET", h2_server.url + "/", extensions=TIMEOUTS)
 
         async def victim() -> None:
             async def upload() -> None:
-                await pool.request("POST", url, content=b"v" * 50_000, extensions=timeouts)
+                await pool.request("POST", url, content=b"v" * 50_000, extensions=TIMEOUTS)
 
             cancelled.append(await cancel_after(0.3, upload))
 
         async def other(i: int) -> None:
             content = bytes([65 + i]) * 50_000
-            response = await pool.request("POST", url, content=content, extensions=timeouts)
+            response = await pool.request("POST", url, content=content, extensions=TIMEOUTS)
             assert response.content == content
             done.append(content)
 
@@ -280,15 +285,14 @@ async def test_http2_writer_learns_why_the_connection_closed_under_it(h2_server:
     # The pool closes while a request is halfway through a write: the request
     # fails with the connection's own failure, not with "socket closed".
     backend = HoldingBackend(async_default_backend())
-    timeouts = {"timeout": {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}}
     errors: list[Exception] = []
     pool = AsyncConnectionPool(network_backend=backend, http1=False, http2=True)
-    await pool.request("GET", h2_server.url + "/", extensions=timeouts)
+    await pool.request("GET", h2_server.url + "/", extensions=TIMEOUTS)
 
     async def upload() -> None:
         try:
             await pool.request(
-                "POST", h2_server.url + "/echo", content=b"u" * 50_000, extensions=timeouts
+                "POST", h2_server.url + "/echo", content=b"u" * 50_000, extensions=TIMEOUTS
             )
         except httpool.HttpoolError as exc:
             errors.append(exc)
