@@ -61,6 +61,7 @@ from .._exceptions import (
     WriteError,
     WriteTimeout,
 )
+from .._http2_headers import malformed
 from .._models import ByteStream, Origin, Request, Response, get_timeout
 from .._synchronization import (
     Event,
@@ -73,7 +74,9 @@ from .._trace import Trace
 from .http2_parts import (
     CANCEL,
     CONNECTION_WINDOW,
+    HEADER_EVENTS,
     MAX_FRAME_SIZE,
+    PROTOCOL_ERROR,
     READ_SIZE,
     REFUSED_STREAM,
     STREAM_EVENTS,
@@ -507,7 +510,7 @@ class HTTP2Connection(ConnectionInterface):
                     self._wake(stream)
             elif stream is not None:
                 if isinstance(event, STREAM_EVENTS):
-                    stream.events.append(event)
+                    stream.events.append(self._checked(stream_id, event))
                     self._wake(stream)
             elif isinstance(event, h2.events.DataReceived):
                 # A stream we gave up on: hand its bytes back to the connection window.
@@ -519,6 +522,21 @@ class HTTP2Connection(ConnectionInterface):
                 self._streams[0].events.append(event)
         elif isinstance(event, h2.events.ConnectionTerminated):
             self._going_away(event.last_stream_id or 0)
+
+    def _checked(self, stream_id: int, event: h2.events.Event) -> h2.events.Event | BaseException:
+        """``event``, or the error that ends its stream if it carries a malformed
+        header block (that stream is reset; the others go on)."""
+        if not isinstance(event, HEADER_EVENTS):
+            return event
+        trailers = isinstance(event, h2.events.TrailersReceived)
+        problem = malformed(event.headers or (), trailers=trailers)
+        if problem is None:
+            return event
+        stream = self._h2.streams.get(stream_id)
+        if stream is not None and not stream.closed:
+            self._h2.reset_stream(stream_id, PROTOCOL_ERROR)
+        what = "trailers" if trailers else "response head"
+        return RemoteProtocolError(f"Malformed {what} on HTTP/2 stream {stream_id}: {problem}.")
 
     def _going_away(self, last_stream_id: int) -> None:
         """GOAWAY: streams above ``last_stream_id`` were never processed."""

@@ -28,6 +28,7 @@ from tests.support.h2_server import (
     make_h2_server,
     pattern_sha256,
 )
+from tests.support.h2_server_connection import MALFORMED
 from tests.support.http_server import HTTPServer, server
 
 __all__ = ["h2_server", "h2_tls_server", "make_h2_server", "server"]
@@ -219,6 +220,49 @@ async def test_trailers(h2_server: H2Server) -> None:
         response = await pool.request("GET", h2_server.url + "/trailers")
         assert response.content == b"body"
         assert response.extensions["trailers"] == [(b"x-checksum", b"abc"), (b"x-done", b"1")]
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+async def test_malformed_response_fails_that_stream_only(h2_server: H2Server, case: str) -> None:
+    # RFC 9113 8.1.1: a malformed response is a stream error. The stream is
+    # reset; a request running beside it and the next request both complete
+    # on the same connection.
+    async def slow() -> None:
+        response = await pool.request("GET", h2_server.url + "/slow?delay=0.2")
+        assert response.content == b"slow"
+
+    async with _h2c_pool() as pool:
+        async with AsyncTaskGroup() as group:
+            group.start_soon(slow)
+            with pytest.raises(httpool.RemoteProtocolError, match=r"^Malformed"):
+                await pool.request("GET", h2_server.url + f"/malformed?case={case}")
+        assert (await pool.request("GET", h2_server.url + "/")).content == b"Hello, world!"
+        assert h2_server.connections_accepted == 1
+        assert h2_server.streams_completed == 3
+        pool.check_invariants()
+
+
+async def test_unusual_but_valid_response_headers_are_kept(h2_server: H2Server) -> None:
+    # What RFC 9113 allows and the check must not refuse: an empty value,
+    # inner spaces and tabs, bytes above 0x7f in a value, punctuation in a
+    # name, "te: trailers".
+    headers = [
+        (b"x-empty", b""),
+        (b"x-inner", b"a b\tc"),
+        (b"x-obs-text", "caf\u00e9".encode()),
+        (b"x-!#$%&'*+.^_`|~", b"1"),
+        (b"te", b"Trailers"),
+    ]
+    MALFORMED["valid-for-test"] = ([(b":status", b"200"), *headers], [(b"x-sum", b"")])
+    try:
+        async with _h2c_pool() as pool:
+            response = await pool.request("GET", h2_server.url + "/malformed?case=valid-for-test")
+    finally:
+        del MALFORMED["valid-for-test"]
+    assert response.status == 200
+    assert response.content == b"x"
+    assert response.headers == headers
+    assert response.extensions["trailers"] == [(b"x-sum", b"")]
 
 
 async def test_settings_change_is_honoured(h2_server: H2Server) -> None:

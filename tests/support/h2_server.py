@@ -83,10 +83,13 @@ class H2Server:
     INTERNAL_ERROR) as soon as the headers arrive; ``/trailers`` b"body"
     then trailers ``x-checksum: abc``, ``x-done: 1``; ``/status/CODE``;
     ``/headers`` the request headers, pseudo-headers included, one
-    ``name: value`` line each; ``/settings?max_concurrent_streams=N`` (any
-    setting names) new SETTINGS on this connection, then 200; ``/hang``
-    never answers. Anything else is a 404. All but ``/echo`` and ``/reset``
-    answer once the request body is complete.
+    ``name: value`` line each; ``/malformed?case=NAME`` one of the
+    malformed response heads (or trailers) of
+    ``h2_server_connection.MALFORMED``, then b"x";
+    ``/settings?max_concurrent_streams=N`` (any setting names) new SETTINGS
+    on this connection, then 200; ``/hang`` never answers. Anything else
+    is a 404. All but ``/echo`` and ``/reset`` answer once the request body
+    is complete.
 
     A client opening more streams than ``max_concurrent_streams`` allows
     gets the connection closed with GOAWAY(PROTOCOL_ERROR) (h2's rule).

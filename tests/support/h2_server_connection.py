@@ -63,6 +63,34 @@ PATTERN_BLOCK = PATTERN_PERIOD * 264
 
 Headers = list[tuple[bytes, bytes]]
 
+_OK = (b":status", b"200")
+# /malformed?case=NAME: response heads (and trailers) that break RFC 9113
+# sections 8.2-8.3, sent as they are; each followed by the body b"x".
+MALFORMED: dict[str, tuple[Headers, Headers | None]] = {
+    "uppercase-name": ([_OK, (b"X-Upper", b"1")], None),
+    "space-in-name": ([_OK, (b"x bad", b"1")], None),
+    "colon-in-name": ([_OK, (b"x:y", b"1")], None),
+    "empty-name": ([_OK, (b"", b"1")], None),
+    "non-ascii-name": ([_OK, ("x-\u00e9".encode(), b"1")], None),
+    "cr-in-value": ([_OK, (b"x-a", b"a\rb")], None),
+    "lf-in-value": ([_OK, (b"x-a", b"a\nx-injected: 1")], None),
+    "nul-in-value": ([_OK, (b"x-a", b"a\x00b")], None),
+    "leading-space": ([_OK, (b"x-a", b" a")], None),
+    "trailing-tab": ([_OK, (b"x-a", b"a\t")], None),
+    "connection": ([_OK, (b"connection", b"close")], None),
+    "transfer-encoding": ([_OK, (b"transfer-encoding", b"chunked")], None),
+    "te-gzip": ([_OK, (b"te", b"gzip")], None),
+    "no-status": ([(b"content-type", b"text/plain")], None),
+    "bad-status": ([(b":status", b"2xx")], None),
+    "two-statuses": ([_OK, _OK], None),
+    "late-status": ([(b"x-a", b"1"), _OK], None),
+    "request-pseudo": ([_OK, (b":path", b"/")], None),
+    "unknown-pseudo": ([_OK, (b":x", b"1")], None),
+    "pseudo-in-trailers": ([_OK], [(b":status", b"200")]),
+    "lf-in-trailer": ([_OK], [(b"x-a", b"a\nb")]),
+    "uppercase-trailer": ([_OK], [(b"X-Sum", b"1")]),
+}
+
 
 class Closed(Exception):
     """The server is stopping or the peer went away: end the connection quietly."""
@@ -100,7 +128,13 @@ class Connection:
         self.number = number  # 1 for the first connection the server accepted
         self.wake_r, self.wake_w = socket.socketpair()
         self.h2 = h2.connection.H2Connection(
-            config=h2.config.H2Configuration(client_side=False, header_encoding=None)
+            config=h2.config.H2Configuration(
+                client_side=False,
+                header_encoding=None,
+                # /malformed sends what h2 would refuse to.
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+            )
         )
         self.out = bytearray()
         self.streams: dict[int, Stream] = {}
@@ -503,6 +537,12 @@ class Connection:
             self._respond(stream, 200, b"settings sent")
         elif path == "/hang":
             pass
+        elif path == "/malformed":
+            head, stream.trailers = MALFORMED[query["case"]]
+            self.h2.send_headers(stream.id, head)
+            stream.responding = True
+            stream.chunks.append(b"x")
+            stream.body_complete = True
         else:
             self._respond(stream, 404, b"Not found.")
 
