@@ -590,7 +590,10 @@ class AsyncHTTP11ResponseStream:
             return
         self._state = 3
         if self._trace is NO_TRACE:  # no callback on this request
+            # Suspends only to close the socket, and that step is shielded.
             await self._connection._response_closed()
             return
-        async with Trace.start("http11.response_closed", self._request):
-            await self._connection._response_closed()
+        # A cancelled trace callback must not leave the connection ACTIVE.
+        with AsyncShieldCancellation():
+            async with Trace.start("http11.response_closed", self._request):
+                await self._connection._response_closed()

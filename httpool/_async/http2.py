@@ -457,12 +457,17 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                     self._h2.acknowledge_received_data(unread, stream_id)
             pending = bool(self._h2.has_output())
             done = self._state is ConnectionState.GOING_AWAY and not self._streams
-        if pending:
-            # A failure is recorded for the other streams; this one is over anyway.
-            with contextlib.suppress(Exception):
-                await self._flush(None)
-        if done:
-            await self.aclose()
+        if not (pending or done):
+            return
+        # Shielded: the stream is already forgotten, so a cancellation here
+        # would leave its reset unsent (or a cut frame) and the connection open.
+        with AsyncShieldCancellation():
+            if pending:
+                # A failure is recorded for the other streams; this one is over anyway.
+                with contextlib.suppress(Exception):
+                    await self._flush(None)
+            if done:
+                await self.aclose()
 
     # ----- the socket --------------------------------------------------------------------
 

@@ -20,8 +20,8 @@ import h2.stream
 
 from .._http2_headers import CONNECTION_SPECIFIC
 from .._models import Request, get_timeout
-from .._synchronization import AsyncEvent, uninterruptible
-from .._trace import Trace
+from .._synchronization import AsyncEvent, AsyncShieldCancellation, uninterruptible
+from .._trace import NO_TRACE, Trace
 
 if typing.TYPE_CHECKING:
     from .http2 import AsyncHTTP2Connection
@@ -163,8 +163,13 @@ class AsyncHTTP2ResponseStream:
         if self._state == 3:
             return
         self._state = 3
-        async with Trace.start("http2.response_closed", self._request):
-            await self._connection._end_stream(self._stream_id)
+        if self._trace is NO_TRACE:  # no callback on this request
+            await self._connection._end_stream(self._stream_id)  # shields its awaits
+            return
+        # A cancelled trace callback must not leave the stream open.
+        with AsyncShieldCancellation():
+            async with Trace.start("http2.response_closed", self._request):
+                await self._connection._end_stream(self._stream_id)
 
 
 def request_headers(request: Request) -> list[tuple[bytes, bytes]]:

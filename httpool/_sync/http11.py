@@ -589,7 +589,10 @@ class HTTP11ResponseStream:
             return
         self._state = 3
         if self._trace is NO_TRACE:  # no callback on this request
+            # Suspends only to close the socket, and that step is shielded.
             self._connection._response_closed()
             return
-        with Trace.start("http11.response_closed", self._request):
-            self._connection._response_closed()
+        # A cancelled trace callback must not leave the connection ACTIVE.
+        with ShieldCancellation():
+            with Trace.start("http11.response_closed", self._request):
+                self._connection._response_closed()

@@ -458,12 +458,17 @@ class HTTP2Connection(ConnectionInterface):
                     self._h2.acknowledge_received_data(unread, stream_id)
             pending = bool(self._h2.has_output())
             done = self._state is ConnectionState.GOING_AWAY and not self._streams
-        if pending:
-            # A failure is recorded for the other streams; this one is over anyway.
-            with contextlib.suppress(Exception):
-                self._flush(None)
-        if done:
-            self.close()
+        if not (pending or done):
+            return
+        # Shielded: the stream is already forgotten, so a cancellation here
+        # would leave its reset unsent (or a cut frame) and the connection open.
+        with ShieldCancellation():
+            if pending:
+                # A failure is recorded for the other streams; this one is over anyway.
+                with contextlib.suppress(Exception):
+                    self._flush(None)
+            if done:
+                self.close()
 
     # ----- the socket --------------------------------------------------------------------
 

@@ -21,8 +21,8 @@ import h2.stream
 
 from .._http2_headers import CONNECTION_SPECIFIC
 from .._models import Request, get_timeout
-from .._synchronization import Event, uninterruptible
-from .._trace import Trace
+from .._synchronization import Event, ShieldCancellation, uninterruptible
+from .._trace import NO_TRACE, Trace
 
 if typing.TYPE_CHECKING:
     from .http2 import HTTP2Connection
@@ -164,8 +164,13 @@ class HTTP2ResponseStream:
         if self._state == 3:
             return
         self._state = 3
-        with Trace.start("http2.response_closed", self._request):
-            self._connection._end_stream(self._stream_id)
+        if self._trace is NO_TRACE:  # no callback on this request
+            self._connection._end_stream(self._stream_id)  # shields its awaits
+            return
+        # A cancelled trace callback must not leave the stream open.
+        with ShieldCancellation():
+            with Trace.start("http2.response_closed", self._request):
+                self._connection._end_stream(self._stream_id)
 
 
 def request_headers(request: Request) -> list[tuple[bytes, bytes]]:
