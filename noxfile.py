@@ -92,6 +92,20 @@ def compare(session: nox.Session) -> None:
     """httpool against its peers on loopback (not in CI): ``scripts/compare.py``.
     The peers are installed in this session only, never as httpool dependencies.
     ``nox -s compare -- --rounds 3 --workloads asyncio_64,sync_seq`` for a subset."""
+    _install_peers(session)
+    session.run("python", "scripts/compare.py", *session.posargs)
+
+
+@nox.session
+def instructions(session: nox.Session) -> None:
+    """Instructions per request, httpool against its peers, counted by valgrind
+    (not in CI): ``scripts/instructions_compare.py``, the noise-free twin of
+    ``compare``. ``nox -s instructions -- --nginx --workloads sync_seq,h2_64``."""
+    _install_peers(session)
+    session.run("python", "scripts/instructions_compare.py", *session.posargs)
+
+
+def _install_peers(session: nox.Session) -> None:
     session.install("-e", ".[http2,trio]")
     session.install(
         "httpcore[http2,trio]",
@@ -102,4 +116,3 @@ def compare(session: nox.Session) -> None:
         "httpx2[http2]",
         "trustme",  # for --nginx (tests/interop/nginx.py)
     )
-    session.run("python", "scripts/compare.py", *session.posargs)
