@@ -167,3 +167,57 @@ def test_trio_direct_read_after_close_and_timeout() -> None:
                 await stream.read(10)
 
     trio.run(main)
+
+
+class _RecordingStream:
+    """Serves one canned response; records how many bytes each read asked for."""
+
+    def __init__(self, data: bytes, read_size: int | None) -> None:
+        self._data = data
+        self.asked: list[int] = []
+        if read_size is not None:
+            self.read_size = read_size
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self.asked.append(max_bytes)
+        data, self._data = self._data[:max_bytes], self._data[max_bytes:]
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    def get_extra_info(self, info: str) -> object:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("read_size", "expected"), [(None, 64 * 1024), (256 * 1024, 256 * 1024), (0, 64 * 1024)]
+)
+def test_http11_reads_bodies_in_the_streams_read_size(read_size: int | None, expected: int) -> None:
+    # The asyncio stream says 256 KiB: its transport's chunks are then handed
+    # over whole, not sliced into 64 KiB copies. Without the attribute (or
+    # with a useless one), 64 KiB.
+    from httpool import Origin, Request
+    from httpool._async.http11 import AsyncHTTP11Connection
+
+    size = 1024 * 1024
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size
+    stream = _RecordingStream(head + bytes(size), read_size)
+
+    async def fetch() -> list[int]:
+        connection = AsyncHTTP11Connection(Origin(b"http", b"example.com", 80), stream)  # type: ignore[arg-type]
+        response = await connection.handle_async_request(
+            Request("GET", "http://example.com/", headers=[(b"Host", b"example.com")])
+        )
+        lengths = [len(chunk) async for chunk in response.aiter_stream()]
+        await response.aclose()
+        return lengths
+
+    lengths = asyncio.run(fetch())
+    assert sum(lengths) == size
+    body_reads = stream.asked[1:]  # the first read took the head (and some body)
+    assert body_reads and max(body_reads) == expected
+    assert max(lengths) == expected

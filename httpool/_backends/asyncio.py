@@ -175,6 +175,9 @@ class AsyncIOStream(AsyncNetworkStream):
 
     # write() hands the whole buffer to the transport before it can suspend.
     whole_writes = True
+    # The selector and TLS transports receive up to 256 KiB at a time: reads
+    # this large get those chunks whole (see "Invariants" above).
+    read_size = 256 * 1024
 
     def __init__(
         self, transport: asyncio.Transport, protocol: _StreamProtocol, tls: bool = False

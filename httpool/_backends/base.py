@@ -15,6 +15,10 @@ hands the whole buffer over before it can suspend (the asyncio one) has a
 ``whole_writes = True`` attribute: a cancellation never splits its writes, so
 an HTTP/2 connection survives a cancelled writer. An attribute, not an extra
 info, so that a wrapper passing ``get_extra_info`` through does not claim it.
+Likewise a stream that receives in chunks of its own may say how large with
+a ``read_size`` attribute (the asyncio one: 256 KiB, the transport's reads):
+HTTP/1.1 then reads bodies in pieces that large, so that each chunk is handed
+over whole instead of sliced (copied) into 64 KiB pieces.
 
 Beyond httpcore's interface each backend has ``now()``, the monotonic clock
 the pool reads for keep-alive expiry, so that the mock backend can run on

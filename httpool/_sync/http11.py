@@ -19,10 +19,12 @@ answered already (a 413, say): if so it stops uploading and reads that answer.
 The heads of one response (1xx included) may total ``max_incomplete_event_size``
 bytes, exactly: h11 alone lets one more read through, and endless 1xx heads.
 
-Reads are 64 KiB. A body with a Content-Length bypasses h11: after the head,
-the bytes h11 buffered are handed out once and the rest goes from the socket
-to the caller as read; h11 is then replaced by a fresh parser for the next
-request. Chunked and close-delimited bodies go through h11.
+Reads are 64 KiB, or for a body the stream's ``read_size`` where it has one
+(asyncio: 256 KiB, its transport's chunks, handed over uncopied). A body with
+a Content-Length bypasses h11: after the head, the bytes h11 buffered are
+handed out once and the rest goes from the socket to the caller as read; h11
+is then replaced by a fresh parser for the next request. Chunked and
+close-delimited bodies go through h11.
 
 ``response_started`` tells whether any byte of the current response arrived:
 a request on a reused connection that failed before that may be retried
@@ -137,6 +139,9 @@ class HTTP11Connection(ConnectionInterface):
     ) -> None:
         self._origin = origin
         self._network_stream = stream
+        # Body reads: the stream's own chunk size if it has one (base.py).
+        read_size = getattr(stream, "read_size", READ_SIZE)
+        self._body_read_size = read_size if type(read_size) is int and read_size > 0 else READ_SIZE
         self._keepalive_expiry = keepalive_expiry
         self._max_incomplete_event_size = max_incomplete_event_size
         self._clock = time.monotonic if clock is None else clock
@@ -454,7 +459,7 @@ class HTTP11Connection(ConnectionInterface):
         if not remaining:
             self._body_complete = True
             return None
-        data = self._network_stream.read(min(READ_SIZE, remaining), timeout)
+        data = self._network_stream.read(min(self._body_read_size, remaining), timeout)
         if not data:
             raise RemoteProtocolError(
                 "Server disconnected before the end of the response body: "
