@@ -78,6 +78,26 @@ def _status(client: str, workload: Workload) -> str | None:
     return None
 
 
+def start_servers(
+    stack: contextlib.ExitStack, args: argparse.Namespace, workloads: list[Workload]
+) -> tuple[str, str | None, dict[str, str]]:
+    """The HTTP/1.1 and h2c root URLs to use and the workload path -> URL suffix map:
+    nginx with ``--nginx`` (``args.url`` then names it, for the header line), else
+    ``--url``/``--url-h2``, else bench servers (h2c only if a workload needs it)."""
+    paths = dict(BENCH_PATHS)
+    if args.nginx:
+        from tests.interop.nginx import Nginx
+
+        nginx = stack.enter_context(Nginx())
+        args.url, args.url_h2, paths = nginx.http_url, nginx.h2c_url, dict(NGINX_PATHS)
+    url = args.url or stack.enter_context(BenchServer()).url
+    url_h2 = args.url_h2
+    wants_h2 = any(w.http2 for w in workloads)
+    if url_h2 is None and wants_h2 and importlib.util.find_spec("h2") is not None:
+        url_h2 = stack.enter_context(BenchServer(h2c=True)).url
+    return url, url_h2, paths
+
+
 def run_one(
     client: str, workload: Workload, url: str, count: int, seconds: float, timeout: float
 ) -> Run:
@@ -241,17 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shuffle = random.Random(args.seed).shuffle
 
     with contextlib.ExitStack() as stack:
-        paths = dict(BENCH_PATHS)
-        if args.nginx:
-            from tests.interop.nginx import Nginx
-
-            nginx = stack.enter_context(Nginx())
-            args.url, args.url_h2, paths = nginx.http_url, nginx.h2c_url, dict(NGINX_PATHS)
-        url = args.url or stack.enter_context(BenchServer()).url
-        url_h2 = args.url_h2
-        wants_h2 = any(w.http2 for w in workloads)
-        if url_h2 is None and wants_h2 and importlib.util.find_spec("h2") is not None:
-            url_h2 = stack.enter_context(BenchServer(h2c=True)).url
+        url, url_h2, paths = start_servers(stack, args, workloads)
         notes: dict[tuple[str, str], str] = {}
         for workload in workloads:
             for client in clients:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
-import importlib.util
 import os
 import platform
 import shutil
@@ -43,16 +42,13 @@ import typing
 from collections.abc import Sequence
 
 from compare import (  # also puts scripts/ and the project root on sys.path
-    BENCH_PATHS,
-    NGINX_PATHS,
     SCRIPTS,
     _split_list,
     _status,
     _versions,
+    start_servers,
 )
 from compare_clients import CLIENTS, WORKLOADS, Workload
-
-from httpool._bench_server import BenchServer
 
 DEFAULT_WORKLOADS = "sync_seq,asyncio_64,trio_64,h2_64"
 NO_LIMIT = "1e9"  # seconds: under valgrind every run is slow, none is cut short
@@ -111,17 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results: dict[tuple[str, str], str | float] = {}
     with contextlib.ExitStack() as stack:
-        paths = dict(BENCH_PATHS)
-        if args.nginx:
-            from tests.interop.nginx import Nginx
-
-            nginx = stack.enter_context(Nginx())
-            args.url, args.url_h2, paths = nginx.http_url, nginx.h2c_url, dict(NGINX_PATHS)
-        url = args.url or stack.enter_context(BenchServer()).url
-        url_h2 = args.url_h2
-        wants_h2 = any(w.http2 for w in workloads)
-        if url_h2 is None and wants_h2 and importlib.util.find_spec("h2") is not None:
-            url_h2 = stack.enter_context(BenchServer(h2c=True)).url
+        url, url_h2, paths = start_servers(stack, args, workloads)
         workdir = stack.enter_context(tempfile.TemporaryDirectory())
         pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(2))
         jobs: dict[tuple[str, str], concurrent.futures.Future[float]] = {}
