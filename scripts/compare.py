@@ -67,8 +67,10 @@ def _scaled(workload: Workload, requests: int) -> int:
     return count
 
 
-def _status(client: str, workload: Workload) -> str | None:
+def _status(client: str, workload: Workload, url_h2: str | None) -> str | None:
     """Why ``client`` does not run ``workload`` (a table cell), or None if it does."""
+    if workload.http2 and url_h2 is None:
+        return "needs --url-h2"
     module_name, library = CLIENTS[client]
     if library is not None and importlib.util.find_spec(library) is None:
         return "not installed"
@@ -265,9 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         notes: dict[tuple[str, str], str] = {}
         for workload in workloads:
             for client in clients:
-                status = _status(client, workload)
-                if workload.http2 and url_h2 is None:
-                    status = "needs --url-h2"
+                status = _status(client, workload, url_h2)
                 if status is not None:
                     notes[(workload.name, client)] = status
         runs: dict[str, dict[str, list[Run]]] = {

@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
+
+from callgrind import count_instructions
 
 SCENARIO = rb"""
 import sys
@@ -48,22 +49,14 @@ for _ in range(int(sys.argv[1])):
 
 def _instructions(workdir: str, requests: int) -> int:
     script = os.path.join(workdir, "scenario.py")
-    out = os.path.join(workdir, f"callgrind.{requests}")
     with open(script, "wb") as file:
         file.write(SCENARIO)
     project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable]
-    subprocess.run(
-        [*command, script, str(requests)],
-        check=True,
-        capture_output=True,
+    return count_instructions(
+        [sys.executable, script, str(requests)],
+        os.path.join(workdir, f"callgrind.{requests}"),
         env={**os.environ, "PYTHONPATH": project},
     )
-    with open(out, encoding="utf-8") as file:
-        for line in file:
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-    raise RuntimeError(f"no totals in {out}")
 
 
 def main() -> int:

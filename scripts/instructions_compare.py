@@ -41,6 +41,7 @@ import tempfile
 import typing
 from collections.abc import Sequence
 
+from callgrind import count_instructions
 from compare import (  # also puts scripts/ and the project root on sys.path
     SCRIPTS,
     _split_list,
@@ -55,19 +56,10 @@ NO_LIMIT = "1e9"  # seconds: under valgrind every run is slow, none is cut short
 
 
 def _instructions(argv: list[str], workdir: str, label: str, timeout: float) -> int:
-    out = os.path.join(workdir, f"callgrind.{label}")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(SCRIPTS), str(SCRIPTS.parent)])
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines() or ["no output"]
-        raise RuntimeError(lines[-1][:100])
-    with open(out, encoding="utf-8") as file:
-        for line in file:
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-    raise RuntimeError(f"no totals in {out}")
+    out = os.path.join(workdir, f"callgrind.{label}")
+    return count_instructions(argv, out, env=env, timeout=timeout)
 
 
 def per_request(
@@ -113,9 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         jobs: dict[tuple[str, str], concurrent.futures.Future[float]] = {}
         for workload in workloads:
             for client in clients:
-                status = _status(client, workload)
-                if workload.http2 and url_h2 is None:
-                    status = "needs --url-h2"
+                status = _status(client, workload, url_h2)
                 if status is not None:
                     results[(workload.name, client)] = status
                     continue

@@ -19,9 +19,10 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
+
+from callgrind import count_instructions
 
 SCENARIO = r"""
 import asyncio, sys
@@ -55,24 +56,11 @@ REQUESTS = 10_000
 def instructions(workdir: str, *args: object) -> int:
     out = os.path.join(workdir, "callgrind." + "-".join(map(str, args)))
     script = os.path.join(workdir, "scenario.py")
-    subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            script,
-            *map(str, args),
-        ],
-        check=True,
-        capture_output=True,
+    return count_instructions(
+        [sys.executable, script, *map(str, args)],
+        out,
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
-    with open(out, encoding="utf-8") as file:
-        for line in file:
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-    raise RuntimeError(f"no totals in {out}")
 
 
 def main() -> int:
