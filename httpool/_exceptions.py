@@ -12,10 +12,10 @@ The names follow httpcore 1.x, so ``except httpcore.ReadTimeout`` becomes
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import ssl
-from collections.abc import Iterator, Mapping
+import types
+from collections.abc import Mapping
 
 import h11
 
@@ -122,13 +122,41 @@ def translate(exc: BaseException, mapping: ExceptionMapping) -> BaseException:
     return exc
 
 
-@contextlib.contextmanager
-def map_exceptions(mapping: ExceptionMapping) -> Iterator[None]:
-    """Re-raise any exception matching ``mapping`` as its httpool counterpart."""
-    try:
-        yield
-    except Exception as exc:
-        new = translate(exc, mapping)
-        if new is exc:
-            raise
-        raise new from exc
+def map_exceptions(mapping: ExceptionMapping) -> _MapExceptions:
+    """A ``with`` block that re-raises any exception matching ``mapping`` as
+    its httpool counterpart."""
+    return _MapExceptions(mapping)
+
+
+class _MapExceptions:
+    """A class rather than a ``@contextmanager`` generator, and the new error
+    is not left in a local: either would put the error in a reference cycle
+    with its own traceback's frames (on CPython 3.12+ a finished generator's
+    frame links to contextlib's ``__exit__`` frame, which holds the old
+    error; a local ``new`` would hold it on every version), and the failed
+    request's frames, its connection among their locals, would stay alive
+    until the cycle collector runs."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, mapping: ExceptionMapping) -> None:
+        self._mapping = mapping
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> bool:
+        if not isinstance(exc_value, Exception):
+            return False
+        new = translate(exc_value, self._mapping)
+        if new is exc_value:
+            return False
+        try:
+            raise new from exc_value
+        finally:
+            del new

@@ -7,9 +7,12 @@
   (and the protocol connection inside it) must be freed by reference
   counting alone once the pool and its responses are closed and dropped,
   whatever the requests went through: keep-alive, ``Connection: close``, a
-  body closed half-read, a read timeout. A cycle would keep sockets, buffers
-  and parsers alive until some later collection; a failure prints the
-  referrers that hold each survivor.
+  body closed half-read, a read timeout (plain and TLS), a refused connect, a
+  raw ``OSError`` from a third-party backend. A cycle would keep sockets,
+  buffers and parsers alive until some later collection; a failure prints the
+  referrers that hold each survivor. (On CPython 3.12+ an exception converted
+  inside a ``@contextmanager`` generator is such a cycle: see
+  ``httpool._backends.trio._FailAt``.)
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import socket
 import types
 import typing
 import weakref
@@ -26,14 +30,16 @@ import pytest
 
 import httpool
 from httpool._async.interfaces import AsyncConnectionInterface
+from httpool._backends.base import AsyncNetworkBackend, AsyncNetworkStream, NetworkBackend
 from httpool._models import Origin
 from httpool._sync.interfaces import ConnectionInterface
 from scripts.queued_memory import measure
-from tests.support.http_server import HTTPServer, server
+from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
 
-__all__ = ["server"]
+__all__ = ["http_server_ca", "server", "tls_server"]
 
 HANG = {"timeout": {"read": 0.05}}
+OPTIONS = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
 
 
 async def test_queued_request_memory() -> None:
@@ -62,8 +68,8 @@ class _Refs:
 
 
 class RecordingPool(httpool.ConnectionPool):
-    def __init__(self, refs: _Refs) -> None:
-        super().__init__(max_connections=4)
+    def __init__(self, refs: _Refs, **options: typing.Any) -> None:
+        super().__init__(max_connections=4, **options)
         self._refs = refs
 
     def create_connection(self, origin: Origin) -> ConnectionInterface:
@@ -73,8 +79,8 @@ class RecordingPool(httpool.ConnectionPool):
 
 
 class AsyncRecordingPool(httpool.AsyncConnectionPool):
-    def __init__(self, refs: _Refs) -> None:
-        super().__init__(max_connections=4)
+    def __init__(self, refs: _Refs, **options: typing.Any) -> None:
+        super().__init__(max_connections=4, **options)
         self._refs = refs
 
     def create_connection(self, origin: Origin) -> AsyncConnectionInterface:
@@ -139,6 +145,69 @@ def test_closed_connections_are_freed_without_the_collector(
     # Every connection made, and the HTTP/1.1 connection inside those still
     # open when looked at (the others closed inside their request).
     assert len(refs.refs) >= 6
+    chains = [_referrer_chain(ref) for ref in refs.refs if ref() is not None]
+    assert not chains, "\n".join(chains)
+
+
+class _RawErrorBackend(NetworkBackend):
+    """A third-party backend that raises plain ``OSError`` (httpool maps it)."""
+
+    def connect_tcp(self, *args: typing.Any, **kwargs: typing.Any) -> typing.NoReturn:
+        raise ConnectionRefusedError("refused by a third-party backend")
+
+
+class _AsyncRawErrorBackend(AsyncNetworkBackend):
+    async def connect_tcp(self, *args: typing.Any, **kwargs: typing.Any) -> AsyncNetworkStream:
+        raise ConnectionRefusedError("refused by a third-party backend")
+
+
+def _sync_failures(refs: _Refs, tls: HTTPServer, refused_url: str) -> None:
+    with RecordingPool(refs, ssl_context=tls.client_ssl_context) as pool:
+        with pytest.raises(httpool.ReadTimeout):
+            pool.request("GET", tls.url + "/hang", extensions=HANG)
+        with pytest.raises(httpool.ConnectError):
+            pool.request("GET", refused_url)
+    # Options make the backends build the socket (and its connect loop) by hand.
+    with RecordingPool(refs, socket_options=OPTIONS) as pool, pytest.raises(httpool.ConnectError):
+        pool.request("GET", refused_url)
+    with (
+        RecordingPool(refs, network_backend=_RawErrorBackend()) as pool,
+        pytest.raises(httpool.ConnectError, match="third-party"),
+    ):
+        pool.request("GET", refused_url)
+
+
+async def _async_failures(refs: _Refs, tls: HTTPServer, refused_url: str) -> None:
+    async with AsyncRecordingPool(refs, ssl_context=tls.client_ssl_context) as pool:
+        with pytest.raises(httpool.ReadTimeout):
+            await pool.request("GET", tls.url + "/hang", extensions=HANG)
+        with pytest.raises(httpool.ConnectError):
+            await pool.request("GET", refused_url)
+    async with AsyncRecordingPool(refs, socket_options=OPTIONS) as pool:
+        with pytest.raises(httpool.ConnectError):
+            await pool.request("GET", refused_url)
+    async with AsyncRecordingPool(refs, network_backend=_AsyncRawErrorBackend()) as pool:
+        with pytest.raises(httpool.ConnectError, match="third-party"):
+            await pool.request("GET", refused_url)
+
+
+@pytest.mark.parametrize("runtime", ["sync", "asyncio", "trio"])
+def test_failed_requests_free_their_connections_without_the_collector(
+    tls_server: HTTPServer, runtime: str, gc_disabled: None
+) -> None:
+    refs = _Refs()
+    with socket.socket() as unlistened:
+        unlistened.bind(("127.0.0.1", 0))  # bound, not listening: connects are refused
+        refused_url = f"http://127.0.0.1:{unlistened.getsockname()[1]}/"
+        if runtime == "sync":
+            _sync_failures(refs, tls_server, refused_url)
+        elif runtime == "asyncio":
+            asyncio.run(_async_failures(refs, tls_server, refused_url))
+        else:
+            import trio
+
+            trio.run(_async_failures, refs, tls_server, refused_url)
+    assert len(refs.refs) == 4
     chains = [_referrer_chain(ref) for ref in refs.refs if ref() is not None]
     assert not chains, "\n".join(chains)
 

@@ -391,7 +391,10 @@ async def _connect_socket(
             sock.close()
             raise
         return sock
-    raise error
+    try:
+        raise error
+    finally:
+        del error  # its traceback holds this frame: a reference cycle
 
 
 async def _open_tcp(

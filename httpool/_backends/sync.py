@@ -454,7 +454,10 @@ class SyncBackend(NetworkBackend):
                     sock.close()
                     raise
                 return SyncStream(sock)
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # its traceback holds this frame: a reference cycle
         except OSError as exc:
             _raise_mapped(exc, _CONNECT)
 

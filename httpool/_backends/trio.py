@@ -15,8 +15,8 @@ cost more than the read of 64 KiB itself (a 1 MiB body took 16 of them); on
 the write of a small request it was 6 % of the request's instructions. Other
 tasks still run at least every 4 calls (256 KiB of body), and one that waits
 has yielded anyway. On TLS everything goes through trio's streams. A cancel
-scope (``trio.fail_after``/``fail_at``) is entered only when a timeout is
-given, and on the direct paths only around a wait.
+scope (``_FailAt``, not trio's generator-based ``fail_at``: see there) is
+entered only when a timeout is given, and on the direct paths only around a wait.
 
 trio's errors are mapped here, once: ``TooSlowError`` becomes the timeout of
 the operation that ran out of time, ``BrokenResourceError``,
@@ -37,6 +37,7 @@ import os
 import socket
 import ssl
 import sys
+import types
 import typing
 from collections.abc import Iterable
 
@@ -80,12 +81,46 @@ _DIRECT_READS = sys.platform != "win32"
 _READS_PER_YIELD = 4
 
 
+class _FailAt:
+    """``trio.fail_at`` as a class: a cancel scope with a deadline, raising
+    ``trio.TooSlowError`` when the deadline cancelled the block.
+
+    Not trio's ``fail_at``/``fail_after``: they are ``@contextmanager``
+    generators, and on CPython 3.12+ the ``Cancelled`` they turn into
+    ``TooSlowError`` holds the generator's frame in its traceback, that
+    frame's ``f_back`` is contextlib's ``__exit__`` frame, and that frame holds
+    the ``Cancelled`` in its locals (CPython gh-129280). Through the
+    ``f_back`` chain the cycle kept every frame of the timed-out request, so
+    its connection, pool entry and the caller's locals, alive until the cycle
+    collector ran.
+    """
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, deadline: float) -> None:
+        self._scope = trio.CancelScope(deadline=deadline)
+
+    def __enter__(self) -> None:
+        self._scope.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> bool:
+        handled = self._scope.__exit__(exc_type, exc_value, traceback)
+        if self._scope.cancelled_caught:
+            raise trio.TooSlowError
+        return handled
+
+
 def _deadline(timeout: float | None) -> contextlib.AbstractContextManager[object]:
-    return contextlib.nullcontext() if timeout is None else trio.fail_after(timeout)
+    return contextlib.nullcontext() if timeout is None else _FailAt(trio.current_time() + timeout)
 
 
 def _deadline_at(deadline: float | None) -> contextlib.AbstractContextManager[object]:
-    return contextlib.nullcontext() if deadline is None else trio.fail_at(deadline)
+    return contextlib.nullcontext() if deadline is None else _FailAt(deadline)
 
 
 async def _close_quietly(stream: trio.abc.AsyncResource) -> None:
@@ -118,7 +153,7 @@ class TrioStream(AsyncNetworkStream):
             if timeout is None:
                 data = await self._stream.receive_some(max_bytes)
             else:
-                with trio.fail_after(timeout):
+                with _deadline(timeout):
                     data = await self._stream.receive_some(max_bytes)
         except _MAPPED as exc:
             raise translate(exc, _READ) from exc
@@ -169,7 +204,7 @@ class TrioStream(AsyncNetworkStream):
             elif timeout is None:
                 await self._stream.send_all(buffer)
             else:
-                with trio.fail_after(timeout):
+                with _deadline(timeout):
                     await self._stream.send_all(buffer)
         except _MAPPED as exc:
             raise translate(exc, _WRITE) from exc
@@ -182,7 +217,7 @@ class TrioStream(AsyncNetworkStream):
             sent = 0
         if sent == len(buffer):
             return
-        # The timeout bounds the whole write, as trio.fail_after around send_all did.
+        # The timeout bounds the whole write, as a deadline around send_all does.
         deadline = None if timeout is None else trio.current_time() + timeout
         view = memoryview(buffer)[sent:]
         while view:
@@ -279,7 +314,10 @@ async def _connect_socket(
             sock.close()
             raise
         return sock
-    raise error
+    try:
+        raise error
+    finally:
+        del error  # its traceback holds this frame: a reference cycle
 
 
 class TrioBackend(AsyncNetworkBackend):
