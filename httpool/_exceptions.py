@@ -150,12 +150,12 @@ class _MapExceptions:
         exc_type: type[BaseException] | None,
         exc_value: BaseException | None,
         traceback: types.TracebackType | None,
-    ) -> bool:
+    ) -> None:
         if not isinstance(exc_value, Exception):
-            return False
+            return
         new = translate(exc_value, self._mapping)
         if new is exc_value:
-            return False
+            return
         try:
             raise new from exc_value
         finally:
