@@ -6,8 +6,10 @@ import contextlib
 import dataclasses
 import socket
 import ssl
+import struct
 import threading
 import time
+import typing
 from collections.abc import Callable, Iterator
 
 import h2.config
@@ -111,19 +113,25 @@ class RawClient:
             self._flush()
 
     def receive_once(self) -> None:
-        data = self.sock.recv(65536)
-        if not data:
+        """Read once and answer what came. A server that closes with bytes of
+        ours unread (the answers this client sends while it reads can cross
+        ``stop()``) resets the connection: an end, like a FIN."""
+        try:
+            data = self.sock.recv(65536)
+            if not data:
+                self.eof = True
+                return
+            self._buffer += data
+            while len(self._buffer) >= 9:
+                size = 9 + int.from_bytes(self._buffer[:3], "big")
+                if len(self._buffer) < size:
+                    break
+                frame, self._buffer = self._buffer[:size], self._buffer[size:]
+                for event in self.conn.receive_data(frame):
+                    self._handle(event)
+                self._flush()
+        except ConnectionResetError:
             self.eof = True
-            return
-        self._buffer += data
-        while len(self._buffer) >= 9:
-            size = 9 + int.from_bytes(self._buffer[:3], "big")
-            if len(self._buffer) < size:
-                break
-            frame, self._buffer = self._buffer[:size], self._buffer[size:]
-            for event in self.conn.receive_data(frame):
-                self._handle(event)
-            self._flush()
 
     def _handle(self, event: h2.events.Event) -> None:
         stream_id = getattr(event, "stream_id", None)
@@ -374,6 +382,26 @@ def test_client_leaving_mid_stream_is_clean(h2_server: H2Server, connect: Connec
     client.close()
     _wait_until(lambda: h2_server.open_connections == 0)
     assert connect(h2_server).get("/").status == 200
+
+
+def test_the_raw_client_sees_a_reset_as_the_end() -> None:
+    # What stop() does to a connection whose last client bytes it had not read.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        client = RawClient(typing.cast(H2Server, _Address(port)))
+        accepted, _ = listener.accept()
+        accepted.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        accepted.close()  # lingering 0 seconds: a reset, not a FIN
+        try:
+            client.wait(lambda: client.eof)
+        finally:
+            client.close()
+
+
+@dataclasses.dataclass
+class _Address:
+    port: int
+    client_ssl_context: ssl.SSLContext | None = None
 
 
 def test_stop_leaves_no_thread_and_no_socket(connect: Connect) -> None:
