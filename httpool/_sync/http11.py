@@ -11,6 +11,14 @@ neither side asked to close; anything else (a partly read body, an error,
 ``Connection: close``, a request body the server did not wait for) takes it
 to CLOSED, because the bytes left on the wire make it unusable.
 
+No byte beyond a response ever reaches the next request (response splitting,
+RFC 9112 section 11.1): a response after which h11 or the bypass holds unread
+bytes is not reused, and bytes that reach the stream or the socket later are
+seen by a readability probe before the next request on the connection is
+sent, by the pool's ``is_alive`` or, when the connection went straight to a
+waiting request, by ``handle_async_request`` itself. A head with both
+Transfer-Encoding and Content-Length is refused.
+
 Writes are few: the request head and a bytes body under ``COALESCE_LIMIT`` go
 out in one write; a larger body is written as it is, never copied. Between the
 chunks of a streamed body the connection looks whether the server has
@@ -147,6 +155,8 @@ class HTTP11Connection(ConnectionInterface):
         self._clock = time.monotonic if clock is None else clock
         self._expire_at: float | None = None
         self._state = HTTPConnectionState.NEW
+        # Whether the liveness probe ran since the connection went IDLE.
+        self._probed = False
         self._request_count = 0
         self._h11 = self._new_parser()
         self._reset_exchange()
@@ -204,6 +214,14 @@ class HTTP11Connection(ConnectionInterface):
         state = TRANSITIONS.get((self._state, _E.REQUEST))
         if state is None:
             raise ConnectionNotAvailable()
+        if self._state is _S.IDLE and not self._probed:
+            # Handed over without the pool's liveness probe (straight from
+            # the last response to a waiting request): bytes or an EOF that
+            # arrived since would be read as this request's response.
+            if self._network_stream.get_extra_info("is_readable"):
+                self._close(_E.CLOSE)
+                raise ConnectionNotAvailable()
+        self._probed = False
         self._state = state
         self._request_count += 1
         self._expire_at = None
@@ -472,7 +490,7 @@ class HTTP11Connection(ConnectionInterface):
     def _response_closed(self) -> None:
         if self._state is not HTTPConnectionState.ACTIVE:
             return  # closed under us, e.g. by the pool
-        if self._body_complete and self._reusable:
+        if self._body_complete and self._reusable and not self._unread_bytes():
             if self._direct_remaining is not None:
                 self._h11 = self._new_parser()  # it never saw the body
             else:
@@ -482,6 +500,21 @@ class HTTP11Connection(ConnectionInterface):
                 self._expire_at = self._clock() + self._keepalive_expiry
         else:
             self._close(_E.RESPONSE_DONE_CLOSE)
+
+    def _unread_bytes(self) -> bool:
+        """Whether bytes beyond the response are held here: nobody asked for
+        them, and the next request would take them for its response.
+
+        A Content-Length body that bypassed h11 was read to its exact end, and
+        ``_prepare_body`` marked the connection unusable if h11 had buffered
+        more; otherwise h11's buffer must be empty (a HEAD, 204 or 304
+        response "with a body", bytes after the last chunk). What is still in
+        the stream or the socket is the liveness probe's to see, before the
+        next request (``is_alive``, or ``handle_async_request`` itself).
+        """
+        if self._direct_remaining is not None:
+            return bool(self._direct_leftover)
+        return bool(self._h11.trailing_data[0])
 
     def _close(self, event: ConnectionEvent) -> None:
         self._state = next_state(self._state, event)
@@ -522,7 +555,8 @@ class HTTP11Connection(ConnectionInterface):
             return False
         if self._state is HTTPConnectionState.IDLE:
             # Nothing is owed to us while IDLE: readable means EOF or junk.
-            return not self._network_stream.get_extra_info("is_readable")
+            alive = self._probed = not self._network_stream.get_extra_info("is_readable")
+            return alive
         return True
 
     def info(self) -> str:
