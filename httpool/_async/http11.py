@@ -49,6 +49,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callab
 import h11
 
 from .._backends.base import AsyncNetworkStream
+from .._deadline import deadline_of, start_deadline
 from .._exceptions import (
     H11_RECEIVE_ERRORS,
     H11_SEND_ERRORS,
@@ -62,6 +63,7 @@ from .._http11_events import request_event, response_head
 from .._models import ByteStream, Origin, Request, Response, timeouts
 from .._synchronization import AsyncShieldCancellation, uninterruptible
 from .._trace import NO_TRACE, Trace
+from .deadline_stream import AsyncDeadlineStream
 from .interfaces import AsyncConnectionInterface
 from .upgrade import AsyncHTTP11UpgradeStream
 
@@ -146,6 +148,9 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
     ) -> None:
         self._origin = origin
         self._network_stream = stream
+        # What the exchange reads and writes: the stream, or the stream bounded
+        # by the request's total deadline (deadline_stream.py).
+        self._io: AsyncNetworkStream = stream
         # Body reads: the stream's own chunk size if it has one (base.py).
         read_size = getattr(stream, "read_size", READ_SIZE)
         self._body_read_size = read_size if type(read_size) is int and read_size > 0 else READ_SIZE
@@ -213,19 +218,30 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         state = TRANSITIONS.get((self._state, _E.REQUEST))
         if state is None:
             raise ConnectionNotAvailable()
-        if self._state is _S.IDLE and not self._probed:
-            # Handed over without the pool's liveness probe (straight from
-            # the last response to a waiting request): bytes or an EOF that
-            # arrived since would be read as this request's response.
-            if self._network_stream.get_extra_info("is_readable"):
-                await self._close(_E.CLOSE)
-                raise ConnectionNotAvailable()
+        # Handed over without the pool's liveness probe (straight from the last
+        # response to a waiting request): bytes or an EOF that arrived since
+        # would be read as this request's response.
+        if (
+            self._state is _S.IDLE
+            and not self._probed
+            and self._network_stream.get_extra_info("is_readable")
+        ):
+            await self._close(_E.CLOSE)
+            raise ConnectionNotAvailable()
         self._probed = False
         self._state = state
         self._request_count += 1
         self._expire_at = None
         self._reset_exchange()
         _, read_timeout, write_timeout, _ = timeouts(request.extensions)
+        timeout = request.extensions.get("timeout")
+        if timeout and timeout.get("total") is not None:
+            request = start_deadline(request, self._clock)
+            deadline = deadline_of(request)
+            assert deadline is not None
+            self._io = AsyncDeadlineStream(self._network_stream, deadline)
+        else:
+            self._io = self._network_stream
         try:
             write_error = await self._send_request(request, write_timeout)
             async with Trace.start("http11.receive_response_headers", request) as trace:
@@ -335,15 +351,13 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         for piece in pieces:
             if len(piece) >= COALESCE_LIMIT:
                 if batch:
-                    await self._network_stream.write(b"".join(batch), timeout)
+                    await self._io.write(b"".join(batch), timeout)
                     batch = []
-                await self._network_stream.write(piece, timeout)
+                await self._io.write(piece, timeout)
             else:
                 batch.append(piece)
         if batch:
-            await self._network_stream.write(
-                batch[0] if len(batch) == 1 else b"".join(batch), timeout
-            )
+            await self._io.write(batch[0] if len(batch) == 1 else b"".join(batch), timeout)
 
     async def _answered_early(self, write_timeout: float | None) -> bool:
         """Whether the server answered (or hung up) before the upload ended.
@@ -353,7 +367,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         """
         if not self._network_stream.get_extra_info("is_readable"):
             return False
-        data = await self._network_stream.read(READ_SIZE, write_timeout)
+        data = await self._io.read(READ_SIZE, write_timeout)
         if not data:
             self._eof = True
             return True
@@ -409,7 +423,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 if event is not h11.NEED_DATA:
                     return event  # type: ignore[return-value]  # h11's types do not narrow
             ask = True
-            data = b"" if self._eof else await self._network_stream.read(READ_SIZE, timeout)
+            data = b"" if self._eof else await self._io.read(READ_SIZE, timeout)
             if not data:
                 self._eof = True
                 if self._h11.their_state is h11.SEND_RESPONSE:
@@ -478,7 +492,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         if not remaining:
             self._body_complete = True
             return None
-        data = await self._network_stream.read(min(self._body_read_size, remaining), timeout)
+        data = await self._io.read(min(self._body_read_size, remaining), timeout)
         if not data:
             raise RemoteProtocolError(
                 "Server disconnected before the end of the response body: "

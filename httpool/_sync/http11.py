@@ -50,6 +50,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 import h11
 
 from .._backends.base import NetworkStream
+from .._deadline import deadline_of, start_deadline
 from .._exceptions import (
     H11_RECEIVE_ERRORS,
     H11_SEND_ERRORS,
@@ -63,6 +64,7 @@ from .._http11_events import request_event, response_head
 from .._models import ByteStream, Origin, Request, Response, timeouts
 from .._synchronization import ShieldCancellation, uninterruptible
 from .._trace import NO_TRACE, Trace
+from .deadline_stream import DeadlineStream
 from .interfaces import ConnectionInterface
 from .upgrade import HTTP11UpgradeStream
 
@@ -147,6 +149,9 @@ class HTTP11Connection(ConnectionInterface):
     ) -> None:
         self._origin = origin
         self._network_stream = stream
+        # What the exchange reads and writes: the stream, or the stream bounded
+        # by the request's total deadline (deadline_stream.py).
+        self._io: NetworkStream = stream
         # Body reads: the stream's own chunk size if it has one (base.py).
         read_size = getattr(stream, "read_size", READ_SIZE)
         self._body_read_size = read_size if type(read_size) is int and read_size > 0 else READ_SIZE
@@ -214,19 +219,30 @@ class HTTP11Connection(ConnectionInterface):
         state = TRANSITIONS.get((self._state, _E.REQUEST))
         if state is None:
             raise ConnectionNotAvailable()
-        if self._state is _S.IDLE and not self._probed:
-            # Handed over without the pool's liveness probe (straight from
-            # the last response to a waiting request): bytes or an EOF that
-            # arrived since would be read as this request's response.
-            if self._network_stream.get_extra_info("is_readable"):
-                self._close(_E.CLOSE)
-                raise ConnectionNotAvailable()
+        # Handed over without the pool's liveness probe (straight from the last
+        # response to a waiting request): bytes or an EOF that arrived since
+        # would be read as this request's response.
+        if (
+            self._state is _S.IDLE
+            and not self._probed
+            and self._network_stream.get_extra_info("is_readable")
+        ):
+            self._close(_E.CLOSE)
+            raise ConnectionNotAvailable()
         self._probed = False
         self._state = state
         self._request_count += 1
         self._expire_at = None
         self._reset_exchange()
         _, read_timeout, write_timeout, _ = timeouts(request.extensions)
+        timeout = request.extensions.get("timeout")
+        if timeout and timeout.get("total") is not None:
+            request = start_deadline(request, self._clock)
+            deadline = deadline_of(request)
+            assert deadline is not None
+            self._io = DeadlineStream(self._network_stream, deadline)
+        else:
+            self._io = self._network_stream
         try:
             write_error = self._send_request(request, write_timeout)
             with Trace.start("http11.receive_response_headers", request) as trace:
@@ -336,13 +352,13 @@ class HTTP11Connection(ConnectionInterface):
         for piece in pieces:
             if len(piece) >= COALESCE_LIMIT:
                 if batch:
-                    self._network_stream.write(b"".join(batch), timeout)
+                    self._io.write(b"".join(batch), timeout)
                     batch = []
-                self._network_stream.write(piece, timeout)
+                self._io.write(piece, timeout)
             else:
                 batch.append(piece)
         if batch:
-            self._network_stream.write(batch[0] if len(batch) == 1 else b"".join(batch), timeout)
+            self._io.write(batch[0] if len(batch) == 1 else b"".join(batch), timeout)
 
     def _answered_early(self, write_timeout: float | None) -> bool:
         """Whether the server answered (or hung up) before the upload ended.
@@ -352,7 +368,7 @@ class HTTP11Connection(ConnectionInterface):
         """
         if not self._network_stream.get_extra_info("is_readable"):
             return False
-        data = self._network_stream.read(READ_SIZE, write_timeout)
+        data = self._io.read(READ_SIZE, write_timeout)
         if not data:
             self._eof = True
             return True
@@ -408,7 +424,7 @@ class HTTP11Connection(ConnectionInterface):
                 if event is not h11.NEED_DATA:
                     return event  # type: ignore[return-value]  # h11's types do not narrow
             ask = True
-            data = b"" if self._eof else self._network_stream.read(READ_SIZE, timeout)
+            data = b"" if self._eof else self._io.read(READ_SIZE, timeout)
             if not data:
                 self._eof = True
                 if self._h11.their_state is h11.SEND_RESPONSE:
@@ -477,7 +493,7 @@ class HTTP11Connection(ConnectionInterface):
         if not remaining:
             self._body_complete = True
             return None
-        data = self._network_stream.read(min(self._body_read_size, remaining), timeout)
+        data = self._io.read(min(self._body_read_size, remaining), timeout)
         if not data:
             raise RemoteProtocolError(
                 "Server disconnected before the end of the response body: "
