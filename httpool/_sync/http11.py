@@ -255,6 +255,12 @@ class HTTP11Connection(ConnectionInterface):
                 http_version = _HTTP_VERSIONS.get(event.http_version)
                 if http_version is None:
                     http_version = b"HTTP/" + event.http_version
+                    if not event.http_version.startswith(b"1."):
+                        # HTTP/1.x framing under another major version (HTTP/0.9
+                        # had no status line at all; HTTP/2 and 3 have no text).
+                        raise RemoteProtocolError(
+                            f"Unsupported HTTP version in the response: {http_version.decode()}."
+                        )
                 headers, length = response_head(event)
                 trace.return_value = (http_version, event.status_code, event.reason, headers)
             network_stream = self._network_stream
