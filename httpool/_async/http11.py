@@ -72,6 +72,9 @@ MAX_INCOMPLETE_EVENT_SIZE = 64 * 1024
 # Pieces smaller than this are joined into one write; larger ones are written
 # as they are, because joining would copy the body.
 COALESCE_LIMIT = 64 * 1024
+# A liveness probe this recent (seconds) is not repeated before the request
+# goes out; an older one is (the connection waited in between).
+PROBE_FRESH_FOR = 0.001
 
 _NO_RESPONSE = "Server disconnected without sending a response."
 _HTTP_VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
@@ -159,8 +162,8 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         self._clock = time.monotonic if clock is None else clock
         self._expire_at: float | None = None
         self._state = HTTPConnectionState.NEW
-        # Whether the liveness probe ran since the connection went IDLE.
-        self._probed = False
+        # When the pool's liveness probe last found this IDLE connection clean.
+        self._probed_at: float | None = None
         self._request_count = 0
         self._h11 = self._new_parser()
         self._reset_exchange()
@@ -218,17 +221,18 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         state = TRANSITIONS.get((self._state, _E.REQUEST))
         if state is None:
             raise ConnectionNotAvailable()
-        # Handed over without the pool's liveness probe (straight from the last
-        # response to a waiting request): bytes or an EOF that arrived since
-        # would be read as this request's response.
-        if (
-            self._state is _S.IDLE
-            and not self._probed
-            and self._network_stream.get_extra_info("is_readable")
-        ):
-            await self._close(_E.CLOSE)
-            raise ConnectionNotAvailable()
-        self._probed = False
+        if self._state is _S.IDLE:
+            # Reused. Unless the pool's liveness probe has just looked (it
+            # does when it takes an idle connection, not when it hands one
+            # straight from a closing response to a waiting request), bytes
+            # or an EOF that arrived since would be read as this response.
+            probed_at = self._probed_at
+            self._probed_at = None
+            if (
+                probed_at is None or self._clock() - probed_at > PROBE_FRESH_FOR
+            ) and self._network_stream.get_extra_info("is_readable"):
+                await self._close(_E.CLOSE)
+                raise ConnectionNotAvailable()
         self._state = state
         self._request_count += 1
         self._expire_at = None
@@ -576,8 +580,10 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             return False
         if self._state is HTTPConnectionState.IDLE:
             # Nothing is owed to us while IDLE: readable means EOF or junk.
-            alive = self._probed = not self._network_stream.get_extra_info("is_readable")
-            return alive
+            if self._network_stream.get_extra_info("is_readable"):
+                return False
+            self._probed_at = self._clock()
+            return True
         return True
 
     def info(self) -> str:

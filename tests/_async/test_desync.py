@@ -16,14 +16,16 @@ Written once; runs on asyncio, trio and (generated) threads.
 from __future__ import annotations
 
 import time
+import typing
 
 import pytest
 
 import httpool
-from httpool import AsyncConnectionPool
+from httpool import AsyncConnectionPool, AsyncMockBackend, Origin
+from httpool._async.http11 import AsyncHTTP11Connection
 from httpool._backends.default import async_default_backend
 from tests.support.concurrency import AsyncTaskGroup
-from tests.support.fault_server import CLOSE, SIGNAL, FaultServer, Script, pause, send
+from tests.support.fault_server import CLOSE, OK, SIGNAL, FaultServer, Script, pause, send
 
 PROMPT = {"timeout": {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}}
 INJECTED = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nINJECTED"
@@ -175,3 +177,42 @@ async def test_handed_to_a_waiting_request(framing: str) -> None:
             assert results == [b"ok"]
             assert server.connections_accepted == 2
             pool.check_invariants()
+
+
+async def _mock_connection(
+    replies: list[bytes],
+) -> tuple[AsyncHTTP11Connection, typing.Any, AsyncMockBackend]:
+    backend = AsyncMockBackend(replies)
+    stream = await backend.connect_tcp("example.com", 80)
+    origin = Origin(b"http", b"example.com", 80)
+    return AsyncHTTP11Connection(origin, stream, clock=backend.now), stream, backend
+
+
+async def test_a_reused_connection_looks_before_it_sends() -> None:
+    # Nobody probed it since its last response (a pool hands a connection
+    # straight to a waiting request): it looks itself, and refuses.
+    conn, stream, _ = await _mock_connection([OK, OK])
+    assert (await conn.request("GET", "http://example.com/")).content == b"ok"
+    writes = len(stream.written)
+    stream.close_by_peer()  # readable: EOF, or bytes nobody asked for
+    with pytest.raises(httpool.ConnectionNotAvailable):
+        await conn.request("GET", "http://example.com/")
+    assert conn.is_closed() and len(stream.written) == writes
+
+
+@pytest.mark.parametrize("waited", [0.0, 0.01])
+async def test_a_fresh_probe_is_not_repeated(waited: float) -> None:
+    # The pool's probe (is_alive) just before the request spares the
+    # connection's own; one that the connection waited after is repeated
+    # (a request cancelled at the instant it got the connection, which then
+    # went to another waiter).
+    conn, stream, backend = await _mock_connection([OK, OK])
+    await conn.request("GET", "http://example.com/")
+    assert conn.is_alive()
+    backend.advance(waited)
+    stream.close_by_peer()
+    if waited:
+        with pytest.raises(httpool.ConnectionNotAvailable):
+            await conn.request("GET", "http://example.com/")
+    else:
+        assert (await conn.request("GET", "http://example.com/")).content == b"ok"

@@ -17,14 +17,16 @@ Written once; runs on asyncio, trio and (generated) threads.
 from __future__ import annotations
 
 import time
+import typing
 
 import pytest
 
 import httpool
-from httpool import ConnectionPool
+from httpool import ConnectionPool, MockBackend, Origin
 from httpool._backends.default import default_backend
+from httpool._sync.http11 import HTTP11Connection
 from tests.support.concurrency import TaskGroup
-from tests.support.fault_server import CLOSE, SIGNAL, FaultServer, Script, pause, send
+from tests.support.fault_server import CLOSE, OK, SIGNAL, FaultServer, Script, pause, send
 
 PROMPT = {"timeout": {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}}
 INJECTED = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nINJECTED"
@@ -176,3 +178,42 @@ def test_handed_to_a_waiting_request(framing: str) -> None:
             assert results == [b"ok"]
             assert server.connections_accepted == 2
             pool.check_invariants()
+
+
+def _mock_connection(
+    replies: list[bytes],
+) -> tuple[HTTP11Connection, typing.Any, MockBackend]:
+    backend = MockBackend(replies)
+    stream = backend.connect_tcp("example.com", 80)
+    origin = Origin(b"http", b"example.com", 80)
+    return HTTP11Connection(origin, stream, clock=backend.now), stream, backend
+
+
+def test_a_reused_connection_looks_before_it_sends() -> None:
+    # Nobody probed it since its last response (a pool hands a connection
+    # straight to a waiting request): it looks itself, and refuses.
+    conn, stream, _ = _mock_connection([OK, OK])
+    assert (conn.request("GET", "http://example.com/")).content == b"ok"
+    writes = len(stream.written)
+    stream.close_by_peer()  # readable: EOF, or bytes nobody asked for
+    with pytest.raises(httpool.ConnectionNotAvailable):
+        conn.request("GET", "http://example.com/")
+    assert conn.is_closed() and len(stream.written) == writes
+
+
+@pytest.mark.parametrize("waited", [0.0, 0.01])
+def test_a_fresh_probe_is_not_repeated(waited: float) -> None:
+    # The pool's probe (is_alive) just before the request spares the
+    # connection's own; one that the connection waited after is repeated
+    # (a request cancelled at the instant it got the connection, which then
+    # went to another waiter).
+    conn, stream, backend = _mock_connection([OK, OK])
+    conn.request("GET", "http://example.com/")
+    assert conn.is_alive()
+    backend.advance(waited)
+    stream.close_by_peer()
+    if waited:
+        with pytest.raises(httpool.ConnectionNotAvailable):
+            conn.request("GET", "http://example.com/")
+    else:
+        assert (conn.request("GET", "http://example.com/")).content == b"ok"
