@@ -54,6 +54,7 @@ from .._backends.base import AsyncNetworkStream
 from .._deadline import Deadline, deadline_of, start_deadline
 from .._exceptions import (
     ConnectionNotAvailable,
+    ConnectTimeout,
     LocalProtocolError,
     ReadError,
     ReadTimeout,
@@ -91,6 +92,7 @@ from .http2_parts import (
 from .interfaces import AsyncConnectionInterface
 
 # The phases a request's total deadline names (_deadline.py).
+_CONNECTING = "connecting"
 _READING = "reading the response"
 _WRITING = "sending the request"
 
@@ -153,6 +155,9 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             return
         self._connected = True
         timeout = get_timeout(request.extensions, "connect")
+        deadline, by_deadline = deadline_of(request), False
+        if deadline is not None:
+            timeout, by_deadline = deadline.limit(timeout, ConnectTimeout, _CONNECTING)
         async with Trace.start("http2.send_connection_init", request):
             with self._state_lock:
                 h2c = self._h2
@@ -183,6 +188,8 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 try:
                     await self._read_once(timeout)
                 except ReadTimeout:
+                    if deadline is not None and by_deadline:
+                        raise deadline.error(ConnectTimeout, _CONNECTING) from None
                     raise RemoteProtocolError(
                         f"The server sent no HTTP/2 SETTINGS within {timeout} seconds."
                     ) from None
