@@ -24,7 +24,14 @@ import httpool
 from httpool import ConnectionPool, HTTPConnection, Origin
 from httpool._deadline import DEADLINE_KEY, Deadline, deadline_of, start_deadline
 from httpool._models import Request, include_request_headers
-from tests.support.fault_server import STALL, FaultServer, drip_pieces, fault_server, send
+from tests.support.fault_server import (
+    HANG,
+    STALL,
+    FaultServer,
+    drip_pieces,
+    fault_server,
+    send,
+)
 from tests.support.h2_server import H2Server, h2_server
 
 __all__ = ["fault_server", "h2_server"]
@@ -182,6 +189,17 @@ def test_http2_stream(h2_server: H2Server) -> None:
         assert response.content == b"Hello, world!"
         pool.check_invariants()
         assert pool.stats().connections == 1
+
+
+def test_http2_server_that_never_sends_its_settings() -> None:
+    with FaultServer(on_accept=[[HANG]]) as server:
+        with ConnectionPool(http1=False, http2=True) as pool:
+            start = time.monotonic()
+            with pytest.raises(httpool.ConnectTimeout, match=_message("connecting")):
+                pool.request("GET", server.url + "/", extensions=WITH_TOTAL)
+            assert TOTAL * 0.9 <= time.monotonic() - start < BOUND
+            pool.check_invariants()
+            assert pool.stats().connections == 0
 
 
 @pytest.mark.parametrize("total", [-1, float("nan"), float("inf"), 2e9, "1", True])
