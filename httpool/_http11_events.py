@@ -30,7 +30,7 @@ import re
 import h11
 from h11._headers import Headers as _H11Headers
 
-from ._exceptions import H11_SEND_ERRORS, translate
+from ._exceptions import H11_SEND_ERRORS, RemoteProtocolError, translate
 from ._models import Headers, Request, proven_header_name
 
 # What h11 refuses in a value and the model does not (or not if headers
@@ -90,7 +90,11 @@ def response_head(event: h11.Response | h11.InformationalResponse) -> tuple[Head
     """The raw ``(name, value)`` pairs of ``event`` and its Content-Length.
 
     The length is None when the body is chunked or has no Content-Length (it
-    is then delimited by h11, or by the connection closing).
+    is then delimited by h11, or by the connection closing). A head with both
+    ``Transfer-Encoding`` and ``Content-Length`` is refused with
+    ``RemoteProtocolError``: RFC 9112 section 6.3 says to handle it as an
+    error, since a proxy on the way that framed it by the other header would
+    see a different response (response splitting).
     """
     raw: Headers = []
     append = raw.append
@@ -102,4 +106,9 @@ def response_head(event: h11.Response | h11.InformationalResponse) -> tuple[Head
             length = int(value)  # h11 has validated it: digits only, one value
         elif lower == b"transfer-encoding":
             chunked = True
+    if chunked and length is not None:
+        raise RemoteProtocolError(
+            "The response has both Transfer-Encoding and Content-Length"
+            " (RFC 9112 section 6.3: a possible response-splitting attempt); refused."
+        )
     return raw, None if chunked else length

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from ._exceptions import LocalProtocolError
 
-TIMEOUT_KEYS = ("connect", "read", "write", "pool")
+TIMEOUT_KEYS = ("connect", "read", "write", "pool", "total")
 # The longest timeout every runtime can wait for: beyond it the blocking
 # socket and threading calls raise OverflowError (their deadlines are 64-bit
 # nanoseconds; Windows' lock waits stop at ~49 days). None means no timeout.
@@ -68,7 +68,9 @@ def check_timeout(timeout: object) -> None:
         raise LocalProtocolError(f"The timeout extension must be a dict, not {timeout!r}.")
     for key, value in timeout.items():
         if key not in TIMEOUT_KEYS:
-            raise LocalProtocolError(f"Unknown timeout {key!r}: not connect, read, write, pool.")
+            raise LocalProtocolError(
+                f"Unknown timeout {key!r}: not connect, read, write, pool, total."
+            )
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if value is not None and not (number and 0 <= value <= MAX_TIMEOUT):
             raise LocalProtocolError(

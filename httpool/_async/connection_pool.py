@@ -24,6 +24,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 
 from .._backends.base import SOCKET_OPTION, AsyncNetworkBackend
 from .._backends.default import async_default_backend
+from .._deadline import Deadline, deadline_of, start_deadline
 from .._exceptions import (
     ConnectionNotAvailable,
     PoolTimeout,
@@ -31,7 +32,7 @@ from .._exceptions import (
     RemoteProtocolError,
     WriteError,
 )
-from .._models import ByteStream, Origin, Request, Response, get_timeout
+from .._models import ByteStream, Origin, Request, Response
 from .._stats import PoolStats
 from .._synchronization import (
     AsyncPoolLock,
@@ -51,6 +52,7 @@ MAX_UNAVAILABLE_RETRIES = 8
 # before any response byte. Each such connection is closed, and the request
 # prefers a new one; only a failure on a new connection is final.
 MAX_STALE_RETRIES = 8
+_WAITING = "waiting for a connection"
 
 
 class AsyncConnectionPool(AsyncRequestInterface):
@@ -167,14 +169,24 @@ class AsyncConnectionPool(AsyncRequestInterface):
         connection. Raises ``PoolTimeout`` when no connection came within
         ``timeout["pool"]``, and the connection's errors otherwise (an
         unusable URL was already refused when the ``Request`` was made).
+        With ``timeout["total"]``, the whole request (waiting here, connecting,
+        sending, and the response until it is closed) ends by that deadline,
+        with the timeout of the phase it cut short.
         """
         # The URL was validated when the Request was made (scheme, host, port).
         origin = request.url.origin
-        pool_timeout = get_timeout(request.extensions, "pool")
+        timeout = request.extensions.get("timeout")
+        pool_timeout = None
+        deadline = None
+        if timeout:
+            pool_timeout = timeout.get("pool")
+            if timeout.get("total") is not None:
+                request = start_deadline(request, self._now)
+                deadline = deadline_of(request)
         stale = 0
         unavailable = 0
         while True:
-            waiter = await self._acquire(origin, pool_timeout, fresh=stale > 0)
+            waiter = await self._acquire(origin, pool_timeout, fresh=stale > 0, deadline=deadline)
             entry = waiter.entry
             assert entry is not None
             connection = entry.connection
@@ -208,7 +220,9 @@ class AsyncConnectionPool(AsyncRequestInterface):
             response.stream = PoolByteStream(response.stream, self, entry)
             return response
 
-    async def _acquire(self, origin: Origin, timeout: float | None, fresh: bool) -> Waiter:
+    async def _acquire(
+        self, origin: Origin, timeout: float | None, fresh: bool, deadline: Deadline | None
+    ) -> Waiter:
         """Arrive, and wait if queued: return the waiter holding its connection."""
         waiter = Waiter(origin)
         waiter.fresh = fresh
@@ -218,7 +232,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
             if to_close:
                 await self._close_connections(to_close)
             if waiter.entry is None:
-                await self._wait(waiter, timeout)
+                await self._wait(waiter, timeout, deadline)
         except BaseException:
             with self._lock:
                 to_close = self._state.cancel(waiter, self._now())
@@ -226,14 +240,19 @@ class AsyncConnectionPool(AsyncRequestInterface):
             raise
         return waiter
 
-    async def _wait(self, waiter: Waiter, timeout: float | None) -> None:
+    async def _wait(self, waiter: Waiter, timeout: float | None, deadline: Deadline | None) -> None:
         event = waiter.event
         assert event is not None
+        by_deadline = False
+        if deadline is not None:
+            timeout, by_deadline = deadline.limit(timeout, PoolTimeout, _WAITING)
         if await event.wait(timeout):
             return
         with self._lock:
             assigned = waiter.entry is not None
         if not assigned:
+            if deadline is not None and by_deadline:
+                raise deadline.error(PoolTimeout, _WAITING)
             raise PoolTimeout(f"No connection became available within {timeout} seconds.")
 
     async def _connect(self, entry: PoolEntry, request: Request) -> None:

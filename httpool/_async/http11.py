@@ -10,6 +10,14 @@ neither side asked to close; anything else (a partly read body, an error,
 ``Connection: close``, a request body the server did not wait for) takes it
 to CLOSED, because the bytes left on the wire make it unusable.
 
+No byte beyond a response ever reaches the next request (response splitting,
+RFC 9112 section 11.1): a response after which h11 or the bypass holds unread
+bytes is not reused, and bytes that reach the stream or the socket later are
+seen by a readability probe before the next request on the connection is
+sent, by the pool's ``is_alive`` or, when the connection went straight to a
+waiting request, by ``handle_async_request`` itself. A head with both
+Transfer-Encoding and Content-Length is refused.
+
 Writes are few: the request head and a bytes body under ``COALESCE_LIMIT`` go
 out in one write; a larger body is written as it is, never copied. Between the
 chunks of a streamed body the connection looks whether the server has
@@ -41,6 +49,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callab
 import h11
 
 from .._backends.base import AsyncNetworkStream
+from .._deadline import deadline_of, start_deadline
 from .._exceptions import (
     H11_RECEIVE_ERRORS,
     H11_SEND_ERRORS,
@@ -54,6 +63,7 @@ from .._http11_events import request_event, response_head
 from .._models import ByteStream, Origin, Request, Response, timeouts
 from .._synchronization import AsyncShieldCancellation, uninterruptible
 from .._trace import NO_TRACE, Trace
+from .deadline_stream import AsyncDeadlineStream
 from .interfaces import AsyncConnectionInterface
 from .upgrade import AsyncHTTP11UpgradeStream
 
@@ -62,6 +72,9 @@ MAX_INCOMPLETE_EVENT_SIZE = 64 * 1024
 # Pieces smaller than this are joined into one write; larger ones are written
 # as they are, because joining would copy the body.
 COALESCE_LIMIT = 64 * 1024
+# A liveness probe this recent (seconds) is not repeated before the request
+# goes out; an older one is (the connection waited in between).
+PROBE_FRESH_FOR = 0.001
 
 _NO_RESPONSE = "Server disconnected without sending a response."
 _HTTP_VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
@@ -138,6 +151,9 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
     ) -> None:
         self._origin = origin
         self._network_stream = stream
+        # What the exchange reads and writes: the stream, or the stream bounded
+        # by the request's total deadline (deadline_stream.py).
+        self._io: AsyncNetworkStream = stream
         # Body reads: the stream's own chunk size if it has one (base.py).
         read_size = getattr(stream, "read_size", READ_SIZE)
         self._body_read_size = read_size if type(read_size) is int and read_size > 0 else READ_SIZE
@@ -146,6 +162,8 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         self._clock = time.monotonic if clock is None else clock
         self._expire_at: float | None = None
         self._state = HTTPConnectionState.NEW
+        # When the pool's liveness probe last found this IDLE connection clean.
+        self._probed_at: float | None = None
         self._request_count = 0
         self._h11 = self._new_parser()
         self._reset_exchange()
@@ -203,11 +221,31 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         state = TRANSITIONS.get((self._state, _E.REQUEST))
         if state is None:
             raise ConnectionNotAvailable()
+        if self._state is _S.IDLE:
+            # Reused. Unless the pool's liveness probe has just looked (it
+            # does when it takes an idle connection, not when it hands one
+            # straight from a closing response to a waiting request), bytes
+            # or an EOF that arrived since would be read as this response.
+            probed_at = self._probed_at
+            self._probed_at = None
+            if (
+                probed_at is None or self._clock() - probed_at > PROBE_FRESH_FOR
+            ) and self._network_stream.get_extra_info("is_readable"):
+                await self._close(_E.CLOSE)
+                raise ConnectionNotAvailable()
         self._state = state
         self._request_count += 1
         self._expire_at = None
         self._reset_exchange()
         _, read_timeout, write_timeout, _ = timeouts(request.extensions)
+        timeout = request.extensions.get("timeout")
+        if timeout and timeout.get("total") is not None:
+            request = start_deadline(request, self._clock)
+            deadline = deadline_of(request)
+            assert deadline is not None
+            self._io = AsyncDeadlineStream(self._network_stream, deadline)
+        else:
+            self._io = self._network_stream
         try:
             write_error = await self._send_request(request, write_timeout)
             async with Trace.start("http11.receive_response_headers", request) as trace:
@@ -220,6 +258,12 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 http_version = _HTTP_VERSIONS.get(event.http_version)
                 if http_version is None:
                     http_version = b"HTTP/" + event.http_version
+                    if not event.http_version.startswith(b"1."):
+                        # HTTP/1.x framing under another major version (HTTP/0.9
+                        # had no status line at all; HTTP/2 and 3 have no text).
+                        raise RemoteProtocolError(
+                            f"Unsupported HTTP version in the response: {http_version.decode()}."
+                        )
                 headers, length = response_head(event)
                 trace.return_value = (http_version, event.status_code, event.reason, headers)
             network_stream = self._network_stream
@@ -317,15 +361,13 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         for piece in pieces:
             if len(piece) >= COALESCE_LIMIT:
                 if batch:
-                    await self._network_stream.write(b"".join(batch), timeout)
+                    await self._io.write(b"".join(batch), timeout)
                     batch = []
-                await self._network_stream.write(piece, timeout)
+                await self._io.write(piece, timeout)
             else:
                 batch.append(piece)
         if batch:
-            await self._network_stream.write(
-                batch[0] if len(batch) == 1 else b"".join(batch), timeout
-            )
+            await self._io.write(batch[0] if len(batch) == 1 else b"".join(batch), timeout)
 
     async def _answered_early(self, write_timeout: float | None) -> bool:
         """Whether the server answered (or hung up) before the upload ended.
@@ -335,7 +377,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         """
         if not self._network_stream.get_extra_info("is_readable"):
             return False
-        data = await self._network_stream.read(READ_SIZE, write_timeout)
+        data = await self._io.read(READ_SIZE, write_timeout)
         if not data:
             self._eof = True
             return True
@@ -391,7 +433,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 if event is not h11.NEED_DATA:
                     return event  # type: ignore[return-value]  # h11's types do not narrow
             ask = True
-            data = b"" if self._eof else await self._network_stream.read(READ_SIZE, timeout)
+            data = b"" if self._eof else await self._io.read(READ_SIZE, timeout)
             if not data:
                 self._eof = True
                 if self._h11.their_state is h11.SEND_RESPONSE:
@@ -460,7 +502,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         if not remaining:
             self._body_complete = True
             return None
-        data = await self._network_stream.read(min(self._body_read_size, remaining), timeout)
+        data = await self._io.read(min(self._body_read_size, remaining), timeout)
         if not data:
             raise RemoteProtocolError(
                 "Server disconnected before the end of the response body: "
@@ -473,7 +515,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
     async def _response_closed(self) -> None:
         if self._state is not HTTPConnectionState.ACTIVE:
             return  # closed under us, e.g. by the pool
-        if self._body_complete and self._reusable:
+        if self._body_complete and self._reusable and not self._unread_bytes():
             if self._direct_remaining is not None:
                 self._h11 = self._new_parser()  # it never saw the body
             else:
@@ -483,6 +525,21 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 self._expire_at = self._clock() + self._keepalive_expiry
         else:
             await self._close(_E.RESPONSE_DONE_CLOSE)
+
+    def _unread_bytes(self) -> bool:
+        """Whether bytes beyond the response are held here: nobody asked for
+        them, and the next request would take them for its response.
+
+        A Content-Length body that bypassed h11 was read to its exact end, and
+        ``_prepare_body`` marked the connection unusable if h11 had buffered
+        more; otherwise h11's buffer must be empty (a HEAD, 204 or 304
+        response "with a body", bytes after the last chunk). What is still in
+        the stream or the socket is the liveness probe's to see, before the
+        next request (``is_alive``, or ``handle_async_request`` itself).
+        """
+        if self._direct_remaining is not None:
+            return bool(self._direct_leftover)
+        return bool(self._h11.trailing_data[0])
 
     async def _close(self, event: ConnectionEvent) -> None:
         self._state = next_state(self._state, event)
@@ -523,7 +580,10 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             return False
         if self._state is HTTPConnectionState.IDLE:
             # Nothing is owed to us while IDLE: readable means EOF or junk.
-            return not self._network_stream.get_extra_info("is_readable")
+            if self._network_stream.get_extra_info("is_readable"):
+                return False
+            self._probed_at = self._clock()
+            return True
         return True
 
     def info(self) -> str:

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import importlib
 import ssl
+import time
 import types
 from collections.abc import Iterable
 
 from .._backends.base import SOCKET_OPTION, NetworkBackend, NetworkStream
 from .._backends.default import default_backend
+from .._deadline import Deadline, deadline_of, start_deadline
 from .._exceptions import (
     CONNECT_ERRORS,
     ConnectError,
@@ -184,23 +186,30 @@ class HTTPConnection(ConnectionInterface):
 
     def _open_stream(self, request: Request, *, offer_h2: bool) -> NetworkStream:
         timeout = get_timeout(request.extensions, "connect")
+        deadline = deadline_of(request)
         delays = (RETRIES_BACKOFF_FACTOR * 2**n for n in range(self._retries))
         while True:
+            limit, by_deadline = _limit(timeout, deadline)
             try:
-                stream = self._connect_once(request, timeout)
+                stream = self._connect_once(request, limit)
                 break
-            except (ConnectError, ConnectTimeout):
+            except (ConnectError, ConnectTimeout) as exc:
+                _raise_if_cut_short(deadline, by_deadline, exc)
                 delay = next(delays, None)
                 if delay is None:
                     raise
+                if deadline is not None:
+                    delay = max(0.0, min(delay, deadline.remaining()))
                 with Trace.start("connection.retry", request, {"delay": delay}):
                     self._network_backend.sleep(delay)
         if self._origin.scheme in _TLS_SCHEMES:
             try:
-                stream = self._start_tls(request, stream, timeout, offer_h2)
-            except BaseException:
+                limit, by_deadline = _limit(timeout, deadline)
+                stream = self._start_tls(request, stream, limit, offer_h2)
+            except BaseException as exc:
                 with ShieldCancellation():
                     stream.close()
+                _raise_if_cut_short(deadline, by_deadline, exc)
                 raise
         return stream
 
@@ -269,6 +278,9 @@ class HTTPConnection(ConnectionInterface):
             raise RuntimeError(
                 f"Attempted to send request to {request.url.origin} on connection to {self._origin}"
             )
+        timeout = request.extensions.get("timeout")
+        if timeout and "total" in timeout:  # used without a pool: the deadline starts here
+            request = start_deadline(request, getattr(self._network_backend, "now", time.monotonic))
         if self._connection is None:
             self.connect(request)
             assert self._connection is not None
@@ -334,3 +346,20 @@ class HTTPConnection(ConnectionInterface):
         traceback: types.TracebackType | None = None,
     ) -> None:
         self.close()
+
+
+_CONNECTING = "connecting"
+
+
+def _limit(timeout: float | None, deadline: Deadline | None) -> tuple[float | None, bool]:
+    """The connect timeout, or what is left of the deadline if that is less
+    (and whether it is); the deadline's ConnectTimeout if nothing is left."""
+    if deadline is None:
+        return timeout, False
+    return deadline.limit(timeout, ConnectTimeout, _CONNECTING)
+
+
+def _raise_if_cut_short(deadline: Deadline | None, by_deadline: bool, exc: BaseException) -> None:
+    """A connect timeout that the deadline set is the deadline's."""
+    if deadline is not None and by_deadline and isinstance(exc, ConnectTimeout):
+        raise deadline.error(ConnectTimeout, _CONNECTING) from exc

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 
 from .._backends.base import SOCKET_OPTION, NetworkBackend
 from .._backends.default import default_backend
+from .._deadline import Deadline, deadline_of, start_deadline
 from .._exceptions import (
     ConnectionNotAvailable,
     PoolTimeout,
@@ -32,7 +33,7 @@ from .._exceptions import (
     RemoteProtocolError,
     WriteError,
 )
-from .._models import ByteStream, Origin, Request, Response, get_timeout
+from .._models import ByteStream, Origin, Request, Response
 from .._stats import PoolStats
 from .._synchronization import (
     PoolLock,
@@ -52,6 +53,7 @@ MAX_UNAVAILABLE_RETRIES = 8
 # before any response byte. Each such connection is closed, and the request
 # prefers a new one; only a failure on a new connection is final.
 MAX_STALE_RETRIES = 8
+_WAITING = "waiting for a connection"
 
 
 class ConnectionPool(RequestInterface):
@@ -168,14 +170,24 @@ class ConnectionPool(RequestInterface):
         connection. Raises ``PoolTimeout`` when no connection came within
         ``timeout["pool"]``, and the connection's errors otherwise (an
         unusable URL was already refused when the ``Request`` was made).
+        With ``timeout["total"]``, the whole request (waiting here, connecting,
+        sending, and the response until it is closed) ends by that deadline,
+        with the timeout of the phase it cut short.
         """
         # The URL was validated when the Request was made (scheme, host, port).
         origin = request.url.origin
-        pool_timeout = get_timeout(request.extensions, "pool")
+        timeout = request.extensions.get("timeout")
+        pool_timeout = None
+        deadline = None
+        if timeout:
+            pool_timeout = timeout.get("pool")
+            if timeout.get("total") is not None:
+                request = start_deadline(request, self._now)
+                deadline = deadline_of(request)
         stale = 0
         unavailable = 0
         while True:
-            waiter = self._acquire(origin, pool_timeout, fresh=stale > 0)
+            waiter = self._acquire(origin, pool_timeout, fresh=stale > 0, deadline=deadline)
             entry = waiter.entry
             assert entry is not None
             connection = entry.connection
@@ -209,7 +221,9 @@ class ConnectionPool(RequestInterface):
             response.stream = PoolByteStream(response.stream, self, entry)
             return response
 
-    def _acquire(self, origin: Origin, timeout: float | None, fresh: bool) -> Waiter:
+    def _acquire(
+        self, origin: Origin, timeout: float | None, fresh: bool, deadline: Deadline | None
+    ) -> Waiter:
         """Arrive, and wait if queued: return the waiter holding its connection."""
         waiter = Waiter(origin)
         waiter.fresh = fresh
@@ -219,7 +233,7 @@ class ConnectionPool(RequestInterface):
             if to_close:
                 self._close_connections(to_close)
             if waiter.entry is None:
-                self._wait(waiter, timeout)
+                self._wait(waiter, timeout, deadline)
         except BaseException:
             with self._lock:
                 to_close = self._state.cancel(waiter, self._now())
@@ -227,14 +241,19 @@ class ConnectionPool(RequestInterface):
             raise
         return waiter
 
-    def _wait(self, waiter: Waiter, timeout: float | None) -> None:
+    def _wait(self, waiter: Waiter, timeout: float | None, deadline: Deadline | None) -> None:
         event = waiter.event
         assert event is not None
+        by_deadline = False
+        if deadline is not None:
+            timeout, by_deadline = deadline.limit(timeout, PoolTimeout, _WAITING)
         if event.wait(timeout):
             return
         with self._lock:
             assigned = waiter.entry is not None
         if not assigned:
+            if deadline is not None and by_deadline:
+                raise deadline.error(PoolTimeout, _WAITING)
             raise PoolTimeout(f"No connection became available within {timeout} seconds.")
 
     def _connect(self, entry: PoolEntry, request: Request) -> None:

@@ -52,8 +52,10 @@ import h2.settings
 import h2.stream
 
 from .._backends.base import NetworkStream
+from .._deadline import Deadline, deadline_of, start_deadline
 from .._exceptions import (
     ConnectionNotAvailable,
+    ConnectTimeout,
     LocalProtocolError,
     ReadError,
     ReadTimeout,
@@ -89,6 +91,11 @@ from .http2_parts import (
     request_headers,
 )
 from .interfaces import ConnectionInterface
+
+# The phases a request's total deadline names (_deadline.py).
+_CONNECTING = "connecting"
+_READING = "reading the response"
+_WRITING = "sending the request"
 
 
 class HTTP2Connection(ConnectionInterface):
@@ -149,6 +156,9 @@ class HTTP2Connection(ConnectionInterface):
             return
         self._connected = True
         timeout = get_timeout(request.extensions, "connect")
+        deadline, by_deadline = deadline_of(request), False
+        if deadline is not None:
+            timeout, by_deadline = deadline.limit(timeout, ConnectTimeout, _CONNECTING)
         with Trace.start("http2.send_connection_init", request):
             with self._state_lock:
                 h2c = self._h2
@@ -179,6 +189,8 @@ class HTTP2Connection(ConnectionInterface):
                 try:
                     self._read_once(timeout)
                 except ReadTimeout:
+                    if deadline is not None and by_deadline:
+                        raise deadline.error(ConnectTimeout, _CONNECTING) from None
                     raise RemoteProtocolError(
                         f"The server sent no HTTP/2 SETTINGS within {timeout} seconds."
                     ) from None
@@ -199,6 +211,9 @@ class HTTP2Connection(ConnectionInterface):
         Otherwise the errors of reading and writing, for this stream only
         unless the connection itself failed.
         """
+        timeout = request.extensions.get("timeout")
+        if timeout and "total" in timeout:  # used without a pool: the deadline starts here
+            request = start_deadline(request, self._clock)
         if not self._connected:
             self.connect(request)
         # Reusing an idle connection: notice a GOAWAY or EOF already sent. Never
@@ -265,6 +280,9 @@ class HTTP2Connection(ConnectionInterface):
 
     def _send_request(self, request: Request, stream_id: int) -> None:
         write_timeout = get_timeout(request.extensions, "write")
+        deadline = deadline_of(request)
+        if deadline is not None:
+            write_timeout = deadline.limit(write_timeout, WriteTimeout, _WRITING)[0]
         with Trace.start("http2.send_request_headers", request):
             self._flush(write_timeout, stream_id)
         if may_send(self._h2, stream_id):
@@ -327,7 +345,7 @@ class HTTP2Connection(ConnectionInterface):
     ) -> tuple[int, list[tuple[bytes, bytes]]]:
         timeout = get_timeout(request.extensions, "read")
         while True:
-            event = self._next_event(stream_id, timeout)
+            event = self._next_event(stream_id, timeout, deadline_of(request))
             if isinstance(event, h2.events.ResponseReceived):
                 break
             if isinstance(event, h2.events.InformationalResponseReceived):
@@ -342,37 +360,48 @@ class HTTP2Connection(ConnectionInterface):
                 headers.append((name, value))
         return status, headers
 
-    def _next_event(self, stream_id: int, timeout: float | None) -> typing.Any:
-        """The next event of ``stream_id``, reading the socket while there is none."""
+    def _next_event(
+        self, stream_id: int, timeout: float | None, deadline: Deadline | None = None
+    ) -> typing.Any:
+        """The next event of ``stream_id``, reading the socket while there is none.
+        Each wait takes at most ``timeout``, and what is left of ``deadline``."""
         stream = self._streams[stream_id]
-        while not stream.events:
-            self._raise_if_failed(stream_id)
-            if self._read_lock.try_acquire():
-                self._read_as_reader(stream, timeout)
-                continue
-            # Another stream is reading. Wait to be woken: by events for this
-            # stream, or by the reader leaving (then this one may read). Not
-            # queueing on the lock: a stream whose events have arrived must
-            # not wait behind streams that are still waiting for theirs.
-            with self._state_lock:
-                if stream.events:
-                    break
-                wakeup = stream.wakeup = Event()
-                self._waiting[stream] = None
-            if self._read_lock.try_acquire():  # the reader left meanwhile
+        read_timeout, by_deadline = timeout, False
+        try:
+            while not stream.events:
+                self._raise_if_failed(stream_id)
+                if deadline is not None:
+                    timeout, by_deadline = deadline.limit(read_timeout, ReadTimeout, _READING)
+                if self._read_lock.try_acquire():
+                    self._read_as_reader(stream, timeout)
+                    continue
+                # Another stream is reading. Wait to be woken: by events for this
+                # stream, or by the reader leaving (then this one may read). Not
+                # queueing on the lock: a stream whose events have arrived must
+                # not wait behind streams that are still waiting for theirs.
                 with self._state_lock:
-                    self._waiting.pop(stream, None)
-                self._read_as_reader(stream, timeout)
-                continue
-            try:
-                woken = wakeup.wait(timeout)
-            except BaseException:
-                self._stop_waiting(stream)  # cancelled
-                raise
-            if not woken:
-                self._stop_waiting(stream)
-                if not stream.events:
-                    raise ReadTimeout(f"No data for this stream within {timeout} seconds.")
+                    if stream.events:
+                        break
+                    wakeup = stream.wakeup = Event()
+                    self._waiting[stream] = None
+                if self._read_lock.try_acquire():  # the reader left meanwhile
+                    with self._state_lock:
+                        self._waiting.pop(stream, None)
+                    self._read_as_reader(stream, timeout)
+                    continue
+                try:
+                    woken = wakeup.wait(timeout)
+                except BaseException:
+                    self._stop_waiting(stream)  # cancelled
+                    raise
+                if not woken:
+                    self._stop_waiting(stream)
+                    if not stream.events:
+                        raise ReadTimeout(f"No data for this stream within {timeout} seconds.")
+        except ReadTimeout as exc:
+            if deadline is not None and by_deadline:
+                raise deadline.error(ReadTimeout, _READING) from exc
+            raise
         event = stream.events.popleft()
         if isinstance(event, BaseException):
             raise event
@@ -414,13 +443,15 @@ class HTTP2Connection(ConnectionInterface):
             stream.wakeup.set()
             stream.wakeup = None
 
-    def _next_body_chunk(self, stream_id: int, timeout: float | None) -> bytes | None:
+    def _next_body_chunk(
+        self, stream_id: int, timeout: float | None, deadline: Deadline | None = None
+    ) -> bytes | None:
         """The next piece of the body of ``stream_id``, or ``None`` at its end.
         Each piece is acknowledged as it is handed over, so the server may
         send more."""
         stream = self._streams[stream_id]
         while True:
-            event = self._next_event(stream_id, timeout)
+            event = self._next_event(stream_id, timeout, deadline)
             if isinstance(event, h2.events.DataReceived):
                 with self._state_lock:
                     self._h2.acknowledge_received_data(event.flow_controlled_length, stream_id)

@@ -19,6 +19,7 @@ import h2.connection
 import h2.events
 import h2.stream
 
+from .._deadline import deadline_of
 from .._http2_headers import CONNECTION_SPECIFIC
 from .._models import Request, get_timeout
 from .._synchronization import Event, ShieldCancellation, uninterruptible
@@ -123,7 +124,15 @@ class HTTP2ResponseStream:
     ``http11.py``.
     """
 
-    __slots__ = ("_connection", "_request", "_state", "_stream_id", "_timeout", "_trace")
+    __slots__ = (
+        "_connection",
+        "_deadline",
+        "_request",
+        "_state",
+        "_stream_id",
+        "_timeout",
+        "_trace",
+    )
 
     # _state: 0 body not started, 1 streaming, 2 body ended or failed, 3 closed.
 
@@ -132,6 +141,7 @@ class HTTP2ResponseStream:
         self._request = request
         self._stream_id = stream_id
         self._timeout = get_timeout(request.extensions, "read")
+        self._deadline = deadline_of(request)
         self._trace = Trace.start("http2.receive_response_body", request)
         self._state = 0
 
@@ -148,7 +158,9 @@ class HTTP2ResponseStream:
             self._state = 1
             self._trace.__enter__()
         try:
-            chunk = self._connection._next_body_chunk(self._stream_id, self._timeout)
+            chunk = self._connection._next_body_chunk(
+                self._stream_id, self._timeout, self._deadline
+            )
         except BaseException as exc:
             self._state = 2
             self._trace.__exit__(type(exc), exc, exc.__traceback__)

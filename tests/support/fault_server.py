@@ -41,7 +41,8 @@ SAFETY_TIMEOUT = 10.0
 
 
 class Step(typing.NamedTuple):
-    """One action of a script: ``send``, ``pause``, ``close``, ``reset``, ``hang``, ``stall``."""
+    """One action of a script: ``send``, ``pause``, ``close``, ``reset``, ``hang``,
+    ``stall``, ``signal``."""
 
     action: str
     data: bytes = b""
@@ -70,6 +71,7 @@ CLOSE = Step("close")  # an orderly close: FIN after what was sent
 RESET = Step("reset")  # SO_LINGER 0 then close: the kernel sends RST
 HANG = Step("hang")  # read and record what comes, answer nothing, until the client leaves
 STALL = Step("stall")  # read nothing, say nothing, until stop(): the client's writes back up
+SIGNAL = Step("signal")  # set ``FaultServer.signalled``: the steps before it are done
 
 
 def response(status: int = 200, body: bytes = b"ok", headers: bytes = b"") -> bytes:
@@ -195,6 +197,7 @@ class FaultServer:
         self.received = bytearray()
         self.connections_accepted = 0
         self.open_connections = 0
+        self.signalled = threading.Event()
         self.port = 0
         self._on_accept = list(on_accept)
         self._lock = threading.Lock()
@@ -320,6 +323,8 @@ class FaultServer:
             elif step.action == "reset":
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 raise _Stopped()  # the close in _connection_thread sends the RST
+            elif step.action == "signal":
+                self.signalled.set()
             elif step.action == "stall":
                 self._stopping.wait()
                 raise _Stopped()
