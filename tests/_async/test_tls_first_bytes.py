@@ -109,11 +109,37 @@ async def test_bytes_before_the_handshake_are_refused_not_dropped(
             if stream.get_extra_info("is_readable"):
                 break
             await backend.sleep(0.01)
-        with pytest.raises(ConnectError):
+        await backend.sleep(0.1)  # asyncio: the loop hands them to the protocol
+        with pytest.raises(ConnectError) as info:
             await stream.start_tls(
                 make_client_context(tls_ca), server_hostname="localhost", timeout=TIMEOUT
             )
+        if "asyncio" in type(stream).__module__:
+            # It holds those bytes itself: it says so rather than drop them.
+            assert "bytes before the TLS handshake" in str(info.value)
         await stream.aclose()
+
+
+async def test_a_write_after_the_peers_close_lets_its_last_bytes_be_read(
+    tls_ca: trustme.CA, tls_certificate: trustme.LeafCert
+) -> None:
+    # An HTTP/2 server's GOAWAY then FIN, while a stream is still being
+    # written: as on a socket, that write does not fail before the bytes
+    # that came before the FIN have been read.
+    backend = async_default_backend()
+    server_context = make_server_context(tls_certificate, alpn=["h2"])
+    with TLSScriptServer(server_context, b"GOAWAY", then="close") as server:
+        tls = await tls_stream(server, tls_ca)
+        try:
+            for _ in range(200):
+                if tls.get_extra_info("is_readable"):
+                    break
+                await backend.sleep(0.01)
+            await backend.sleep(0.1)  # the FIN too, and asyncio's TLS layer acts on it
+            await tls.write(b"a request the server will never read", timeout=TIMEOUT)
+            assert await read_to_eof(tls, 65536) == b"GOAWAY"
+        finally:
+            await tls.aclose()
 
 
 # The mock backend and the stream handed over after a protocol switch.
