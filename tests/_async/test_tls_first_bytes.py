@@ -59,17 +59,23 @@ async def tls_stream(
     return await stream.start_tls(context, server_hostname="localhost", timeout=TIMEOUT)
 
 
+@pytest.mark.parametrize("then", ["close", "tls-close"])
 @pytest.mark.parametrize("read_size", [7, 65536])
 @pytest.mark.parametrize(("mode", "version"), first_bytes_cases())
 async def test_first_bytes_after_the_handshake_arrive(
     mode: str,
     version: str,
     read_size: int,
+    then: str,
     tls_ca: trustme.CA,
     tls_certificate: trustme.LeafCert,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # Then the end: a TCP close, or close_notify too (with WITH_HANDSHAKE, in
+    # the very send that ends the handshake). asyncio is told of that end
+    # before start_tls returns, and must not complain about it.
     server_context = make_server_context(tls_certificate, alpn=["h2"])
-    with TLSScriptServer(server_context, PAYLOAD, mode, then="close") as server:
+    with TLSScriptServer(server_context, PAYLOAD, mode, then=then) as server:
         tls = await tls_stream(server, tls_ca, version)
         try:
             ssl_object = tls.get_extra_info("ssl_object")
@@ -78,6 +84,7 @@ async def test_first_bytes_after_the_handshake_arrive(
             assert await read_to_eof(tls, read_size) == PAYLOAD
         finally:
             await tls.aclose()
+    assert "eof_received" not in caplog.text
 
 
 @pytest.mark.parametrize("mode", [WITH_HANDSHAKE, MANY_SENDS])
