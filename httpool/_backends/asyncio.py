@@ -257,7 +257,13 @@ class AsyncIOStream(AsyncNetworkStream):
             return
         protocol = self._protocol
         if self._closed or protocol.lost or self._transport.is_closing():
-            if self._tls and protocol.eof and protocol.exc is None and protocol.buffered:
+            if (
+                self._tls
+                and not self._closed
+                and protocol.eof
+                and protocol.exc is None
+                and protocol.buffered
+            ):
                 # The peer closed cleanly and what it said last is unread (see
                 # "Invariants"): let the reader find it, as on a socket.
                 return

@@ -20,7 +20,7 @@ from httpool._async.upgrade import AsyncHTTP11UpgradeStream
 from httpool._backends.base import AsyncNetworkStream
 from httpool._backends.default import async_default_backend
 from httpool._backends.mock import AsyncMockBackend, AsyncMockStream
-from httpool._exceptions import ConnectError
+from httpool._exceptions import ConnectError, WriteError
 from httpool._ssl import default_ssl_context
 from tests.support.echo_server import EchoServer
 from tests.support.tls import make_client_context, make_server_context, tls_ca, tls_certificate
@@ -147,6 +147,9 @@ async def test_a_write_after_the_peers_close_lets_its_last_bytes_be_read(
             assert await read_to_eof(tls, 65536) == b"GOAWAY"
         finally:
             await tls.aclose()
+        # Once we have closed it ourselves, unread bytes or not, writes fail.
+        with pytest.raises(WriteError):
+            await tls.write(b"after our own close", timeout=TIMEOUT)
 
 
 # The mock backend and the stream handed over after a protocol switch.

@@ -20,7 +20,7 @@ import trustme
 from httpool._backends.base import NetworkStream
 from httpool._backends.default import default_backend
 from httpool._backends.mock import MockBackend, MockStream
-from httpool._exceptions import ConnectError
+from httpool._exceptions import ConnectError, WriteError
 from httpool._ssl import default_ssl_context
 from httpool._sync.upgrade import HTTP11UpgradeStream
 from tests.support.echo_server import EchoServer
@@ -148,6 +148,9 @@ def test_a_write_after_the_peers_close_lets_its_last_bytes_be_read(
             assert read_to_eof(tls, 65536) == b"GOAWAY"
         finally:
             tls.close()
+        # Once we have closed it ourselves, unread bytes or not, writes fail.
+        with pytest.raises(WriteError):
+            tls.write(b"after our own close", timeout=TIMEOUT)
 
 
 # The mock backend and the stream handed over after a protocol switch.
