@@ -88,6 +88,7 @@ from .http2_parts import (
     HTTP2ResponseStream,
     StreamInbox,
     may_send,
+    preface_answer,
     request_headers,
 )
 from .interfaces import ConnectionInterface
@@ -96,6 +97,12 @@ from .interfaces import ConnectionInterface
 _CONNECTING = "connecting"
 _READING = "reading the response"
 _WRITING = "sending the request"
+
+# How long ``aconnect`` waits for the server's SETTINGS when the request sets
+# no connect timeout. A server that accepted HTTP/2 and says nothing would
+# otherwise hold this request, and every request parked behind the
+# connection, forever; a live server sends SETTINGS right after the handshake.
+SETTINGS_TIMEOUT = 10.0
 
 
 class HTTP2Connection(ConnectionInterface):
@@ -150,7 +157,8 @@ class HTTP2Connection(ConnectionInterface):
         """Send the preface and our SETTINGS, then wait for the server's SETTINGS.
 
         Raises ``RemoteProtocolError`` when the server sends no SETTINGS within
-        ``timeout["connect"]``, closes, or breaks the protocol.
+        ``timeout["connect"]`` (``SETTINGS_TIMEOUT`` when that is None),
+        closes, breaks the protocol, or sends another frame first.
         """
         if self._connected:
             return
@@ -159,6 +167,7 @@ class HTTP2Connection(ConnectionInterface):
         deadline, by_deadline = deadline_of(request), False
         if deadline is not None:
             timeout, by_deadline = deadline.limit(timeout, ConnectTimeout, _CONNECTING)
+        settings_timeout = SETTINGS_TIMEOUT if timeout is None else timeout
         with Trace.start("http2.send_connection_init", request):
             with self._state_lock:
                 h2c = self._h2
@@ -187,17 +196,22 @@ class HTTP2Connection(ConnectionInterface):
         try:
             while not settings.events:
                 try:
-                    self._read_once(timeout)
+                    self._read_once(settings_timeout)
                 except ReadTimeout:
                     if deadline is not None and by_deadline:
                         raise deadline.error(ConnectTimeout, _CONNECTING) from None
                     raise RemoteProtocolError(
-                        f"The server sent no HTTP/2 SETTINGS within {timeout} seconds."
+                        f"The server sent no HTTP/2 SETTINGS within {settings_timeout} seconds."
                     ) from None
                 if self._error is not None:
                     raise self._error
         finally:
             del self._streams[0]
+        first = settings.events[0]
+        if isinstance(first, BaseException):
+            with self._state_lock:
+                self._fail(first)
+            raise first
 
     # ----- requests ---------------------------------------------------------------------
 
@@ -553,11 +567,12 @@ class HTTP2Connection(ConnectionInterface):
                 self._h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
             elif isinstance(event, h2.events.PushedStreamReceived):
                 self._h2.reset_stream(event.pushed_stream_id or 0, REFUSED_STREAM)
-        elif isinstance(event, h2.events.RemoteSettingsChanged):
-            if 0 in self._streams:
-                self._streams[0].events.append(event)
-        elif isinstance(event, h2.events.ConnectionTerminated):
-            self._going_away(event.last_stream_id or 0)
+        else:
+            preface = self._streams.get(0)
+            if preface is not None and not preface.events:
+                preface.events.append(preface_answer(event))
+            if isinstance(event, h2.events.ConnectionTerminated):
+                self._going_away(event.last_stream_id or 0)
 
     def _checked(self, stream_id: int, event: h2.events.Event) -> h2.events.Event | BaseException:
         """``event``, or the error that ends its stream if it carries a malformed
