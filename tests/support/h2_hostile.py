@@ -198,30 +198,37 @@ class HostileConnection(Connection):
         super()._request(stream_id, raw_headers)
 
     def _flush(self) -> bool:
-        if self.flood is None:
-            return super()._flush()
-        self._top_up(self.flood)
-        super()._flush()
-        # Never drained while flooding: the loop keeps waiting for the socket
-        # to take more.
-        self._top_up(self.flood)
-        return False
+        try:
+            if self.flood is None:
+                return super()._flush()
+            self._top_up(self.flood)
+            super()._flush()
+            # Never drained while flooding: the loop keeps waiting for the
+            # socket to take more.
+            self._top_up(self.flood)
+            return False
+        except OSError:
+            # Reset by the client, perhaps just after its GOAWAY: what it
+            # sent before the reset can still be read.
+            self._read_the_rest()
+            raise
+
+    def _read_the_rest(self) -> None:
+        while True:
+            try:
+                data = socket.socket.recv(self.sock, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self._record(data)
 
     def _top_up(self, flood: Flood) -> None:
         while len(self.out) < FLOOD_LOW_WATER:
             self.out += flood(self)
 
     def _receive(self, data: bytes) -> None:
-        record = self.hostility
-        for kind, _, stream_id, payload in self.client_frames.feed(data):
-            with record.lock:
-                if kind == GOAWAY:
-                    last, code = struct.unpack(">II", payload[:8])
-                    record.goaways.append((last & 0x7FFFFFFF, code))
-                elif kind == RST_STREAM:
-                    record.resets.append((stream_id, struct.unpack(">I", payload[:4])[0]))
-                elif kind == HEADERS:
-                    record.streams_opened += 1
+        self._record(data)
         if self.deaf:
             return
         self.last_activity = time.monotonic()
@@ -235,6 +242,18 @@ class HostileConnection(Connection):
             return
         for event in events:
             self._handle(event)
+
+    def _record(self, data: bytes) -> None:
+        record = self.hostility
+        for kind, _, stream_id, payload in self.client_frames.feed(data):
+            with record.lock:
+                if kind == GOAWAY:
+                    last, code = struct.unpack(">II", payload[:8])
+                    record.goaways.append((last & 0x7FFFFFFF, code))
+                elif kind == RST_STREAM:
+                    record.resets.append((stream_id, struct.unpack(">I", payload[:4])[0]))
+                elif kind == HEADERS:
+                    record.streams_opened += 1
 
     # Helpers for attacks.
 
@@ -263,6 +282,7 @@ def _flooding(chunk: bytes, *, head: bool = False) -> Callable[[HostileConnectio
             )
         data = chunk.replace(b"{sid}", stream_id.to_bytes(4, "big")) * max(1, 16384 // len(chunk))
         connection.flood = lambda _: data
+        connection.deaf = True  # it only floods now; reading is recording
         return True
 
     return attack
@@ -301,6 +321,7 @@ def _continuation_flood(size: int) -> Callable[[HostileConnection, int], bool]:
         connection.send_raw(frame(HEADERS, 0, stream_id, block))  # no END_HEADERS
         filler = frame(CONTINUATION, 0, stream_id, b"\x00" * size)
         connection.flood = lambda _: filler
+        connection.deaf = True
         return True
 
     return attack
@@ -477,7 +498,7 @@ ATTACKS: dict[str, Attack] = {
     "window-update-on-idle-stream": Attack(
         on_request=_raw(lambda c, s: window_update_frame(s + 2, 1))
     ),
-    "data-on-closed-stream": Attack(on_request=_raw(_data_on_closed_stream), after=1),
+    "data-on-closed-stream": Attack(on_request=_raw_then_answer(_data_on_closed_stream), after=1),
     "push-promise": Attack(on_request=_raw(_push_promise)),
     # Resets and GOAWAY.
     "reset-every-stream": Attack(on_request=_reset, streams=5),
