@@ -86,6 +86,11 @@ class ConnectionNotAvailable(HttpoolError):
     """Internal: the connection cannot take this request; the pool retries elsewhere."""
 
 
+class StreamRefused(ConnectionNotAvailable):
+    """Internal: the server refused the stream (HTTP/2 REFUSED_STREAM) without
+    processing it; the pool retries on another connection, or after a backoff."""
+
+
 # The tables the backends use. Order matters: the first matching entry wins,
 # so the timeouts come before the OSError catch-all they subclass.
 CONNECT_ERRORS: ExceptionMapping = {

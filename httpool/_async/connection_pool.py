@@ -16,6 +16,7 @@ is a no-op here and a ``threading.Lock`` in the generated sync pool.
 
 from __future__ import annotations
 
+import random
 import ssl
 import time
 import types
@@ -30,6 +31,7 @@ from .._exceptions import (
     PoolTimeout,
     ReadError,
     RemoteProtocolError,
+    StreamRefused,
     WriteError,
 )
 from .._models import ByteStream, Origin, Request, Response
@@ -48,6 +50,13 @@ _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE
 # How often a request goes elsewhere because its connection could not take
 # it (an HTTP/2 GOAWAY or refused stream: never processed, so always safe).
 MAX_UNAVAILABLE_RETRIES = 8
+# A stream the server refused (HTTP/2 REFUSED_STREAM: not processed) goes at
+# once to another connection of its origin that has a free slot; without one
+# it waits this long, doubled at each refusal (with jitter) up to the maximum,
+# and then takes any connection. No connection is opened for it: a server
+# that refuses streams is usually busy, and a new connection costs it more.
+REFUSED_BACKOFF = 0.05
+REFUSED_BACKOFF_MAX = 1.0
 # How often a request goes again after a *reused* connection turned out dead
 # before any response byte. Each such connection is closed, and the request
 # prefers a new one; only a failure on a new connection is final.
@@ -185,8 +194,12 @@ class AsyncConnectionPool(AsyncRequestInterface):
                 deadline = deadline_of(request)
         stale = 0
         unavailable = 0
+        refused = 0
+        avoid: PoolEntry | None = None
         while True:
-            waiter = await self._acquire(origin, pool_timeout, fresh=stale > 0, deadline=deadline)
+            waiter = await self._acquire(
+                origin, pool_timeout, fresh=stale > 0, deadline=deadline, avoid=avoid
+            )
             entry = waiter.entry
             assert entry is not None
             connection = entry.connection
@@ -202,11 +215,16 @@ class AsyncConnectionPool(AsyncRequestInterface):
                 await self._release(entry)
                 if isinstance(exc, ConnectionNotAvailable):
                     unavailable += 1
-                    if unavailable <= MAX_UNAVAILABLE_RETRIES:
-                        continue
-                    raise RemoteProtocolError(
-                        f"No connection took the request in {unavailable} attempts."
-                    ) from exc
+                    refused += isinstance(exc, StreamRefused)
+                    if unavailable > MAX_UNAVAILABLE_RETRIES:
+                        raise RemoteProtocolError(
+                            f"No connection took the request in {unavailable} attempts"
+                            f" ({refused} refused by the server with REFUSED_STREAM)."
+                        ) from exc
+                    if isinstance(exc, StreamRefused):
+                        avoid = entry
+                        await self._after_refusal(origin, entry, refused)
+                    continue
                 if (
                     waiter.connect
                     or stale >= MAX_STALE_RETRIES
@@ -221,11 +239,17 @@ class AsyncConnectionPool(AsyncRequestInterface):
             return response
 
     async def _acquire(
-        self, origin: Origin, timeout: float | None, fresh: bool, deadline: Deadline | None
+        self,
+        origin: Origin,
+        timeout: float | None,
+        fresh: bool,
+        deadline: Deadline | None,
+        avoid: PoolEntry | None = None,
     ) -> Waiter:
         """Arrive, and wait if queued: return the waiter holding its connection."""
         waiter = Waiter(origin)
         waiter.fresh = fresh
+        waiter.avoid = avoid
         try:
             with self._lock:
                 to_close = self._state.arrive(waiter, self._now())
@@ -244,6 +268,15 @@ class AsyncConnectionPool(AsyncRequestInterface):
             await self._close_connections(to_close)
             raise
         return waiter
+
+    async def _after_refusal(self, origin: Origin, entry: PoolEntry, refused: int) -> None:
+        """Back off before a refused request goes again, unless another
+        connection of its origin has a free slot for it now."""
+        with self._lock:
+            elsewhere = self._state.has_other_spare(origin, entry)
+        if not elsewhere:
+            delay = min(REFUSED_BACKOFF * 2 ** (refused - 1), REFUSED_BACKOFF_MAX)
+            await self._network_backend.sleep(delay * (0.5 + random.random() / 2))
 
     async def _wait(self, waiter: Waiter, timeout: float | None, deadline: Deadline | None) -> None:
         event = waiter.event

@@ -74,21 +74,20 @@ from .._synchronization import (
 from .._trace import Trace
 from .http2_parts import (
     CANCEL,
-    CONNECTION_WINDOW,
     HEADER_EVENTS,
-    MAX_FRAME_SIZE,
     PROTOCOL_ERROR,
     READ_SIZE,
     REFUSED_STREAM,
     STREAM_EVENTS,
-    STREAM_WINDOW,
     AsyncHTTP2ResponseStream,
     ClientH2,
     ConnectionState,
     StreamInbox,
+    describe,
     may_send,
     preface_answer,
     request_headers,
+    reset_error,
 )
 from .interfaces import AsyncConnectionInterface
 
@@ -139,6 +138,8 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self._request_count = 0
         self._idle_since = self._clock()
         self._socket_closed = False
+        # A connection error of the server's: h2 has queued our GOAWAY (RFC 9113 5.4.1).
+        self._goaway_owed = False
 
     @property
     def request_count(self) -> int:
@@ -169,26 +170,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         settings_timeout = SETTINGS_TIMEOUT if timeout is None else timeout
         async with Trace.start("http2.send_connection_init", request):
             with self._state_lock:
-                h2c = self._h2
-                h2c.local_settings = h2.settings.Settings(
-                    client=True,
-                    initial_values={
-                        h2.settings.SettingCodes.ENABLE_PUSH: 0,
-                        h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
-                        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-                        # Fewer, larger DATA frames from servers that send what we allow.
-                        h2.settings.SettingCodes.MAX_FRAME_SIZE: MAX_FRAME_SIZE,
-                        h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 65536,
-                    },
-                )
-                # The preface must not carry settings h2 does not know we sent.
-                del h2c.local_settings[h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL]
-                h2c.initiate_connection()
-                # h2 would only raise its frame limit once the server acknowledges
-                # our SETTINGS, and checks it per read: a read holding the ACK and
-                # a larger frame after it would fail. Accepting early is harmless.
-                h2c.max_inbound_frame_size = MAX_FRAME_SIZE
-                h2c.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+                self._h2.start()
             await self._flush(timeout)
         settings = StreamInbox()
         self._streams[0] = settings
@@ -319,6 +301,8 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                     frame_size = self._h2.max_outbound_frame_size
                     for start in range(0, end, frame_size):
                         self._h2.send_data(stream_id, view[start : min(start + frame_size, end)])
+                    # The server's WINDOW_UPDATEs for this are not a flood.
+                    self._h2.idle_frames = 0
                 view = view[end:]
                 await self._flush(timeout, stream_id)
         with self._state_lock:
@@ -357,12 +341,9 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self, request: Request, stream_id: int
     ) -> tuple[int, list[tuple[bytes, bytes]]]:
         timeout = get_timeout(request.extensions, "read")
-        while True:
-            event = await self._next_event(stream_id, timeout, deadline_of(request))
-            if isinstance(event, h2.events.ResponseReceived):
-                break
-            if isinstance(event, h2.events.InformationalResponseReceived):
-                continue
+        # 1xx heads are not queued (see _dispatch); h2 allows nothing else first.
+        event = await self._next_event(stream_id, timeout, deadline_of(request))
+        if not isinstance(event, h2.events.ResponseReceived):
             raise RemoteProtocolError(f"HTTP/2 stream {stream_id} ended without a response")
         status = 0
         headers = []
@@ -471,8 +452,9 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                     pending = self._h2.has_output()
                 if pending:
                     await self._flush(timeout)
-                if event.data:
-                    return event.data
+                data = event.data
+                # Merged pieces (StreamInbox.add_data) are a bytearray.
+                return data if type(data) is bytes else bytes(data)
             elif isinstance(event, h2.events.TrailersReceived):
                 stream.trailers.extend(event.headers)
             elif isinstance(event, h2.events.StreamEnded):
@@ -523,6 +505,11 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         try:
             data = await self._network_stream.read(READ_SIZE, timeout)
         except ReadTimeout:
+            if self._h2.mid_frame():
+                # Stalled inside a frame: whatever comes next cannot be read
+                # as frames by anyone, so the connection is of no further use.
+                with self._state_lock:
+                    self._fail(RemoteProtocolError("The server stopped in mid-frame."))
             raise
         except Exception as exc:
             with self._state_lock:
@@ -535,7 +522,10 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             try:
                 events = self._h2.receive_data(data)
             except h2.exceptions.ProtocolError as exc:
-                self._fail(RemoteProtocolError(str(exc) or type(exc).__name__))
+                # Owed to the server before closing (RFC 9113 5.4.1); aclose sends it.
+                self._h2.last_words(int(exc.error_code or PROTOCOL_ERROR))
+                self._goaway_owed = True
+                self._fail(RemoteProtocolError(describe(exc)))
                 return
             for event in events:
                 self._dispatch(event)
@@ -547,19 +537,24 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         if stream_id:
             stream = self._streams.get(stream_id)
             if isinstance(event, h2.events.StreamReset):
-                exc: BaseException
-                if event.error_code == REFUSED_STREAM:
-                    exc = ConnectionNotAvailable()
-                else:
-                    exc = RemoteProtocolError(
-                        f"The server reset HTTP/2 stream {stream_id} ({event.error_code!r})."
-                    )
                 if stream is not None:
-                    stream.events.append(exc)
+                    stream.events.append(reset_error(event))
                     self._wake(stream)
             elif stream is not None:
-                if isinstance(event, STREAM_EVENTS):
-                    stream.events.append(self._checked(stream_id, event))
+                if type(event) is h2.events.DataReceived:
+                    if not stream.add_data(event):
+                        # Padding only: nothing to hand over, the window it took comes back.
+                        if event.flow_controlled_length:
+                            self._h2.acknowledge_received_data(
+                                event.flow_controlled_length, stream_id
+                            )
+                        return
+                    self._wake(stream)
+                elif isinstance(event, STREAM_EVENTS):
+                    checked = self._checked(stream_id, event)
+                    if type(checked) is h2.events.InformationalResponseReceived:
+                        return  # not handed over: a flood of them must not pile up
+                    stream.events.append(checked)
                     self._wake(stream)
             elif isinstance(event, h2.events.DataReceived):
                 # A stream we gave up on: hand its bytes back to the connection window.
@@ -660,7 +655,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             if was_open and self._connected:
                 with contextlib.suppress(h2.exceptions.ProtocolError):
                     self._h2.close_connection()
-            data = self._h2.take_output() if was_open else b""
+            data = self._h2.take_output() if was_open or self._goaway_owed else b""
         with AsyncShieldCancellation():
             if data:
                 with contextlib.suppress(Exception):  # closing anyway

@@ -116,6 +116,7 @@ class Waiter:
     """One request waiting for, or just given, a connection."""
 
     __slots__ = (
+        "avoid",
         "connect",
         "entry",
         "error",
@@ -130,6 +131,9 @@ class Waiter:
     def __init__(self, origin: Origin) -> None:
         self.origin = origin
         self.entry: PoolEntry | None = None
+        # A retry after a refused stream: another connection with a free
+        # slot is taken before this one, when the origin has one.
+        self.avoid: PoolEntry | None = None
         # True when the waiter must establish ``entry`` itself.
         self.connect = False
         self.event: Event | None = None
@@ -218,7 +222,7 @@ class PoolState:
         if waiter.fresh and self._can_open(o):
             self._open(o, waiter)
         elif o.spare:
-            self._assign(waiter, _first(o.spare))
+            self._assign(waiter, self._spare(o, waiter.avoid))
         elif o.idle and self._take_idle(o, waiter):
             pass
         elif o.pending:
@@ -319,6 +323,13 @@ class PoolState:
 
     # ----- queries ------------------------------------------------------------
 
+    def has_other_spare(self, origin: Origin, entry: PoolEntry) -> bool:
+        """Whether ``origin`` has a connection with a free slot other than ``entry``."""
+        o = self._origins.get(origin)
+        if o is None or not o.spare:
+            return False
+        return self._spare(o, entry) is not entry
+
     def stats(self) -> PoolStats:
         return PoolStats(
             connections=len(self.entries),
@@ -386,6 +397,16 @@ class PoolState:
         return len(self.entries) < self._max_connections and (
             self._max_per_origin is None or o.count < self._max_per_origin
         )
+
+    @staticmethod
+    def _spare(o: OriginState, avoid: PoolEntry | None) -> PoolEntry:
+        """A connection of ``o`` with a free slot (``o.spare`` is not empty),
+        other than ``avoid`` when there is another. Looks at two at most."""
+        spare = iter(o.spare)
+        entry: PoolEntry = next(spare)
+        if entry is avoid:
+            entry = next(spare, entry)
+        return entry
 
     def _take_idle(self, o: OriginState, waiter: Waiter) -> bool:
         """Give the most recently used idle connection that passes the

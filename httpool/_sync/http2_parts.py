@@ -2,7 +2,8 @@
 """The pieces of the HTTP/2 connection that are not the connection itself.
 
 What lives here: the settings we send, h2's client state machine with the
-workaround for python-hyper/h2#1181 (``ClientH2``), the per-stream inbox
+workaround for python-hyper/h2#1181 and the limits that h2 lacks against a
+hostile server (``ClientH2``, see its docstring), the per-stream inbox
 (``StreamInbox``), the response body (``AsyncHTTP2ResponseStream``) and the
 translation of a ``Request`` into HTTP/2 header fields. ``http2.py`` holds the
 connection, its locks and its reader.
@@ -17,10 +18,14 @@ import typing
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
+import h2.frame_buffer
+import h2.settings
 import h2.stream
+from hyperframe.frame import ContinuationFrame, GoAwayFrame
 
 from .._deadline import deadline_of
-from .._exceptions import RemoteProtocolError
+from .._exceptions import RemoteProtocolError, StreamRefused
 from .._http2_headers import CONNECTION_SPECIFIC
 from .._models import Request, get_timeout
 from .._synchronization import Event, ShieldCancellation, uninterruptible
@@ -37,6 +42,16 @@ MAX_FRAME_SIZE = 256 * 1024
 REFUSED_STREAM = 7
 CANCEL = 8
 PROTOCOL_ERROR = 1
+# Frames in a row that carry nothing for any stream (PING, SETTINGS, empty
+# DATA, WINDOW_UPDATE, PRIORITY, 1xx heads, unknown types, frames on reset
+# streams) before the server is taken for a flood. A server answering our
+# uploads with WINDOW_UPDATE is not: each DATA frame we send starts a new count.
+MAX_IDLE_FRAMES = 10_000
+# The largest header block (HEADERS and its CONTINUATION frames, still
+# compressed) we buffer: twice what our SETTINGS_MAX_HEADER_LIST_SIZE allows
+# once decoded, which no honest encoder exceeds.
+MAX_HEADER_LIST_SIZE = 65536
+MAX_HEADER_BLOCK = 2 * MAX_HEADER_LIST_SIZE
 # What a request's HTTP/1.1 headers lose in HTTP/2: the connection-specific
 # fields (RFC 9113 section 8.2.2), and Host, which becomes :authority.
 HOP_BY_HOP = CONNECTION_SPECIFIC | {b"host"}
@@ -77,10 +92,64 @@ class ConnectionState(enum.Enum):
     CLOSED = "closed"
 
 
+# Events that carry something for a stream (a DataReceived only when not empty).
+_PROGRESS = frozenset(
+    (
+        h2.events.ResponseReceived,
+        h2.events.DataReceived,
+        h2.events.TrailersReceived,
+        h2.events.StreamEnded,
+        h2.events.StreamReset,
+    )
+)
+
+
+class _FrameBuffer(h2.frame_buffer.FrameBuffer):
+    """h2's frame splitter, refusing an overlong frame as soon as its header
+    arrives (h2 buffers all of it first: up to 16 MiB) and a header block
+    larger than ``MAX_HEADER_BLOCK`` (h2 allows 64 CONTINUATION frames of
+    any size allowed)."""
+
+    def __init__(self) -> None:
+        super().__init__(server=False)
+        self._header_block = 0
+
+    def __next__(self) -> typing.Any:
+        if len(self._data) >= 9:
+            self._validate_frame_length(int.from_bytes(self._data[:3], "big"))
+        return super().__next__()
+
+    def _update_header_buffer(self, f: typing.Any) -> typing.Any:
+        if type(f) is ContinuationFrame and self._headers_buffer:
+            if len(self._headers_buffer) == 1:
+                self._header_block = len(self._headers_buffer[0].data)
+            self._header_block += len(f.data)
+            if self._header_block > MAX_HEADER_BLOCK:
+                raise h2.exceptions.DenialOfServiceError(
+                    f"The server sent a header block larger than {MAX_HEADER_BLOCK} bytes."
+                )
+        return super()._update_header_buffer(f)
+
+    def mid_frame(self) -> bool:
+        """Whether part of a frame or of a header block is waiting for the rest."""
+        return bool(self._data or self._headers_buffer)
+
+
 class ClientH2(h2.connection.H2Connection):
-    """h2's client connection, working around h2#1181: h2 moves its state machine
-    to CLOSED on a received GOAWAY and would then reject the frames of the
-    streams the server promised to finish, and it drops pending output."""
+    """h2's client connection, with what h2 lacks against a hostile server.
+
+    h2#1181: h2 moves its state machine to CLOSED on a received GOAWAY and
+    would then reject the frames of the streams the server promised to
+    finish, and it drops pending output; undone here.
+
+    Limits, each a connection error (h2 queues a GOAWAY naming it): more than
+    ``MAX_IDLE_FRAMES`` frames in a row that carry nothing for any stream
+    (ENHANCE_YOUR_CALM), a frame longer than we allow (FRAME_SIZE_ERROR, at
+    its header), a header block over ``MAX_HEADER_BLOCK`` bytes
+    (ENHANCE_YOUR_CALM), HEADERS on an even stream (the server may open none:
+    pushes are off) and RST_STREAM on a stream never opened (PROTOCOL_ERROR,
+    RFC 9113 5.1; h2 lets both pass).
+    """
 
     def __init__(self) -> None:
         # Our request headers are validated when the Request is built, and
@@ -98,6 +167,76 @@ class ClientH2(h2.connection.H2Connection):
         )
         super().__init__(config=config)
         self.held_output = b""
+        self.incoming_buffer: _FrameBuffer = _FrameBuffer()
+        # Frames since the last one that carried something for a stream.
+        self.idle_frames = 0
+
+    def _receive_frame(self, frame: typing.Any) -> typing.Any:
+        events = super()._receive_frame(frame)
+        for event in events:
+            if type(event) in _PROGRESS and (
+                type(event) is not h2.events.DataReceived or event.data
+            ):
+                self.idle_frames = 0
+                return events
+        self.idle_frames += 1
+        if self.idle_frames > MAX_IDLE_FRAMES:
+            raise h2.exceptions.DenialOfServiceError(
+                f"The server sent {MAX_IDLE_FRAMES} HTTP/2 frames in a row that carried"
+                " nothing for any stream (a flood)."
+            )
+        return events
+
+    def _receive_headers_frame(self, frame: typing.Any) -> typing.Any:
+        if not frame.stream_id & 1:
+            raise h2.exceptions.ProtocolError(
+                f"The server sent HEADERS on stream {frame.stream_id}, which it may not open."
+            )
+        return super()._receive_headers_frame(frame)
+
+    def _receive_rst_stream_frame(self, frame: typing.Any) -> typing.Any:
+        stream_id = frame.stream_id
+        if not stream_id & 1 or stream_id > self.highest_outbound_stream_id:
+            raise h2.exceptions.ProtocolError(
+                f"The server reset stream {stream_id}, which was never opened."
+            )
+        return super()._receive_rst_stream_frame(frame)
+
+    def start(self) -> None:
+        """Queue the connection preface and our SETTINGS."""
+        codes = h2.settings.SettingCodes
+        self.local_settings = h2.settings.Settings(
+            client=True,
+            initial_values={
+                codes.ENABLE_PUSH: 0,
+                codes.MAX_CONCURRENT_STREAMS: 100,
+                codes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+                # Fewer, larger DATA frames from servers that send what we allow.
+                codes.MAX_FRAME_SIZE: MAX_FRAME_SIZE,
+                codes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
+            },
+        )
+        # The preface must not carry settings h2 does not know we sent.
+        del self.local_settings[codes.ENABLE_CONNECT_PROTOCOL]
+        self.initiate_connection()
+        # h2 would only raise its frame limit once the server acknowledges
+        # our SETTINGS, and checks it per read: a read holding the ACK and
+        # a larger frame after it would fail. Accepting early is harmless.
+        self.max_inbound_frame_size = MAX_FRAME_SIZE
+        self.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+
+    def mid_frame(self) -> bool:
+        """Whether a frame (or header block) has begun to arrive and not ended."""
+        return self.incoming_buffer.mid_frame()
+
+    def last_words(self, error_code: int) -> None:
+        """After a connection error of the server's: of everything queued to
+        send, keep only a GOAWAY naming the error (acknowledgements of the
+        flood that caused it would only delay it)."""
+        self.data_to_send()
+        frame = GoAwayFrame(0, last_stream_id=self.highest_inbound_stream_id)
+        frame.error_code = error_code
+        self.held_output = frame.serialize()
 
     def _receive_goaway_frame(self, frame: typing.Any) -> typing.Any:
         state = self.state_machine.state
@@ -119,6 +258,11 @@ class ClientH2(h2.connection.H2Connection):
         return data
 
 
+# Events queued on a stream past which small DATA pieces are merged, and how large.
+_MERGE_AFTER = 64
+_MERGED_SIZE = 65536
+
+
 class StreamInbox:
     """What arrived for one stream and not yet consumed."""
 
@@ -130,6 +274,28 @@ class StreamInbox:
         self.wakeup: Event | None = None
         self.events: collections.deque[h2.events.Event | BaseException] = collections.deque()
         self.trailers: list[tuple[bytes, bytes]] = []
+
+    def add_data(self, event: h2.events.DataReceived) -> bool:
+        """Queue a DATA event; False (not queued) when it holds no data. Once
+        the reader is behind, small pieces are merged into the last one
+        queued, so that a server sending one-byte frames cannot make us hold
+        an event object per byte of window."""
+        data = event.data
+        if not data:
+            return False
+        events = self.events
+        if len(events) >= _MERGE_AFTER:
+            last = events[-1]
+            if type(last) is h2.events.DataReceived and len(last.data) + len(data) <= _MERGED_SIZE:
+                merged: typing.Any = last.data
+                if type(merged) is not bytearray:
+                    merged = bytearray(merged)
+                merged += data
+                last.data = merged
+                last.flow_controlled_length += event.flow_controlled_length
+                return True
+        events.append(event)
+        return True
 
 
 class HTTP2ResponseStream:
@@ -232,3 +398,23 @@ def may_send(connection: h2.connection.H2Connection, stream_id: int) -> bool:
 
 
 _SENDING = frozenset((h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE))
+
+
+def reset_error(event: h2.events.StreamReset) -> BaseException:
+    """What a stream reset by the server (or by h2 for the server's fault) raises."""
+    code = event.error_code
+    if event.remote_reset and code == REFUSED_STREAM:
+        return StreamRefused()
+    if event.remote_reset:
+        return RemoteProtocolError(f"The server reset HTTP/2 stream {event.stream_id} ({code!r}).")
+    return RemoteProtocolError(
+        f"HTTP/2 stream {event.stream_id} was reset for the server's error ({code!r})."
+    )
+
+
+def describe(exc: h2.exceptions.ProtocolError) -> str:
+    """The message of a connection error h2 found (some carry only a stream id)."""
+    stream_id = getattr(exc, "stream_id", None)
+    if stream_id is not None:
+        return f"The server sent a frame on HTTP/2 stream {stream_id}, which is not open."
+    return str(exc) or type(exc).__name__

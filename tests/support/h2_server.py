@@ -107,6 +107,9 @@ class H2Server:
         idle_timeout: send GOAWAY(last stream, NO_ERROR) and close a
             connection that had no open stream and received nothing for this
             many seconds.
+        connection_factory: makes the object serving each accepted socket
+            (``Connection`` or a subclass, e.g. the hostile connections of
+            ``tests/support/h2_hostile.py``).
     """
 
     def __init__(
@@ -118,6 +121,7 @@ class H2Server:
         stall_uploads: bool = False,
         goaway_after: int | None = None,
         idle_timeout: float | None = None,
+        connection_factory: Callable[[H2Server, socket.socket, int], Connection] = Connection,
     ) -> None:
         self.ssl_context = ssl_context
         self.max_concurrent_streams = max_concurrent_streams
@@ -125,6 +129,7 @@ class H2Server:
         self.stall_uploads = stall_uploads
         self.goaway_after = goaway_after
         self.idle_timeout = idle_timeout
+        self.connection_factory = connection_factory
         self.port = 0
         # Set by the TLS fixtures: a client context trusting the server, no ALPN.
         self.client_ssl_context: ssl.SSLContext | None = None
@@ -216,7 +221,7 @@ class H2Server:
                 continue
             with self.lock:
                 self.connections_accepted += 1
-                connection = Connection(self, sock, self.connections_accepted)
+                connection = self.connection_factory(self, sock, self.connections_accepted)
                 thread = threading.Thread(target=connection.run, name="h2-server-conn", daemon=True)
                 self._connections[connection] = thread
             thread.start()
