@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from httpool import _models
+from httpool import ConnectionPool, MockBackend, _models
 from httpool._exceptions import LocalProtocolError, UnsupportedProtocol
 from httpool._models import (
     URL,
@@ -249,9 +249,28 @@ def test_request_argument_types() -> None:
         Request("GET", 42)  # type: ignore[arg-type]
 
 
-def test_request_rejects_proxy_scheme() -> None:
-    with pytest.raises(UnsupportedProtocol, match="'socks5://'"):
-        Request("GET", "socks5://proxy:1080/")
+@pytest.mark.parametrize(
+    ("url", "error", "match"),
+    [
+        ("socks5://proxy:1080/", UnsupportedProtocol, "'socks5://'"),
+        ("invalid://example.org/", UnsupportedProtocol, "'invalid://'"),
+        ("://example.org/", UnsupportedProtocol, "missing an 'http://'"),
+        ("http://", LocalProtocolError, "host is empty"),
+        (URL(scheme="http", host="a", port=70000), LocalProtocolError, "port"),
+    ],
+)
+def test_request_unsendable_url_fails_when_sent(
+    url: str | URL, error: type[Exception], match: str
+) -> None:
+    # Built without complaint (as in httpcore; httpx builds requests outside
+    # its exception mapping), refused by the pool before any connection exists.
+    request = Request("GET", url)
+    backend = MockBackend([])
+    with ConnectionPool(network_backend=backend) as pool:
+        with pytest.raises(error, match=match):
+            pool.handle_request(request)
+        assert backend.connects == 0
+        assert pool.stats().connections == 0
 
 
 def test_request_target_extension() -> None:
