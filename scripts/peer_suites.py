@@ -34,11 +34,33 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SUITES = {"httpx": "httpx-0.28.1", "httpcore": "httpcore-1.0.9"}
 
 ALIAS_PLUGIN = '''\
-"""Loaded with -p before the suite's conftest: httpcore is httpool from here on."""
+"""Loaded with -p before the suite's conftest: httpcore is httpool from here on.
+
+A finder first on sys.meta_path answers every later import of httpcore with
+httpool too, so a test that drops httpcore from sys.modules and imports it
+again (httpx's test_httpcore_lazy_loading) gets httpool, not the real one.
+"""
+import importlib.abc
+import importlib.util
 import sys
 
 import httpool
 
+
+class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        if name == "httpcore":
+            return importlib.util.spec_from_loader(name, self)
+        return None
+
+    def create_module(self, spec):
+        return httpool
+
+    def exec_module(self, module):
+        pass
+
+
+sys.meta_path.insert(0, _Alias())
 sys.modules["httpcore"] = httpool
 '''
 

@@ -32,7 +32,15 @@ from .._exceptions import (
     RemoteProtocolError,
     WriteError,
 )
-from .._models import ByteStream, Origin, Request, Response, get_timeout
+from .._models import (
+    REQUEST_SCHEMES,
+    ByteStream,
+    Origin,
+    Request,
+    Response,
+    get_timeout,
+    unsupported_protocol,
+)
 from .._stats import PoolStats
 from .._synchronization import (
     PoolLock,
@@ -166,11 +174,14 @@ class ConnectionPool(RequestInterface):
 
         The response body is unread; closing the response releases the
         connection. Raises ``PoolTimeout`` when no connection came within
-        ``timeout["pool"]``, and the connection's errors otherwise (an
-        unusable URL was already refused when the ``Request`` was made).
+        ``timeout["pool"]``, UnsupportedProtocol or LocalProtocolError for a URL
+        it cannot send to, and the connection's errors otherwise.
         """
-        # The URL was validated when the Request was made (scheme, host, port).
+        # Raises for a URL without an origin (no or unknown scheme, no host, a
+        # port out of range): httpcore accepts those when a URL is built.
         origin = request.url.origin
+        if origin.scheme not in REQUEST_SCHEMES:
+            raise unsupported_protocol(origin.scheme)
         pool_timeout = get_timeout(request.extensions, "pool")
         stale = 0
         unavailable = 0
