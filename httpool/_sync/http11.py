@@ -46,7 +46,6 @@ from .._exceptions import (
     H11_RECEIVE_ERRORS,
     H11_SEND_ERRORS,
     ConnectionNotAvailable,
-    HttpoolError,
     RemoteProtocolError,
     WriteError,
     translate,
@@ -214,10 +213,13 @@ class HTTP11Connection(ConnectionInterface):
             with Trace.start("http11.receive_response_headers", request) as trace:
                 try:
                     event = self._receive_response_head(read_timeout)
-                except HttpoolError:
+                except RemoteProtocolError as exc:
                     if write_error is not None and not self._response_started:
-                        raise write_error from None
-                    raise
+                        # The server hung up mid-upload without a word: as in
+                        # httpcore, that it never answered is what the caller
+                        # learns (and a retry may follow), the write error is the cause.
+                        raise RemoteProtocolError(_NO_RESPONSE) from write_error
+                    raise exc
                 http_version = _HTTP_VERSIONS.get(event.http_version)
                 if http_version is None:
                     http_version = b"HTTP/" + event.http_version

@@ -328,3 +328,45 @@ def test_max_connections_per_origin() -> None:
         ]
         assert min(per_origin) >= 1 and max(per_origin) <= 2
         assert pool.stats().queued == 0
+
+
+class HangUpMidUploadStream(httpool.MockStream):
+    """Answers the first request; then the server is gone: the next write
+    fails and the read that follows finds the connection closed."""
+
+    def __init__(self) -> None:
+        super().__init__([OK])
+        self.writes = 0
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.writes += 1
+        if self.writes > 1:
+            raise httpool.WriteError("Broken pipe")
+        super().write(buffer, timeout)
+
+
+class TwoStreamBackend(httpool.MockBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened: list[httpool.MockStream] = [
+            HangUpMidUploadStream(),
+            httpool.MockStream([OK]),
+        ]
+
+    def connect_tcp(self, *args: object, **kwargs: object) -> httpool.MockStream:
+        return self.opened.pop(0)
+
+
+@pytest.mark.parametrize(("method", "retried"), [("PUT", True), ("POST", False)])
+def test_write_failure_without_response_follows_the_retry_rule(method: str, retried: bool) -> None:
+    backend = TwoStreamBackend()
+    with ConnectionPool(network_backend=backend) as pool:
+        assert (pool.request(method, "http://example.com/", content=b"a")).status == 200
+        if retried:
+            response = pool.request(method, "http://example.com/", content=b"b")
+            assert response.content == b"Hello, world!"
+            assert pool.stats().opened == 2
+        else:
+            with pytest.raises(httpool.RemoteProtocolError, match="without sending a response"):
+                pool.request(method, "http://example.com/", content=b"b")
+        pool.check_invariants()

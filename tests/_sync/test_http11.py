@@ -367,12 +367,24 @@ def test_response_after_a_write_error_is_returned() -> None:
     assert conn.is_closed()
 
 
-def test_write_error_without_a_response_is_raised() -> None:
+def test_write_error_without_a_response_is_a_disconnect() -> None:
+    # As in httpcore: the server went away without answering.
     stream = WriteFailingStream([], 0)
     conn = HTTP11Connection(ORIGIN, stream)
-    with pytest.raises(httpool.WriteError):
+    with pytest.raises(httpool.RemoteProtocolError) as info:
         conn.request("POST", URL, content=b"x" * 10)
+    assert str(info.value) == "Server disconnected without sending a response."
+    assert isinstance(info.value.__cause__, httpool.WriteError)
     assert conn.is_closed() and stream.closed
+    assert not conn.response_started  # so the pool's retry rule applies
+
+
+def test_write_error_then_reset_raises_the_read_error() -> None:
+    stream = WriteFailingStream([httpool.ReadError("Connection reset")], 0)
+    conn = HTTP11Connection(ORIGIN, stream)
+    with pytest.raises(httpool.ReadError):
+        conn.request("POST", URL, content=b"x" * 10)
+    assert conn.is_closed()
 
 
 def test_protocol_switch_hands_over_the_stream() -> None:
