@@ -11,7 +11,9 @@ closed); after a failed connect, a closed one.
 
 HTTP/2 is offered only when asked for and when ``http2.py`` (the sibling
 module, with its ``h2`` dependency) can be imported; a server that picks
-``h2`` all the same is a protocol error. This module knows nothing of the
+``h2`` all the same gets HTTP/2 if ``h2`` is installed (as in httpcore), else
+a protocol error. Connect failures, TLS handshakes included, are retried
+``retries`` times. This module knows nothing of the
 pool; it makes no I/O outside ``aconnect``, requests and ``aclose``.
 """
 
@@ -120,8 +122,8 @@ class HTTPConnection(ConnectionInterface):
 
         Raises ``UnsupportedProtocol`` for a scheme other than http, https, ws
         and wss, ``ConnectError`` / ``ConnectTimeout`` when every attempt
-        failed, ``RemoteProtocolError`` when the server picked a protocol that
-        was not offered, and ``ConnectionNotAvailable`` after a failed connect
+        failed, ``RemoteProtocolError`` when the server picked HTTP/2 and h2 is
+        not installed, and ``ConnectionNotAvailable`` after a failed connect
         or a close.
         """
         if self._connection is not None:
@@ -166,8 +168,11 @@ class HTTPConnection(ConnectionInterface):
         else:
             alpn = None if self._http1 else "h2"  # prior knowledge
         if alpn == "h2":
+            # Not offered (http2=False) yet selected: speak it if h2 is there, as
+            # httpcore does (a scripted mock stream does this; a TLS server may not).
+            http2_module = http2_module or _http2_module()
             if http2_module is None:
-                raise RemoteProtocolError("The server selected HTTP/2, which was not offered.")
+                raise RemoteProtocolError("The server selected HTTP/2, which is not installed.")
             connection: ConnectionInterface = http2_module.HTTP2Connection(
                 origin=self._origin,
                 stream=stream,
@@ -187,14 +192,19 @@ class HTTPConnection(ConnectionInterface):
         delays = (RETRIES_BACKOFF_FACTOR * 2**n for n in range(self._retries))
         while True:
             try:
-                stream = self._connect_once(request, timeout)
-                break
+                # A failed TLS handshake is retried too, as in httpcore.
+                return self._connect_once_with_tls(request, timeout, offer_h2)
             except (ConnectError, ConnectTimeout):
                 delay = next(delays, None)
                 if delay is None:
                     raise
                 with Trace.start("connection.retry", request, {"delay": delay}):
                     self._network_backend.sleep(delay)
+
+    def _connect_once_with_tls(
+        self, request: Request, timeout: float | None, offer_h2: bool
+    ) -> NetworkStream:
+        stream = self._connect_once(request, timeout)
         if self._origin.scheme in _TLS_SCHEMES:
             try:
                 stream = self._start_tls(request, stream, timeout, offer_h2)
