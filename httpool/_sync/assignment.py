@@ -386,7 +386,8 @@ class PoolState:
                 self._bypasses += 1
                 self._assign(mine, entry)
                 return
-        if head is not None:
+        if head is not None or self._keepalive_expiry == 0:
+            # keepalive_expiry=0: no connection is ever kept idle (httpcore's rule).
             self._remove(entry, close=True)
             return
         entry.idle_since = now
@@ -399,8 +400,9 @@ class PoolState:
         o = entry.origin
         while entry.in_use < entry.capacity and o.waiters:
             self._assign(_first(o.waiters), entry)
-        if entry.in_use == 0 and self._queue:
-            # Idle while other origins wait for room: make room.
+        if entry.in_use == 0 and (self._queue or self._keepalive_expiry == 0):
+            # Idle while other origins wait for room: make room. (Or idle
+            # with keepalive_expiry=0, which keeps no connection idle.)
             self._remove(entry, close=True)
             return
         if entry.in_use >= entry.capacity:

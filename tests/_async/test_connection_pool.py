@@ -373,3 +373,19 @@ async def test_write_failure_without_response_follows_the_retry_rule(
             with pytest.raises(httpool.RemoteProtocolError, match="without sending a response"):
                 await pool.request(method, "http://example.com/", content=b"b")
         pool.check_invariants()
+
+
+async def test_zero_keepalive_expiry_closes_at_response_close() -> None:
+    backend = AsyncMockBackend([OK, OK])
+    async with AsyncConnectionPool(keepalive_expiry=0.0, network_backend=backend) as pool:
+        async with pool.stream("GET", "https://example.com/") as response:
+            assert len(pool.connections) == 1
+            await response.aread()
+        assert pool.connections == []
+        assert backend.streams[0].closed
+        stats = pool.stats()
+        assert stats.connections == 0 and stats.closed == 1
+        # The next request opens a new connection, and closes it likewise.
+        assert (await pool.request("GET", "https://example.com/")).status == 200
+        assert pool.connections == [] and pool.stats().opened == 2
+        pool.check_invariants()

@@ -370,3 +370,19 @@ def test_write_failure_without_response_follows_the_retry_rule(method: str, retr
             with pytest.raises(httpool.RemoteProtocolError, match="without sending a response"):
                 pool.request(method, "http://example.com/", content=b"b")
         pool.check_invariants()
+
+
+def test_zero_keepalive_expiry_closes_at_response_close() -> None:
+    backend = MockBackend([OK, OK])
+    with ConnectionPool(keepalive_expiry=0.0, network_backend=backend) as pool:
+        with pool.stream("GET", "https://example.com/") as response:
+            assert len(pool.connections) == 1
+            response.read()
+        assert pool.connections == []
+        assert backend.streams[0].closed
+        stats = pool.stats()
+        assert stats.connections == 0 and stats.closed == 1
+        # The next request opens a new connection, and closes it likewise.
+        assert (pool.request("GET", "https://example.com/")).status == 200
+        assert pool.connections == [] and pool.stats().opened == 2
+        pool.check_invariants()
