@@ -243,7 +243,10 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 },
             )
         except BaseException:
-            await self._close(_E.ERROR)
+            # Traced as httpcore does, so that a trace ends the same way.
+            with AsyncShieldCancellation():
+                async with Trace.start("http11.response_closed", request, {}):
+                    await self._close(_E.ERROR)
             raise
 
     async def _send_request(self, request: Request, timeout: float | None) -> WriteError | None:
@@ -602,5 +605,5 @@ class AsyncHTTP11ResponseStream:
             return
         # A cancelled trace callback must not leave the connection ACTIVE.
         with AsyncShieldCancellation():
-            async with Trace.start("http11.response_closed", self._request):
+            async with Trace.start("http11.response_closed", self._request, {}):
                 await self._connection._response_closed()

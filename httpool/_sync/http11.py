@@ -244,7 +244,10 @@ class HTTP11Connection(ConnectionInterface):
                 },
             )
         except BaseException:
-            self._close(_E.ERROR)
+            # Traced as httpcore does, so that a trace ends the same way.
+            with ShieldCancellation():
+                with Trace.start("http11.response_closed", request, {}):
+                    self._close(_E.ERROR)
             raise
 
     def _send_request(self, request: Request, timeout: float | None) -> WriteError | None:
@@ -601,5 +604,5 @@ class HTTP11ResponseStream:
             return
         # A cancelled trace callback must not leave the connection ACTIVE.
         with ShieldCancellation():
-            with Trace.start("http11.response_closed", self._request):
+            with Trace.start("http11.response_closed", self._request, {}):
                 self._connection._response_closed()
