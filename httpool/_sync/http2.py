@@ -199,6 +199,11 @@ class HTTP2Connection(ConnectionInterface):
         Otherwise the errors of reading and writing, for this stream only
         unless the connection itself failed.
         """
+        origin = request.url.origin
+        if origin is not self._origin and origin != self._origin:
+            raise RuntimeError(
+                f"Attempted to send request to {origin} on connection to {self._origin}"
+            )
         if not self._connected:
             self.connect(request)
         # Reusing an idle connection: notice a GOAWAY or EOF already sent. Never
@@ -420,7 +425,14 @@ class HTTP2Connection(ConnectionInterface):
         send more."""
         stream = self._streams[stream_id]
         while True:
-            event = self._next_event(stream_id, timeout)
+            try:
+                event = self._next_event(stream_id, timeout)
+            except ConnectionNotAvailable:
+                # A GOAWAY below this stream after its head arrived: too late
+                # to send it elsewhere (the caller has the response).
+                raise RemoteProtocolError(
+                    "The server went away (GOAWAY) before the end of the response."
+                ) from None
             if isinstance(event, h2.events.DataReceived):
                 with self._state_lock:
                     self._h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
