@@ -536,7 +536,9 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         return f"{str(self._origin)!r}, HTTP/1.1, {state}, Request Count: {count}"
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} [{self.info()}]>"
+        # httpcore's: without the protocol, which the class name says.
+        state, count = self._state.name, self._request_count
+        return f"<{type(self).__name__} [{str(self._origin)!r}, {state}, Request Count: {count}]>"
 
     async def __aenter__(self) -> AsyncHTTP11Connection:
         return self

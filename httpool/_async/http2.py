@@ -663,11 +663,11 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         return self._state is ConnectionState.ACTIVE
 
     def info(self) -> str:
+        # httpcore's wording: IDLE when no stream is open (a GOAWAY shows as GOING_AWAY).
         state = self._state.name
-        return (
-            f"{str(self._origin)!r}, HTTP/2, {state}, Request Count: {self._request_count}, "
-            f"Streams: {len(self._streams)}"
-        )
+        if self._state is ConnectionState.ACTIVE and not self._streams:
+            state = "IDLE"
+        return f"{str(self._origin)!r}, HTTP/2, {state}, Request Count: {self._request_count}"
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.info()}]>"

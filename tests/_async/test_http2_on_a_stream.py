@@ -34,6 +34,7 @@ async def test_requests_on_a_given_stream() -> None:
         assert response.status == 200 and response.content == b"Hello, world!"
         assert response.extensions["http_version"] == b"HTTP/2"
         assert conn.is_available()
+        assert conn.info() == "'https://example.com:443', HTTP/2, IDLE, Request Count: 1"
     assert stream.closed
 
 
