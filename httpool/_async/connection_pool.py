@@ -290,10 +290,12 @@ class AsyncConnectionPool(AsyncRequestInterface):
         await self.aclose()
 
     def __repr__(self) -> str:
+        # httpcore's wording (a connection being opened counts as active);
+        # stats() has the finer counts.
         s = self.stats()
         return (
             f"<{type(self).__name__} [Requests: {s.streams_in_use} active, {s.queued} queued"
-            f" | Connections: {s.active} active, {s.idle} idle, {s.connecting} connecting]>"
+            f" | Connections: {s.active} active, {s.idle} idle]>"
         )
 
 

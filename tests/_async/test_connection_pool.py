@@ -389,3 +389,13 @@ async def test_zero_keepalive_expiry_closes_at_response_close() -> None:
         assert (await pool.request("GET", "https://example.com/")).status == 200
         assert pool.connections == [] and pool.stats().opened == 2
         pool.check_invariants()
+
+
+async def test_repr_is_httpcores() -> None:
+    async with AsyncConnectionPool(network_backend=AsyncMockBackend([OK])) as pool:
+        async with pool.stream("GET", "http://example.com/"):
+            assert repr(pool) == (
+                f"<{type(pool).__name__} [Requests: 1 active, 0 queued"
+                " | Connections: 1 active, 0 idle]>"
+            )
+        assert repr(pool).endswith("[Requests: 0 active, 0 queued | Connections: 0 active, 1 idle]>")
