@@ -393,7 +393,8 @@ async def test_zero_keepalive_expiry_closes_at_response_close() -> None:
 
 async def test_repr_is_httpcores() -> None:
     async with AsyncConnectionPool(network_backend=AsyncMockBackend([OK])) as pool:
-        async with pool.stream("GET", "http://example.com/"):
+        async with pool.stream("GET", "http://example.com/") as response:
+            await response.aread()
             assert repr(pool) == (
                 f"<{type(pool).__name__} [Requests: 1 active, 0 queued"
                 " | Connections: 1 active, 0 idle]>"

@@ -390,7 +390,8 @@ def test_zero_keepalive_expiry_closes_at_response_close() -> None:
 
 def test_repr_is_httpcores() -> None:
     with ConnectionPool(network_backend=MockBackend([OK])) as pool:
-        with pool.stream("GET", "http://example.com/"):
+        with pool.stream("GET", "http://example.com/") as response:
+            response.read()
             assert repr(pool) == (
                 f"<{type(pool).__name__} [Requests: 1 active, 0 queued"
                 " | Connections: 1 active, 0 idle]>"
