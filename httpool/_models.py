@@ -100,7 +100,7 @@ def enforce_url(value: URL | bytes | str, *, name: str) -> URL:
                 _ = parsed.origin  # built now, so that every copy shares it
                 _parsed_urls[value] = parsed
         return URL(parsed)
-    raise TypeError(f"{name} must be a URL, bytes or str, but got {type(value).__name__}.")
+    raise TypeError(f"{name} must be a URL, bytes, or str, but got {type(value).__name__}.")
 
 
 def _header_name(key: bytes | str) -> bytes:
@@ -135,7 +135,9 @@ def enforce_headers(value: HeaderTypes, *, name: str, validate: bool = True) -> 
     elif isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray)):
         items = value
     else:
-        raise TypeError(f"{name} must be a mapping or list of pairs, not {type(value).__name__}.")
+        raise TypeError(
+            f"{name} must be a mapping or sequence of two-tuples, but got {type(value).__name__}."
+        )
     headers: Headers = []
     append = headers.append
     for item in items:

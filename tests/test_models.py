@@ -245,8 +245,13 @@ def test_request_invalid_methods(method: str | bytes) -> None:
 def test_request_argument_types() -> None:
     with pytest.raises(TypeError):
         Request(None, "http://a/")  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
+    # httpcore's wording, word for word.
+    with pytest.raises(TypeError) as info:
         Request("GET", 42)  # type: ignore[arg-type]
+    assert str(info.value) == "url must be a URL, bytes, or str, but got int."
+    with pytest.raises(TypeError) as info:
+        Request("GET", "http://a/", headers=123)  # type: ignore[arg-type]
+    assert str(info.value) == "headers must be a mapping or sequence of two-tuples, but got int."
 
 
 @pytest.mark.parametrize(

@@ -283,3 +283,13 @@ def test_ipv6_helper_matches_stdlib() -> None:
     # The round-trip strategy relies on compressed IPv6 text being accepted as is.
     address = ipaddress.IPv6Address("2001:db8::1")
     assert URL(f"http://[{address.compressed}]/").host == address.compressed.encode()
+
+
+def test_non_ascii_url_string_is_encoded_not_refused() -> None:
+    # Decided: where httpcore raises TypeError, httpool encodes as a browser
+    # does (README, deliberate differences): UTF-8, host IDNA, the rest %-escaped.
+    url = URL("https://B\u00fccher.example/\u263a?q=\u00e9")
+    assert url.host == b"xn--bcher-kva.example"
+    assert url.target == b"/%E2%98%BA?q=%C3%A9"
+    assert bytes(url) == b"https://xn--bcher-kva.example/%E2%98%BA?q=%C3%A9"
+    assert URL(scheme="https", host="example.com", target="/\u263a").target == b"/%E2%98%BA"
