@@ -59,7 +59,7 @@ _EXCEPTIONS: dict[type[HttpoolError], type[httpx.TransportError]] = {
 def httpx_exception(exc: HttpoolError) -> httpx.TransportError:
     """The httpx exception for ``exc``: that of its most specific mapped class."""
     for cls in type(exc).__mro__:
-        mapped = _EXCEPTIONS.get(cls)  # type: ignore[call-overload]
+        mapped = _EXCEPTIONS.get(cls)
         if mapped is not None:
             return mapped(str(exc))
     raise AssertionError("unreachable: HttpoolError is mapped")  # pragma: no cover

@@ -11,12 +11,13 @@ httpool.
     python scripts/peer_suites.py --suite httpcore -- -k http11
     python scripts/peer_suites.py --compare            # what fails only on httpool
 
-The suites need their own test dependencies (uvicorn, trustme, chardet, anyio, ...); by
-default they run in ``/work/venv-peers`` (``--python`` to choose another interpreter, one
-with httpx 0.28.1 and httpcore 1.0.9 installed: httpcore's own modules are never imported
-when aliased, but the baseline needs them). The sdists are downloaded into ``--sdists``
-when missing. Nothing is sent anywhere but 127.0.0.1, except by the few tests of the
-suites that need the internet (they fail, and are listed as such).
+The suites need their own test dependencies (uvicorn, trustme, chardet 5, anyio,
+pytest-trio, pytest-httpbin, ...), which ``nox -s peer_suites`` installs; ``--python``
+picks another interpreter that has them (and httpx 0.28.1 and httpcore 1.0.9: httpcore's
+own modules are never imported when aliased, but the baseline needs them). The sdists are
+downloaded into ``--sdists`` when missing. Nothing is sent anywhere but 127.0.0.1,
+except by the few tests of the suites that need the internet (they fail, and are listed
+as such).
 """
 
 from __future__ import annotations
@@ -73,8 +74,16 @@ def ensure_sdist(sdists: pathlib.Path, name: str, python: str) -> pathlib.Path:
     if not archive.exists():
         project, version = name.rsplit("-", 1)
         subprocess.run(
-            [python, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-            + [f"{project}=={version}", "-d", str(sdists)],
+            [
+                python,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                *[f"{project}=={version}", "-d", str(sdists)],
+            ],
             check=True,
         )
     with tarfile.open(archive) as tar:
@@ -139,8 +148,8 @@ def summary(results: dict[str, str]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", choices=[*SUITES, "both"], default="both")
-    parser.add_argument("--python", default="/work/venv-peers/bin/python")
-    parser.add_argument("--sdists", type=pathlib.Path, default=pathlib.Path("/tmp/sdists"))
+    parser.add_argument("--python", default=sys.executable, help="runs the suites")
+    parser.add_argument("--sdists", type=pathlib.Path, default=ROOT / ".peer_suites" / "sdists")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / ".peer_suites")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--real", action="store_true", help="run on the real httpcore")

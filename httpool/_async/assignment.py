@@ -59,12 +59,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .._logging import DEBUG, POOL_LEVELS, pool_log
-
 from .._models import Origin
 from .._stats import PoolStats
 from .._synchronization import AsyncEvent
 from .interfaces import AsyncConnectionInterface
-
 
 _MAKE_ROOM = "the pool is full and a request for another origin needs room"
 _NO_IDLE = "keepalive_expiry=0 keeps no connection idle"

@@ -399,4 +399,5 @@ async def test_repr_is_httpcores() -> None:
                 f"<{type(pool).__name__} [Requests: 1 active, 0 queued"
                 " | Connections: 1 active, 0 idle]>"
             )
-        assert repr(pool).endswith("[Requests: 0 active, 0 queued | Connections: 0 active, 1 idle]>")
+        idle = "[Requests: 0 active, 0 queued | Connections: 0 active, 1 idle]>"
+        assert repr(pool).endswith(idle)

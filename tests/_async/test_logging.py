@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from httpool import AsyncConnectionPool, AsyncMockBackend, Request
+from httpool import AsyncConnectionPool, AsyncMockBackend, PoolTimeout, Request
 from httpool._trace import NO_TRACE, Trace
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, world!"
@@ -77,10 +77,13 @@ async def test_pool_decisions_say_why(caplog: pytest.LogCaptureFixture) -> None:
 async def test_a_queued_request_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="httpool.connection_pool")
     backend = AsyncMockBackend(reply=OK)
-    async with AsyncConnectionPool(network_backend=backend, max_connections=1) as pool:
-        async with pool.stream("GET", "http://a.example/"):
-            with pytest.raises(Exception, match="within 0"):
-                await pool.request("GET", "http://b.example/", extensions={"timeout": {"pool": 0}})
+    extensions = {"timeout": {"pool": 0}}
+    async with (
+        AsyncConnectionPool(network_backend=backend, max_connections=1) as pool,
+        pool.stream("GET", "http://a.example/"),
+    ):
+        with pytest.raises(PoolTimeout):
+            await pool.request("GET", "http://b.example/", extensions=extensions)
     assert "queued: a request for http://b.example:80 (the pool is full)" in _records(
         caplog, "httpool.connection_pool"
     )

@@ -42,7 +42,7 @@ def test_requests_on_a_given_stream() -> None:
 def test_request_to_another_origin_is_refused() -> None:
     stream = MockStream([])
     with HTTP2Connection(origin=ORIGIN, stream=stream) as conn:
-        with pytest.raises(RuntimeError, match="other.com"):
+        with pytest.raises(RuntimeError, match=r"other\.com"):
             conn.request("GET", "https://other.com/")
         assert stream.written == []  # refused before any byte
 

@@ -115,5 +115,5 @@ def test_early_response_is_read_through_httpx(server: HTTPServer) -> None:
 
 def test_proxy_needs_httpool_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(httpool, "Proxy", raising=False)
-    with pytest.raises(NotImplementedError, match="httpool.Proxy"):
+    with pytest.raises(NotImplementedError, match=r"httpool\.Proxy"):
         httpool.httpx.HTTPTransport(proxy="http://127.0.0.1:8080")

@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from httpool import ConnectionPool, MockBackend, Request
+from httpool import ConnectionPool, MockBackend, PoolTimeout, Request
 from httpool._trace import NO_TRACE, Trace
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, world!"
@@ -76,10 +76,13 @@ def test_pool_decisions_say_why(caplog: pytest.LogCaptureFixture) -> None:
 def test_a_queued_request_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="httpool.connection_pool")
     backend = MockBackend(reply=OK)
-    with ConnectionPool(network_backend=backend, max_connections=1) as pool:
-        with pool.stream("GET", "http://a.example/"):
-            with pytest.raises(Exception, match="within 0"):
-                pool.request("GET", "http://b.example/", extensions={"timeout": {"pool": 0}})
+    extensions = {"timeout": {"pool": 0}}
+    with (
+        ConnectionPool(network_backend=backend, max_connections=1) as pool,
+        pool.stream("GET", "http://a.example/"),
+    ):
+        with pytest.raises(PoolTimeout):
+            pool.request("GET", "http://b.example/", extensions=extensions)
     assert "queued: a request for http://b.example:80 (the pool is full)" in _records(
         caplog, "httpool.connection_pool"
     )
