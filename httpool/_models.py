@@ -24,7 +24,7 @@ from collections.abc import (
 )
 from typing import Any, TypeAlias, cast
 
-from ._exceptions import LocalProtocolError, UnsupportedProtocol
+from ._exceptions import ConnectError, LocalProtocolError, UnsupportedProtocol
 from ._validation import check_timeout, normalize_host
 
 HeaderTypes: TypeAlias = (
@@ -266,7 +266,8 @@ class URL:
     What httpcore accepts when a URL is built, httpool accepts too: a missing
     or unknown scheme, an empty host, a port part out of range. Such a URL
     can be built and printed, but has no ``origin``: asking for it (as
-    sending a request does) raises UnsupportedProtocol or LocalProtocolError.
+    sending a request does) raises UnsupportedProtocol, LocalProtocolError
+    or ConnectError.
     So the error surfaces where the request is sent, inside whatever
     exception mapping the caller has there (httpx builds its URLs outside it).
     """
@@ -342,8 +343,9 @@ class URL:
     def origin(self) -> Origin:
         """The ``Origin`` of this URL, built on first use and then kept.
 
-        Raises UnsupportedProtocol for a missing or unknown scheme, and
-        LocalProtocolError for an empty host or a port outside 0-65535.
+        Raises UnsupportedProtocol for a missing or unknown scheme,
+        LocalProtocolError for an empty host, and ConnectError for a port
+        outside 0-65535 (as connecting to it does in httpcore).
         """
         origin = self._origin
         if origin is None:
@@ -356,7 +358,8 @@ class URL:
             if port is None:
                 port = default
             elif not 0 <= port <= 65535:
-                raise LocalProtocolError(f"Invalid URL: port {port} is not in 0-65535.")
+                # What connecting to it would raise (httpcore's error, and so httpx's).
+                raise ConnectError(f"Invalid URL: port {port} is not in 0-65535.")
             origin = self._origin = Origin(self.scheme, self.host, port)
         return origin
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from httpool import ConnectionPool, MockBackend, _models
-from httpool._exceptions import LocalProtocolError, UnsupportedProtocol
+from httpool._exceptions import ConnectError, LocalProtocolError, UnsupportedProtocol
 from httpool._models import (
     URL,
     ByteStream,
@@ -261,7 +261,7 @@ def test_request_argument_types() -> None:
         ("invalid://example.org/", UnsupportedProtocol, "'invalid://'"),
         ("://example.org/", UnsupportedProtocol, "missing an 'http://'"),
         ("http://", LocalProtocolError, "host is empty"),
-        (URL(scheme="http", host="a", port=70000), LocalProtocolError, "port"),
+        (URL(scheme="http", host="a", port=70000), ConnectError, "port"),
     ],
 )
 def test_request_unsendable_url_fails_when_sent(

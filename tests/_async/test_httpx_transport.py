@@ -95,6 +95,8 @@ async def test_errors_are_httpx_errors(server: HTTPServer) -> None:
         # Refused when sent, inside the mapping (httpx builds the URL outside it).
         with pytest.raises(httpx.UnsupportedProtocol):
             await client.get("invalid://example.org/")
+        with pytest.raises(httpx.ConnectError):  # as httpcore, which tries to connect
+            await client.get(httpx.URL(server.url).copy_with(port=123456))
         with pytest.raises(httpx.ReadTimeout):
             await client.get(server.url + "/slow?delay=5", timeout=httpx.Timeout(5, read=0.2))
         # Hold the only connection: the next request waits for it, then gives up.
