@@ -212,13 +212,13 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             async with Trace.start("http11.receive_response_headers", request) as trace:
                 try:
                     event = await self._receive_response_head(read_timeout)
-                except RemoteProtocolError as exc:
+                except RemoteProtocolError:
                     if write_error is not None and not self._response_started:
                         # The server hung up mid-upload without a word: as in
                         # httpcore, that it never answered is what the caller
                         # learns (and a retry may follow), the write error is the cause.
                         raise RemoteProtocolError(_NO_RESPONSE) from write_error
-                    raise exc
+                    raise
                 http_version = _HTTP_VERSIONS.get(event.http_version)
                 if http_version is None:
                     http_version = b"HTTP/" + event.http_version
