@@ -193,6 +193,31 @@ def instructions(session: nox.Session) -> None:
     session.run("python", "scripts/instructions_compare.py", *session.posargs)
 
 
+@nox.session
+def peer_suites(session: nox.Session) -> None:
+    """httpx 0.28.1's and httpcore 1.0.9's own released test suites, unchanged,
+    with ``httpcore`` aliased to httpool (not in CI): ``scripts/peer_suites.py``.
+    ``nox -s peer_suites -- --compare -v`` also runs them on the real httpcore
+    and lists what fails only on httpool; ``-- --suite httpcore -- -k http11``."""
+    session.install("-e", ".[http2,trio]")
+    session.install(
+        # The suites' own test requirements (their requirements.txt, pinned as
+        # they pin them where it changes outcomes: chardet).
+        "httpx[brotli,cli,http2,socks,zstd]==0.28.1",
+        "httpcore[http2,socks,trio]==1.0.9",
+        "pytest",
+        "pytest-trio",
+        "pytest-httpbin",
+        "anyio",
+        "trio",
+        "trustme",
+        "uvicorn",
+        "chardet==5.2.0",
+        "cryptography",
+    )
+    session.run("python", "scripts/peer_suites.py", "--python", "python", *session.posargs)
+
+
 def _install_peers(session: nox.Session) -> None:
     session.install("-e", ".[http2,trio]")
     session.install(

@@ -42,6 +42,7 @@ REPLACEMENTS = {
     "_async": "_sync",
     "aclose": "close",
     "aconnect": "connect",
+    "aiter_bytes": "iter_bytes",
     "aiter_stream": "iter_stream",
     "aread": "read",
     "asynccontextmanager": "contextmanager",

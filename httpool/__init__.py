@@ -7,6 +7,7 @@ from ._async.connection_pool import AsyncConnectionPool as AsyncConnectionPool
 from ._async.http11 import AsyncHTTP11Connection as AsyncHTTP11Connection
 from ._async.interfaces import AsyncConnectionInterface as AsyncConnectionInterface
 from ._backends.auto import AutoBackend as AutoBackend
+from ._backends.base import SOCKET_OPTION as SOCKET_OPTION
 from ._backends.base import AsyncNetworkBackend as AsyncNetworkBackend
 from ._backends.base import AsyncNetworkStream as AsyncNetworkStream
 from ._backends.base import NetworkBackend as NetworkBackend
@@ -45,6 +46,37 @@ from ._sync.interfaces import ConnectionInterface as ConnectionInterface
 
 __version__ = "0.1.0"
 
+# Names whose modules import an optional library (h2, trio) or are rarely
+# needed: resolved on first use, so that `import httpool` needs neither.
+_LAZY = {
+    "AsyncHTTP2Connection": "._async.http2",
+    "HTTP2Connection": "._sync.http2",
+    "AsyncIOBackend": "._backends.asyncio",
+    "TrioBackend": "._backends.trio",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'httpool' has no attribute {name!r}")
+    import importlib
+
+    try:
+        value = getattr(importlib.import_module(module, __name__), name)
+    except ImportError as exc:
+        extra = "http2" if "http2" in module else "trio"
+        raise ImportError(
+            f"httpool.{name} needs the {extra!r} extra: pip install httpool[{extra}]"
+        ) from exc
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
 __all__ = [
     # Top-level API
     "request",
@@ -58,6 +90,8 @@ __all__ = [
     "HTTPConnection",
     "HTTP11Connection",
     "ConnectionInterface",
+    "AsyncHTTP2Connection",
+    "HTTP2Connection",
     "PoolStats",
     # Models
     "URL",
@@ -71,6 +105,9 @@ __all__ = [
     "NetworkStream",
     "AutoBackend",
     "SyncBackend",
+    "AsyncIOBackend",
+    "TrioBackend",
+    "SOCKET_OPTION",
     "AsyncMockBackend",
     "AsyncMockStream",
     "MockBackend",

@@ -73,11 +73,11 @@ class BenchConfig:
 def check_url(url: str) -> None:
     """Reject a URL the pool could never send, before any worker starts.
 
-    Raises the error ``httpool.URL`` raises for it (``UnsupportedProtocol``,
+    Raises the error sending to it would raise (``UnsupportedProtocol``,
     ``LocalProtocolError``), and ``UnsupportedProtocol`` for a scheme other
     than http or https.
     """
-    scheme = URL(url).scheme
+    scheme = URL(url).origin.scheme
     if scheme not in (b"http", b"https"):
         raise UnsupportedProtocol(
             f"URL {url!r}: the load generator speaks http and https, not {scheme.decode()!r}"

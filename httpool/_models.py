@@ -24,7 +24,7 @@ from collections.abc import (
 )
 from typing import Any, TypeAlias, cast
 
-from ._exceptions import LocalProtocolError, UnsupportedProtocol
+from ._exceptions import ConnectError, LocalProtocolError, UnsupportedProtocol
 from ._validation import check_timeout, normalize_host
 
 HeaderTypes: TypeAlias = (
@@ -92,11 +92,15 @@ def enforce_url(value: URL | bytes | str, *, name: str) -> URL:
         parsed = _parsed_urls.get(value)
         if parsed is None:
             parsed = URL(value)
-            if len(value) <= _URL_CACHE_LENGTH and len(_parsed_urls) < _CACHE_LIMIT:
+            if (
+                len(value) <= _URL_CACHE_LENGTH
+                and len(_parsed_urls) < _CACHE_LIMIT
+                and parsed.is_requestable()
+            ):
                 _ = parsed.origin  # built now, so that every copy shares it
                 _parsed_urls[value] = parsed
         return URL(parsed)
-    raise TypeError(f"{name} must be a URL, bytes or str, but got {type(value).__name__}.")
+    raise TypeError(f"{name} must be a URL, bytes, or str, but got {type(value).__name__}.")
 
 
 def _header_name(key: bytes | str) -> bytes:
@@ -131,7 +135,9 @@ def enforce_headers(value: HeaderTypes, *, name: str, validate: bool = True) -> 
     elif isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray)):
         items = value
     else:
-        raise TypeError(f"{name} must be a mapping or list of pairs, not {type(value).__name__}.")
+        raise TypeError(
+            f"{name} must be a mapping or sequence of two-tuples, but got {type(value).__name__}."
+        )
     headers: Headers = []
     append = headers.append
     for item in items:
@@ -219,15 +225,10 @@ def _url_bytes(value: bytes | str, name: str) -> bytes:
     raise TypeError(f"{name} must be bytes or str, but got {type(value).__name__}.")
 
 
-def _scheme(raw: bytes) -> bytes:
-    scheme = raw.lower()
-    if scheme not in DEFAULT_PORTS:
-        raise unsupported_protocol(scheme) if scheme else UnsupportedProtocol(_MISSING_SCHEME)
-    return scheme
-
-
 def unsupported_protocol(scheme: bytes) -> UnsupportedProtocol:
     """The error for a request to ``scheme``, which httpool does not speak."""
+    if not scheme:
+        return UnsupportedProtocol(_MISSING_SCHEME)
     text = scheme.decode("ascii", "backslashreplace")
     return UnsupportedProtocol(f"Request URL has an unsupported protocol '{text}://'.")
 
@@ -259,8 +260,16 @@ class URL:
     Scheme and host are lowercased, a Unicode host IDNA-encoded, IPv6 kept
     without brackets; ``port`` is ``None`` for the default; ``target`` is the
     path and query, percent-encoded, ``b"/"`` if empty. Fragment and userinfo
-    are dropped. Raises UnsupportedProtocol for a missing or unknown scheme,
-    LocalProtocolError for CR, LF, NUL, space or tab, a bad host or port.
+    are dropped. Raises LocalProtocolError for CR, LF, NUL, space or tab, an
+    invalid host, or a port in a URL string that is not a number in 0-65535.
+
+    What httpcore accepts when a URL is built, httpool accepts too: a missing
+    or unknown scheme, an empty host, a port part out of range. Such a URL
+    can be built and printed, but has no ``origin``: asking for it (as
+    sending a request does) raises UnsupportedProtocol, LocalProtocolError
+    or ConnectError.
+    So the error surfaces where the request is sent, inside whatever
+    exception mapping the caller has there (httpx builds its URLs outside it).
     """
 
     __slots__ = ("_origin", "host", "port", "scheme", "target")
@@ -284,13 +293,11 @@ class URL:
         elif url:
             self._parse(_url_bytes(url, "url"))
         else:
-            self.scheme = _scheme(enforce_bytes(scheme, name="scheme"))
-            self.host = _host(_url_bytes(host, "host"))
-            if port is not None:
-                if isinstance(port, bool) or not isinstance(port, int):
-                    raise TypeError(f"port must be an int or None, not {type(port).__name__}.")
-                if not 0 <= port <= 65535:
-                    raise LocalProtocolError(f"Invalid URL: port {port} is not in 0-65535.")
+            self.scheme = enforce_bytes(scheme, name="scheme").lower()
+            raw_host = _url_bytes(host, "host")
+            self.host = _host(raw_host) if raw_host else b""
+            if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
+                raise TypeError(f"port must be an int or None, not {type(port).__name__}.")
             self.port = port
             raw = _url_bytes(target, "target") or b"/"
             if _TARGET_UNSAFE.search(raw) is not None:
@@ -304,15 +311,17 @@ class URL:
         if unsafe:
             _check_forbidden(raw, "URL")
         match = _URL_PARTS.match(raw)
-        if match is None:
-            raise UnsupportedProtocol(_MISSING_SCHEME)
-        scheme, authority, rest = match.groups()
+        scheme, authority, rest = (b"", None, b"") if match is None else match.groups()
         if authority is None:
-            if scheme.lower() not in DEFAULT_PORTS:
-                # "example.com:8080/x" has no scheme, not the scheme "example.com".
-                raise UnsupportedProtocol(_MISSING_SCHEME)
-            raise LocalProtocolError("Invalid URL: expected '//' and a host after the scheme.")
-        self.scheme = _scheme(scheme)
+            # No scheme ("example.com:8080/x" has none, not the scheme
+            # "example.com"), or no host ("http:x"): a URL without an origin.
+            known = scheme.lower() in DEFAULT_PORTS
+            self.scheme = scheme.lower() if known else b""
+            self.host = b""
+            self.port = None
+            self.target = b"/"
+            return
+        self.scheme = scheme.lower()
         hostport = authority.rpartition(b"@")[2]
         if hostport[:1] == b"[":
             end = hostport.find(b"]") + 1 or len(hostport)
@@ -326,18 +335,42 @@ class URL:
         if port and (not port.isdigit() or len(port) > 5 or int(port) > 65535):
             raise LocalProtocolError(f"Invalid URL: port {port!r} is not a number in 0-65535.")
         self.port = int(port) if port else None
-        self.host = _host(host)
+        self.host = _host(host) if host else b""
         rest = b"/" + rest if rest[:1] == b"?" else rest or b"/"
         self.target = _TARGET_UNSAFE.sub(_escape, rest) if unsafe else rest
 
     @property
     def origin(self) -> Origin:
-        """The ``Origin`` of this URL, built on first use and then kept."""
+        """The ``Origin`` of this URL, built on first use and then kept.
+
+        Raises UnsupportedProtocol for a missing or unknown scheme,
+        LocalProtocolError for an empty host, and ConnectError for a port
+        outside 0-65535 (as connecting to it does in httpcore).
+        """
         origin = self._origin
         if origin is None:
-            port = DEFAULT_PORTS[self.scheme] if self.port is None else self.port
+            default = DEFAULT_PORTS.get(self.scheme)
+            if default is None:
+                raise unsupported_protocol(self.scheme)
+            if not self.host:
+                raise LocalProtocolError("Invalid URL: the host is empty.")
+            port = self.port
+            if port is None:
+                port = default
+            elif not 0 <= port <= 65535:
+                # What connecting to it would raise (httpcore's error, and so httpx's).
+                raise ConnectError(f"Invalid URL: port {port} is not in 0-65535.")
             origin = self._origin = Origin(self.scheme, self.host, port)
         return origin
+
+    def is_requestable(self) -> bool:
+        """Whether ``origin`` exists: a known scheme, a host, a port in range."""
+        port = self.port
+        return (
+            self.scheme in DEFAULT_PORTS
+            and bool(self.host)
+            and (port is None or 0 <= port <= 65535)
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, URL):
@@ -408,8 +441,9 @@ class Request:
 
     ``extensions`` is kept as given, e.g. ``{"timeout": {"read": 5.0}}``;
     ``"target"`` in it overrides the URL's. Raises LocalProtocolError for an
-    invalid method, header, timeout or URL, UnsupportedProtocol for a scheme
-    other than http, https, ws and wss, TypeError for wrong types.
+    invalid method, header or timeout, TypeError for wrong types. A URL
+    without an origin, or with a scheme other than http, https, ws and wss,
+    is refused when the request is sent (UnsupportedProtocol), as in httpcore.
     """
 
     __slots__ = ("extensions", "headers", "method", "stream", "url")
@@ -430,8 +464,6 @@ class Request:
                 raise LocalProtocolError(f"Invalid method {known!r}: not an RFC 9110 token.")
         self.method: bytes = known
         url = url if type(url) is URL else enforce_url(url, name="url")
-        if url.scheme not in REQUEST_SCHEMES:
-            raise unsupported_protocol(url.scheme)
         self.headers: Headers = [] if headers is None else enforce_headers(headers, name="headers")
         self.stream: Stream = enforce_stream(content, name="content")
         if extensions is None:

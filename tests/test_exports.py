@@ -53,3 +53,39 @@ def test_import_needs_neither_trio_nor_h2() -> None:
         command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=60
     )
     assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr
+
+
+def test_names_ported_httpcore_code_expects() -> None:
+    from httpool._backends import asyncio, auto, base, sync, trio
+    from httpool._sync import http2
+
+    assert httpool.SOCKET_OPTION is base.SOCKET_OPTION
+    assert httpool.AsyncIOBackend is asyncio.AsyncIOBackend
+    assert httpool.TrioBackend is trio.TrioBackend
+    assert httpool.SyncBackend is sync.SyncBackend
+    assert httpool.AutoBackend is auto.AutoBackend
+    assert httpool.HTTP2Connection is http2.HTTP2Connection
+    assert httpool.AsyncHTTP2Connection.__name__ == "AsyncHTTP2Connection"
+    # http2 positionally, as httpcore's mock classes take it.
+    for mock in (httpool.MockBackend([], True), httpool.AsyncMockBackend([], True)):
+        assert mock._http2
+    for stream in (httpool.MockStream([], True), httpool.AsyncMockStream([], True)):
+        assert stream.get_extra_info("ssl_object").selected_alpn_protocol() == "h2"
+
+
+def test_lazy_names_without_their_extra() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["h2"] = None
+        import httpool
+        try:
+            httpool.HTTP2Connection
+        except ImportError as exc:
+            print(exc)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert "pip install httpool[http2]" in done.stdout, done.stderr

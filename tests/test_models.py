@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from httpool import _models
-from httpool._exceptions import LocalProtocolError, UnsupportedProtocol
+from httpool import ConnectionPool, MockBackend, _models
+from httpool._exceptions import ConnectError, LocalProtocolError, UnsupportedProtocol
 from httpool._models import (
     URL,
     ByteStream,
@@ -245,13 +245,37 @@ def test_request_invalid_methods(method: str | bytes) -> None:
 def test_request_argument_types() -> None:
     with pytest.raises(TypeError):
         Request(None, "http://a/")  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
+    # httpcore's wording, word for word.
+    with pytest.raises(TypeError) as info:
         Request("GET", 42)  # type: ignore[arg-type]
+    assert str(info.value) == "url must be a URL, bytes, or str, but got int."
+    with pytest.raises(TypeError) as info:
+        Request("GET", "http://a/", headers=123)  # type: ignore[arg-type]
+    assert str(info.value) == "headers must be a mapping or sequence of two-tuples, but got int."
 
 
-def test_request_rejects_proxy_scheme() -> None:
-    with pytest.raises(UnsupportedProtocol, match="'socks5://'"):
-        Request("GET", "socks5://proxy:1080/")
+@pytest.mark.parametrize(
+    ("url", "error", "match"),
+    [
+        ("socks5://proxy:1080/", UnsupportedProtocol, "'socks5://'"),
+        ("invalid://example.org/", UnsupportedProtocol, "'invalid://'"),
+        ("://example.org/", UnsupportedProtocol, "missing an 'http://'"),
+        ("http://", LocalProtocolError, "host is empty"),
+        (URL(scheme="http", host="a", port=70000), ConnectError, "port"),
+    ],
+)
+def test_request_unsendable_url_fails_when_sent(
+    url: str | URL, error: type[Exception], match: str
+) -> None:
+    # Built without complaint (as in httpcore; httpx builds requests outside
+    # its exception mapping), refused by the pool before any connection exists.
+    request = Request("GET", url)
+    backend = MockBackend([])
+    with ConnectionPool(network_backend=backend) as pool:
+        with pytest.raises(error, match=match):
+            pool.handle_request(request)
+        assert backend.connects == 0
+        assert pool.stats().connections == 0
 
 
 def test_request_target_extension() -> None:

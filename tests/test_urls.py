@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from httpool._exceptions import LocalProtocolError, UnsupportedProtocol
+from httpool._exceptions import ConnectError, LocalProtocolError, UnsupportedProtocol
 from httpool._models import (
     URL,
     enforce_url,
@@ -146,32 +146,41 @@ MISSING = "Request URL is missing an 'http://' or 'https://' protocol."
     "text", ["", "example.com", "example.com/path", "localhost:8080", "//example.com/", "/p", "1:2"]
 )
 def test_url_missing_scheme(text: str) -> None:
+    # Built as httpcore builds it; refused when its origin is needed (sending).
+    url = URL(text)
+    assert not url.is_requestable()
     with pytest.raises(UnsupportedProtocol) as info:
-        URL(text)
+        _ = url.origin
     assert str(info.value) == MISSING
 
 
 def test_url_parts_missing_scheme() -> None:
+    url = URL(host=b"example.com")
     with pytest.raises(UnsupportedProtocol, match="missing an 'http://'"):
-        URL(host=b"example.com")
+        _ = url.origin
 
 
 @pytest.mark.parametrize("scheme", ["ftp", "file", "gopher", "h2c"])
 def test_url_unsupported_scheme_is_named(scheme: str) -> None:
-    with pytest.raises(UnsupportedProtocol, match=f"'{scheme}://'"):
-        URL(f"{scheme}://example.com/")
-    with pytest.raises(UnsupportedProtocol, match=f"'{scheme}://'"):
-        URL(scheme=scheme, host="example.com")
+    for url in (URL(f"{scheme}://example.com/"), URL(scheme=scheme, host="example.com")):
+        assert url.scheme == scheme.encode()
+        with pytest.raises(UnsupportedProtocol, match=f"'{scheme}://'"):
+            _ = url.origin
+
+
+@pytest.mark.parametrize(
+    "text", ["http://", "http:///path", "http://user@/", "http://:80/", "http:example.com"]
+)
+def test_url_without_host_is_refused_at_origin(text: str) -> None:
+    url = URL(text)
+    assert not url.is_requestable()
+    with pytest.raises(LocalProtocolError, match="host is empty"):
+        _ = url.origin
 
 
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("http://", "host is empty"),
-        ("http:///path", "host is empty"),
-        ("http://user@/", "host is empty"),
-        ("http://:80/", "host is empty"),
-        ("http:example.com", "expected '//'"),
         ("http://exa<mple.com/", "not a valid host"),
         ("http://exa\\mple.com/", "not a valid host"),
         ("http://example.com:http/", "port"),
@@ -216,14 +225,14 @@ def test_url_userinfo_with_crlf(userinfo: str) -> None:
 def test_url_invalid_parts() -> None:
     with pytest.raises(LocalProtocolError, match="forbidden byte"):
         URL(scheme="http", host="a", target="/x\r\nHost: evil")
-    with pytest.raises(LocalProtocolError, match="host is empty"):
-        URL(scheme="http", host="")
     with pytest.raises(LocalProtocolError, match="not a valid host"):
         URL(scheme="http", host="a\r\nb")
-    with pytest.raises(LocalProtocolError, match="port"):
-        URL(scheme="http", host="a", port=65536)
-    with pytest.raises(LocalProtocolError, match="port"):
-        URL(scheme="http", host="a", port=-1)
+    # What httpcore accepts when building, httpool refuses when sending.
+    with pytest.raises(LocalProtocolError, match="host is empty"):
+        _ = URL(scheme="http", host="").origin
+    for port in (65536, -1):  # httpcore fails to connect to it: a ConnectError
+        with pytest.raises(ConnectError, match="port"):
+            _ = URL(scheme="http", host="a", port=port).origin
     with pytest.raises(TypeError, match="port"):
         URL(scheme="http", host="a", port="80")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="port"):
@@ -272,3 +281,13 @@ def test_ipv6_helper_matches_stdlib() -> None:
     # The round-trip strategy relies on compressed IPv6 text being accepted as is.
     address = ipaddress.IPv6Address("2001:db8::1")
     assert URL(f"http://[{address.compressed}]/").host == address.compressed.encode()
+
+
+def test_non_ascii_url_string_is_encoded_not_refused() -> None:
+    # Decided: where httpcore raises TypeError, httpool encodes as a browser
+    # does (README, deliberate differences): UTF-8, host IDNA, the rest %-escaped.
+    url = URL("https://B\u00fccher.example/\u263a?q=\u00e9")
+    assert url.host == b"xn--bcher-kva.example"
+    assert url.target == b"/%E2%98%BA?q=%C3%A9"
+    assert bytes(url) == b"https://xn--bcher-kva.example/%E2%98%BA?q=%C3%A9"
+    assert URL(scheme="https", host="example.com", target="/\u263a").target == b"/%E2%98%BA"

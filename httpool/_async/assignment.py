@@ -67,6 +67,7 @@ import typing
 from collections import OrderedDict
 from collections.abc import Callable
 
+from .._logging import DEBUG, POOL_LEVELS, pool_log
 from .._models import Origin
 from .._stats import PoolStats
 from .._synchronization import AsyncEvent
@@ -75,6 +76,9 @@ from .interfaces import AsyncConnectionInterface
 # How many connections a parked waiter may see fail while it waits for them
 # before it fails too, with the last one's error (see "A failed connection").
 MAX_SHARED_FAILURES = 2
+
+_MAKE_ROOM = "the pool is full and a request for another origin needs room"
+_NO_IDLE = "keepalive_expiry=0 keeps no connection idle"
 
 
 class EntryState(enum.Enum):
@@ -239,6 +243,8 @@ class AsyncPoolState:
             return self._flush()
         entry.state = EntryState.READY
         self._connecting -= 1
+        if POOL_LEVELS.get(DEBUG) is not False:
+            pool_log("connected: %r", entry.connection)
         if entry.may_multiplex:
             entry.may_multiplex = False
             o.pending -= 1
@@ -261,15 +267,15 @@ class AsyncPoolState:
         self._expire(now)
         conn = entry.connection
         if entry.state is EntryState.CONNECTING or conn.is_closed():
-            self._remove(entry, close=True)
+            self._remove(entry, close=True, why="closed after its exchange (or not opened)")
         elif entry.multiplexed:
             entry.capacity = conn.capacity()
             if entry.capacity == 0 and entry.in_use == 0:
-                self._remove(entry, close=True)
+                self._remove(entry, close=True, why="no stream may be opened on it any more")
             else:
                 self._offer_slots(entry, now)
         elif conn.capacity() == 0:
-            self._remove(entry, close=True)
+            self._remove(entry, close=True, why="it cannot carry another request")
         else:
             self._hand_off(entry, now)
         return self._flush()
@@ -296,7 +302,7 @@ class AsyncPoolState:
         waiter.entry = None
         if waiter.connect:
             self._dec(entry)
-            self._remove(entry, close=True)
+            self._remove(entry, close=True, why="its request gave up before it was opened")
             return self._flush()
         return self.release(entry, now)
 
@@ -311,13 +317,13 @@ class AsyncPoolState:
         if entry.state is not EntryState.CLOSED:
             if error is not None and entry.may_multiplex and entry.origin.parked:
                 self._share_failure(entry.origin, error)
-            self._remove(entry, close=True)
+            self._remove(entry, close=True, why="connecting failed")
         return self._flush()
 
     def close_all(self) -> list[AsyncConnectionInterface]:
         """Forget every connection (the pool is closing); return them to close."""
         for entry in list(self.entries):
-            self._remove(entry, close=True)
+            self._remove(entry, close=True, why="the pool is closing")
         return self._flush()
 
     # ----- queries ------------------------------------------------------------
@@ -415,7 +421,7 @@ class AsyncPoolState:
             if entry.connection.is_alive():
                 self._assign(waiter, entry)
                 return True
-            self._remove(entry, close=True)
+            self._remove(entry, close=True, why="the liveness probe found it closed by the server")
         return False
 
     def _hand_off(self, entry: PoolEntry, now: float) -> None:
@@ -432,9 +438,12 @@ class AsyncPoolState:
                 self._bypasses += 1
                 self._assign(mine, entry)
                 return
-        if head is not None:
-            self._remove(entry, close=True)
+        if head is not None or self._keepalive_expiry == 0:
+            # keepalive_expiry=0: no connection is ever kept idle (httpcore's rule).
+            self._remove(entry, close=True, why=_NO_IDLE if head is None else _MAKE_ROOM)
             return
+        if POOL_LEVELS.get(DEBUG) is not False:
+            pool_log("idle: %r", entry.connection)
         entry.idle_since = now
         o.idle[entry] = None
         self._add_idle(entry)
@@ -445,9 +454,10 @@ class AsyncPoolState:
         o = entry.origin
         while entry.in_use < entry.capacity and o.waiters:
             self._assign(_first(o.waiters), entry)
-        if entry.in_use == 0 and self._queue:
-            # Idle while other origins wait for room: make room.
-            self._remove(entry, close=True)
+        if entry.in_use == 0 and (self._queue or self._keepalive_expiry == 0):
+            # Idle while other origins wait for room: make room. (Or idle
+            # with keepalive_expiry=0, which keeps no connection idle.)
+            self._remove(entry, close=True, why=_MAKE_ROOM if self._queue else _NO_IDLE)
             return
         if entry.in_use >= entry.capacity:
             o.spare.pop(entry, None)  # its capacity fell (GOAWAY, new SETTINGS)
@@ -465,7 +475,7 @@ class AsyncPoolState:
     def _add_idle(self, entry: PoolEntry) -> None:
         self._idle[entry] = None
         if self._max_keepalive is not None and len(self._idle) > self._max_keepalive:
-            self._remove(_first(self._idle), close=True)
+            self._remove(_first(self._idle), close=True, why="evicted: max_keepalive_connections")
 
     def _serve_freed_slot(self, o: OriginState) -> None:
         """One connection of origin ``o`` is gone: its slot goes to ``o``'s
@@ -501,7 +511,7 @@ class AsyncPoolState:
         elif self._idle:
             # The pool is full, but some other origin's connection sits idle:
             # close it to make room.
-            self._remove(_first(self._idle), close=True)
+            self._remove(_first(self._idle), close=True, why="evicted: " + _MAKE_ROOM)
             self._open(o, waiter)
         else:
             if waiter.parked:
@@ -547,11 +557,13 @@ class AsyncPoolState:
             oldest: PoolEntry = _first(self._idle)
             if oldest.idle_since > deadline:
                 return
-            self._remove(oldest, close=True)
+            self._remove(oldest, close=True, why="expired: idle longer than keepalive_expiry")
 
     # ----- state changes ----------------------------------------------------------
 
     def _enqueue(self, waiter: Waiter) -> None:
+        if POOL_LEVELS.get(DEBUG) is not False:
+            pool_log("queued: a request for %s (the pool is full)", waiter.origin)
         self._queue[waiter] = None
 
     def _park(self, waiter: Waiter) -> None:
@@ -559,6 +571,10 @@ class AsyncPoolState:
             del self._queue[waiter]
         waiter.parked = True
         self._origins[waiter.origin].parked += 1
+        if POOL_LEVELS.get(DEBUG) is not False:
+            pool_log(
+                "queued: a request for %s (waits for that origin's connections)", waiter.origin
+            )
 
     def _open(self, o: OriginState, waiter: Waiter) -> None:
         entry = PoolEntry(self._create_connection(o.origin), o)
@@ -592,6 +608,9 @@ class AsyncPoolState:
         self._requests += 1
         waiter.entry = entry
         waiter.connect = connect
+        if POOL_LEVELS.get(DEBUG) is not False:
+            how = "opened" if connect else "shared" if entry.multiplexed else "reused"
+            pool_log("assigned (%s): %r to a request for %s", how, entry.connection, o.origin)
         if waiter.event is not None:
             waiter.event.set()
 
@@ -603,7 +622,9 @@ class AsyncPoolState:
         if entry.in_use == 0:
             self._active -= 1
 
-    def _remove(self, entry: PoolEntry, close: bool) -> None:
+    def _remove(self, entry: PoolEntry, close: bool, why: str) -> None:
+        if POOL_LEVELS.get(DEBUG) is not False:
+            pool_log("closed: %r to %s: %s", entry.connection, entry.origin.origin, why)
         o = entry.origin
         if entry.state is EntryState.CONNECTING:
             self._connecting -= 1

@@ -10,7 +10,9 @@ closed); after a failed connect, a closed one.
 
 HTTP/2 is offered only when asked for and when ``http2.py`` (the sibling
 module, with its ``h2`` dependency) can be imported; a server that picks
-``h2`` all the same is a protocol error. This module knows nothing of the
+``h2`` all the same gets HTTP/2 if ``h2`` is installed (as in httpcore), else
+a protocol error. Connect failures, TLS handshakes included, are retried
+``retries`` times. This module knows nothing of the
 pool; it makes no I/O outside ``aconnect``, requests and ``aclose``.
 """
 
@@ -121,8 +123,8 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
 
         Raises ``UnsupportedProtocol`` for a scheme other than http, https, ws
         and wss, ``ConnectError`` / ``ConnectTimeout`` when every attempt
-        failed, ``RemoteProtocolError`` when the server picked a protocol that
-        was not offered, and ``ConnectionNotAvailable`` after a failed connect
+        failed, ``RemoteProtocolError`` when the server picked HTTP/2 and h2 is
+        not installed, and ``ConnectionNotAvailable`` after a failed connect
         or a close.
         """
         if self._connection is not None:
@@ -167,8 +169,11 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         else:
             alpn = None if self._http1 else "h2"  # prior knowledge
         if alpn == "h2":
+            # Not offered (http2=False) yet selected: speak it if h2 is there, as
+            # httpcore does (a scripted mock stream does this; a TLS server may not).
+            http2_module = http2_module or _http2_module()
             if http2_module is None:
-                raise RemoteProtocolError("The server selected HTTP/2, which was not offered.")
+                raise RemoteProtocolError("The server selected HTTP/2, which is not installed.")
             connection: AsyncConnectionInterface = http2_module.AsyncHTTP2Connection(
                 origin=self._origin,
                 stream=stream,
@@ -188,19 +193,33 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         deadline = deadline_of(request)
         delays = (RETRIES_BACKOFF_FACTOR * 2**n for n in range(self._retries))
         while True:
-            limit, by_deadline = _limit(timeout, deadline)
             try:
-                stream = await self._connect_once(request, limit)
-                break
-            except (ConnectError, ConnectTimeout) as exc:
-                _raise_if_cut_short(deadline, by_deadline, exc)
+                # A failed TLS handshake is retried too, as in httpcore.
+                return await self._connect_once_with_tls(request, timeout, deadline, offer_h2)
+            except (ConnectError, ConnectTimeout):
                 delay = next(delays, None)
                 if delay is None:
                     raise
                 if deadline is not None:
-                    delay = max(0.0, min(delay, deadline.remaining()))
+                    if deadline.remaining() <= 0:
+                        raise
+                    delay = min(delay, deadline.remaining())
                 async with Trace.start("connection.retry", request, {"delay": delay}):
                     await self._network_backend.sleep(delay)
+
+    async def _connect_once_with_tls(
+        self,
+        request: Request,
+        timeout: float | None,
+        deadline: Deadline | None,
+        offer_h2: bool,
+    ) -> AsyncNetworkStream:
+        limit, by_deadline = _limit(timeout, deadline)
+        try:
+            stream = await self._connect_once(request, limit)
+        except ConnectTimeout as exc:
+            _raise_if_cut_short(deadline, by_deadline, exc)
+            raise
         if self._origin.scheme in _TLS_SCHEMES:
             try:
                 limit, by_deadline = _limit(timeout, deadline)

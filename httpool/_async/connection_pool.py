@@ -34,7 +34,14 @@ from .._exceptions import (
     StreamRefused,
     WriteError,
 )
-from .._models import ByteStream, Origin, Request, Response
+from .._models import (
+    REQUEST_SCHEMES,
+    ByteStream,
+    Origin,
+    Request,
+    Response,
+    unsupported_protocol,
+)
 from .._stats import PoolStats
 from .._synchronization import (
     AsyncPoolLock,
@@ -176,14 +183,17 @@ class AsyncConnectionPool(AsyncRequestInterface):
 
         The response body is unread; closing the response releases the
         connection. Raises ``PoolTimeout`` when no connection came within
-        ``timeout["pool"]``, and the connection's errors otherwise (an
-        unusable URL was already refused when the ``Request`` was made).
+        ``timeout["pool"]``, UnsupportedProtocol or LocalProtocolError for a URL
+        it cannot send to, and the connection's errors otherwise.
         With ``timeout["total"]``, the whole request (waiting here, connecting,
         sending, and the response until it is closed) ends by that deadline,
         with the timeout of the phase it cut short.
         """
-        # The URL was validated when the Request was made (scheme, host, port).
+        # Raises for a URL without an origin (no or unknown scheme, no host, a
+        # port out of range): httpcore accepts those when a URL is built.
         origin = request.url.origin
+        if origin.scheme not in REQUEST_SCHEMES:
+            raise unsupported_protocol(origin.scheme)
         timeout = request.extensions.get("timeout")
         pool_timeout = None
         deadline = None
@@ -339,10 +349,12 @@ class AsyncConnectionPool(AsyncRequestInterface):
         await self.aclose()
 
     def __repr__(self) -> str:
+        # httpcore's wording (a connection being opened counts as active);
+        # stats() has the finer counts.
         s = self.stats()
         return (
             f"<{type(self).__name__} [Requests: {s.streams_in_use} active, {s.queued} queued"
-            f" | Connections: {s.active} active, {s.idle} idle, {s.connecting} connecting]>"
+            f" | Connections: {s.active} active, {s.idle} idle]>"
         )
 
 

@@ -361,7 +361,9 @@ class AsyncHTTP2ResponseStream:
             return
         # A cancelled trace callback must not leave the stream open.
         with AsyncShieldCancellation():
-            async with Trace.start("http2.response_closed", self._request):
+            async with Trace.start(
+                "http2.response_closed", self._request, {"stream_id": self._stream_id}
+            ):
                 await self._connection._end_stream(self._stream_id)
 
 

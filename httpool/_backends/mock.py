@@ -240,8 +240,8 @@ class MockBackend(_MockBackendState, NetworkBackend):
     def __init__(
         self,
         buffer: Iterable[ScriptItem] | None = None,
-        *,
         http2: bool = False,
+        *,
         reply: bytes | None = None,
     ) -> None:
         _MockBackendState.__init__(self, buffer, http2, reply)
@@ -284,8 +284,8 @@ class AsyncMockBackend(_MockBackendState, AsyncNetworkBackend):
     def __init__(
         self,
         buffer: Iterable[ScriptItem] | None = None,
-        *,
         http2: bool = False,
+        *,
         reply: bytes | None = None,
     ) -> None:
         _MockBackendState.__init__(self, buffer, http2, reply)

@@ -55,7 +55,6 @@ from .._exceptions import (
     H11_RECEIVE_ERRORS,
     H11_SEND_ERRORS,
     ConnectionNotAvailable,
-    HttpoolError,
     RemoteProtocolError,
     WriteError,
     translate,
@@ -252,9 +251,12 @@ class HTTP11Connection(ConnectionInterface):
             with Trace.start("http11.receive_response_headers", request) as trace:
                 try:
                     event = self._receive_response_head(read_timeout)
-                except HttpoolError:
+                except RemoteProtocolError:
                     if write_error is not None and not self._response_started:
-                        raise write_error from None
+                        # The server hung up mid-upload without a word: as in
+                        # httpcore, that it never answered is what the caller
+                        # learns (and a retry may follow), the write error is the cause.
+                        raise RemoteProtocolError(_NO_RESPONSE) from write_error
                     raise
                 http_version = _HTTP_VERSIONS.get(event.http_version)
                 if http_version is None:
@@ -286,7 +288,10 @@ class HTTP11Connection(ConnectionInterface):
                 },
             )
         except BaseException:
-            self._close(_E.ERROR)
+            # Traced as httpcore does, so that a trace ends the same way.
+            with ShieldCancellation():
+                with Trace.start("http11.response_closed", request, {}):
+                    self._close(_E.ERROR)
             raise
 
     def _send_request(self, request: Request, timeout: float | None) -> WriteError | None:
@@ -592,7 +597,9 @@ class HTTP11Connection(ConnectionInterface):
         return f"{str(self._origin)!r}, HTTP/1.1, {state}, Request Count: {count}"
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} [{self.info()}]>"
+        # httpcore's: without the protocol, which the class name says.
+        state, count = self._state.name, self._request_count
+        return f"<{type(self).__name__} [{str(self._origin)!r}, {state}, Request Count: {count}]>"
 
     def __enter__(self) -> HTTP11Connection:
         return self
@@ -661,5 +668,5 @@ class HTTP11ResponseStream:
             return
         # A cancelled trace callback must not leave the connection ACTIVE.
         with ShieldCancellation():
-            with Trace.start("http11.response_closed", self._request):
+            with Trace.start("http11.response_closed", self._request, {}):
                 self._connection._response_closed()

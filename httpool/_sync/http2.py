@@ -207,6 +207,11 @@ class HTTP2Connection(ConnectionInterface):
         Otherwise the errors of reading and writing, for this stream only
         unless the connection itself failed.
         """
+        origin = request.url.origin
+        if origin is not self._origin and origin != self._origin:
+            raise RuntimeError(
+                f"Attempted to send request to {origin} on connection to {self._origin}"
+            )
         timeout = request.extensions.get("timeout")
         if timeout and "total" in timeout:  # used without a pool: the deadline starts here
             request = start_deadline(request, self._clock)
@@ -446,7 +451,14 @@ class HTTP2Connection(ConnectionInterface):
         send more."""
         stream = self._streams[stream_id]
         while True:
-            event = self._next_event(stream_id, timeout, deadline)
+            try:
+                event = self._next_event(stream_id, timeout, deadline)
+            except ConnectionNotAvailable:
+                # A GOAWAY below this stream after its head arrived: too late
+                # to send it elsewhere (the caller has the response).
+                raise RemoteProtocolError(
+                    "The server went away (GOAWAY) before the end of the response."
+                ) from None
             if isinstance(event, h2.events.DataReceived):
                 with self._state_lock:
                     self._h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
@@ -693,11 +705,11 @@ class HTTP2Connection(ConnectionInterface):
         return self._state is ConnectionState.ACTIVE
 
     def info(self) -> str:
+        # httpcore's wording: IDLE when no stream is open (a GOAWAY shows as GOING_AWAY).
         state = self._state.name
-        return (
-            f"{str(self._origin)!r}, HTTP/2, {state}, Request Count: {self._request_count}, "
-            f"Streams: {len(self._streams)}"
-        )
+        if self._state is ConnectionState.ACTIVE and not self._streams:
+            state = "IDLE"
+        return f"{str(self._origin)!r}, HTTP/2, {state}, Request Count: {self._request_count}"
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.info()}]>"

@@ -362,7 +362,9 @@ class HTTP2ResponseStream:
             return
         # A cancelled trace callback must not leave the stream open.
         with ShieldCancellation():
-            with Trace.start("http2.response_closed", self._request):
+            with Trace.start(
+                "http2.response_closed", self._request, {"stream_id": self._stream_id}
+            ):
                 self._connection._end_stream(self._stream_id)
 
 

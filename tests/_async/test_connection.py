@@ -239,13 +239,60 @@ async def test_unsupported_scheme() -> None:
         await conn.aconnect(Request("GET", "http://example.com/"))
 
 
-async def test_server_choosing_h2_that_was_not_offered() -> None:
-    backend = AsyncMockBackend(http2=True)
+async def test_server_choosing_h2_that_was_not_offered(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As in httpcore: HTTP/2 is spoken if h2 is there (a scripted stream does this) ...
+    package = AsyncHTTPConnection.__module__.rpartition(".")[0]
+    fake = types.ModuleType(package + ".http2")
+    fake.AsyncHTTP2Connection = AsyncFakeHTTP2Connection  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, package + ".http2", fake)
     origin = Origin(b"https", b"example.com", 443)
-    async with AsyncHTTPConnection(origin, network_backend=backend) as conn:
-        with pytest.raises(httpool.RemoteProtocolError):
+    conn = AsyncHTTPConnection(origin, network_backend=AsyncMockBackend(http2=True))
+    await conn.aconnect(Request("GET", "https://example.com/"))
+    assert isinstance(conn.connection, AsyncFakeHTTP2Connection)
+    await conn.aclose()
+    # ... and a protocol error if it is not.
+    monkeypatch.setitem(sys.modules, package + ".http2", None)
+    async with AsyncHTTPConnection(origin, network_backend=AsyncMockBackend(http2=True)) as conn:
+        with pytest.raises(httpool.RemoteProtocolError, match="HTTP/2"):
             await conn.request("GET", "https://example.com/")
         assert conn.is_closed()
+
+
+class AsyncTLSFailingBackend(AsyncMockBackend):
+    """Its first ``failures`` TLS handshakes fail."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(reply=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        self.failures = failures
+
+    async def connect_tcp(self, *args: typing.Any, **kwargs: typing.Any) -> httpool.AsyncMockStream:
+        stream = await super().connect_tcp(*args, **kwargs)
+        backend = self
+
+        class AsyncHandshakeStream(type(stream)):  # type: ignore[misc]
+            async def start_tls(self, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+                if backend.failures:
+                    backend.failures -= 1
+                    raise httpool.ConnectError("TLS handshake failed")
+                return self
+
+        stream.__class__ = AsyncHandshakeStream
+        return typing.cast(httpool.AsyncMockStream, stream)
+
+
+@pytest.mark.parametrize(("retries", "succeeds"), [(3, True), (1, False)])
+async def test_failed_tls_handshakes_are_retried(retries: int, succeeds: bool) -> None:
+    backend = AsyncTLSFailingBackend(failures=2)
+    origin = Origin(b"https", b"example.com", 443)
+    async with AsyncHTTPConnection(origin, retries=retries, network_backend=backend) as conn:
+        if succeeds:
+            response = await conn.request("GET", "https://example.com/")
+            assert response.content == b"ok"
+        else:
+            with pytest.raises(httpool.ConnectError, match="TLS handshake"):
+                await conn.request("GET", "https://example.com/")
+    assert backend.connects == min(retries + 1, 3)
+    assert all(stream.closed for stream in backend.streams)
 
 
 async def test_wrong_origin_is_refused(server: HTTPServer) -> None:

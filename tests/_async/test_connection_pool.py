@@ -329,3 +329,75 @@ async def test_max_connections_per_origin() -> None:
         ]
         assert min(per_origin) >= 1 and max(per_origin) <= 2
         assert pool.stats().queued == 0
+
+
+class AsyncHangUpMidUploadStream(httpool.AsyncMockStream):
+    """Answers the first request; then the server is gone: the next write
+    fails and the read that follows finds the connection closed."""
+
+    def __init__(self) -> None:
+        super().__init__([OK])
+        self.writes = 0
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.writes += 1
+        if self.writes > 1:
+            raise httpool.WriteError("Broken pipe")
+        await super().write(buffer, timeout)
+
+
+class AsyncTwoStreamBackend(httpool.AsyncMockBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened: list[httpool.AsyncMockStream] = [
+            AsyncHangUpMidUploadStream(),
+            httpool.AsyncMockStream([OK]),
+        ]
+
+    async def connect_tcp(self, *args: object, **kwargs: object) -> httpool.AsyncMockStream:
+        return self.opened.pop(0)
+
+
+@pytest.mark.parametrize(("method", "retried"), [("PUT", True), ("POST", False)])
+async def test_write_failure_without_response_follows_the_retry_rule(
+    method: str, retried: bool
+) -> None:
+    backend = AsyncTwoStreamBackend()
+    async with AsyncConnectionPool(network_backend=backend) as pool:
+        assert (await pool.request(method, "http://example.com/", content=b"a")).status == 200
+        if retried:
+            response = await pool.request(method, "http://example.com/", content=b"b")
+            assert response.content == b"Hello, world!"
+            assert pool.stats().opened == 2
+        else:
+            with pytest.raises(httpool.RemoteProtocolError, match="without sending a response"):
+                await pool.request(method, "http://example.com/", content=b"b")
+        pool.check_invariants()
+
+
+async def test_zero_keepalive_expiry_closes_at_response_close() -> None:
+    backend = AsyncMockBackend([OK, OK])
+    async with AsyncConnectionPool(keepalive_expiry=0.0, network_backend=backend) as pool:
+        async with pool.stream("GET", "https://example.com/") as response:
+            assert len(pool.connections) == 1
+            await response.aread()
+        assert pool.connections == []
+        assert backend.streams[0].closed
+        stats = pool.stats()
+        assert stats.connections == 0 and stats.closed == 1
+        # The next request opens a new connection, and closes it likewise.
+        assert (await pool.request("GET", "https://example.com/")).status == 200
+        assert pool.connections == [] and pool.stats().opened == 2
+        pool.check_invariants()
+
+
+async def test_repr_is_httpcores() -> None:
+    async with AsyncConnectionPool(network_backend=AsyncMockBackend([OK])) as pool:
+        async with pool.stream("GET", "http://example.com/") as response:
+            await response.aread()
+            assert repr(pool) == (
+                f"<{type(pool).__name__} [Requests: 1 active, 0 queued"
+                " | Connections: 1 active, 0 idle]>"
+            )
+        idle = "[Requests: 0 active, 0 queued | Connections: 0 active, 1 idle]>"
+        assert repr(pool).endswith(idle)

@@ -48,7 +48,9 @@ async def test_get_and_keepalive_reuse() -> None:
         assert conn.is_idle() and conn.is_available() and conn.request_count == count
     assert stream.written == [b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"] * 2
     assert conn.info() == "'http://example.com:80', HTTP/1.1, IDLE, Request Count: 2"
-    assert repr(conn).endswith("[" + conn.info() + "]>")
+    # httpcore's repr: the protocol is in the class name, not repeated.
+    name = type(conn).__name__
+    assert repr(conn) == f"<{name} ['http://example.com:80', IDLE, Request Count: 2]>"
     await conn.aclose()
     assert conn.is_closed() and stream.closed and conn.capacity() == 0
 
@@ -368,12 +370,24 @@ async def test_response_after_a_write_error_is_returned() -> None:
     assert conn.is_closed()
 
 
-async def test_write_error_without_a_response_is_raised() -> None:
+async def test_write_error_without_a_response_is_a_disconnect() -> None:
+    # As in httpcore: the server went away without answering.
     stream = AsyncWriteFailingStream([], 0)
     conn = AsyncHTTP11Connection(ORIGIN, stream)
-    with pytest.raises(httpool.WriteError):
+    with pytest.raises(httpool.RemoteProtocolError) as info:
         await conn.request("POST", URL, content=b"x" * 10)
+    assert str(info.value) == "Server disconnected without sending a response."
+    assert isinstance(info.value.__cause__, httpool.WriteError)
     assert conn.is_closed() and stream.closed
+    assert not conn.response_started  # so the pool's retry rule applies
+
+
+async def test_write_error_then_reset_raises_the_read_error() -> None:
+    stream = AsyncWriteFailingStream([httpool.ReadError("Connection reset")], 0)
+    conn = AsyncHTTP11Connection(ORIGIN, stream)
+    with pytest.raises(httpool.ReadError):
+        await conn.request("POST", URL, content=b"x" * 10)
+    assert conn.is_closed()
 
 
 async def test_protocol_switch_hands_over_the_stream() -> None:
@@ -475,9 +489,13 @@ async def test_trace_events() -> None:
     events.clear()
     with pytest.raises(httpool.RemoteProtocolError):
         await conn.request("GET", URL, extensions={"trace": trace})
-    name, info = events[-1]
-    assert name == "http11.receive_response_headers.failed"
-    assert isinstance(info["exception"], httpool.RemoteProtocolError)
+    # As in httpcore, a failed head read is followed by response_closed.
+    assert [name for name, _ in events[-3:]] == [
+        "http11.receive_response_headers.failed",
+        "http11.response_closed.started",
+        "http11.response_closed.complete",
+    ]
+    assert isinstance(events[-3][1]["exception"], httpool.RemoteProtocolError)
 
 
 async def test_large_streamed_chunk_with_content_length() -> None:

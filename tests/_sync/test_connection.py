@@ -240,13 +240,60 @@ def test_unsupported_scheme() -> None:
         conn.connect(Request("GET", "http://example.com/"))
 
 
-def test_server_choosing_h2_that_was_not_offered() -> None:
-    backend = MockBackend(http2=True)
+def test_server_choosing_h2_that_was_not_offered(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As in httpcore: HTTP/2 is spoken if h2 is there (a scripted stream does this) ...
+    package = HTTPConnection.__module__.rpartition(".")[0]
+    fake = types.ModuleType(package + ".http2")
+    fake.HTTP2Connection = FakeHTTP2Connection  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, package + ".http2", fake)
     origin = Origin(b"https", b"example.com", 443)
-    with HTTPConnection(origin, network_backend=backend) as conn:
-        with pytest.raises(httpool.RemoteProtocolError):
+    conn = HTTPConnection(origin, network_backend=MockBackend(http2=True))
+    conn.connect(Request("GET", "https://example.com/"))
+    assert isinstance(conn.connection, FakeHTTP2Connection)
+    conn.close()
+    # ... and a protocol error if it is not.
+    monkeypatch.setitem(sys.modules, package + ".http2", None)
+    with HTTPConnection(origin, network_backend=MockBackend(http2=True)) as conn:
+        with pytest.raises(httpool.RemoteProtocolError, match="HTTP/2"):
             conn.request("GET", "https://example.com/")
         assert conn.is_closed()
+
+
+class TLSFailingBackend(MockBackend):
+    """Its first ``failures`` TLS handshakes fail."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(reply=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        self.failures = failures
+
+    def connect_tcp(self, *args: typing.Any, **kwargs: typing.Any) -> httpool.MockStream:
+        stream = super().connect_tcp(*args, **kwargs)
+        backend = self
+
+        class HandshakeStream(type(stream)):  # type: ignore[misc]
+            def start_tls(self, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+                if backend.failures:
+                    backend.failures -= 1
+                    raise httpool.ConnectError("TLS handshake failed")
+                return self
+
+        stream.__class__ = HandshakeStream
+        return typing.cast(httpool.MockStream, stream)
+
+
+@pytest.mark.parametrize(("retries", "succeeds"), [(3, True), (1, False)])
+def test_failed_tls_handshakes_are_retried(retries: int, succeeds: bool) -> None:
+    backend = TLSFailingBackend(failures=2)
+    origin = Origin(b"https", b"example.com", 443)
+    with HTTPConnection(origin, retries=retries, network_backend=backend) as conn:
+        if succeeds:
+            response = conn.request("GET", "https://example.com/")
+            assert response.content == b"ok"
+        else:
+            with pytest.raises(httpool.ConnectError, match="TLS handshake"):
+                conn.request("GET", "https://example.com/")
+    assert backend.connects == min(retries + 1, 3)
+    assert all(stream.closed for stream in backend.streams)
 
 
 def test_wrong_origin_is_refused(server: HTTPServer) -> None:

@@ -328,3 +328,73 @@ def test_max_connections_per_origin() -> None:
         ]
         assert min(per_origin) >= 1 and max(per_origin) <= 2
         assert pool.stats().queued == 0
+
+
+class HangUpMidUploadStream(httpool.MockStream):
+    """Answers the first request; then the server is gone: the next write
+    fails and the read that follows finds the connection closed."""
+
+    def __init__(self) -> None:
+        super().__init__([OK])
+        self.writes = 0
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.writes += 1
+        if self.writes > 1:
+            raise httpool.WriteError("Broken pipe")
+        super().write(buffer, timeout)
+
+
+class TwoStreamBackend(httpool.MockBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened: list[httpool.MockStream] = [
+            HangUpMidUploadStream(),
+            httpool.MockStream([OK]),
+        ]
+
+    def connect_tcp(self, *args: object, **kwargs: object) -> httpool.MockStream:
+        return self.opened.pop(0)
+
+
+@pytest.mark.parametrize(("method", "retried"), [("PUT", True), ("POST", False)])
+def test_write_failure_without_response_follows_the_retry_rule(method: str, retried: bool) -> None:
+    backend = TwoStreamBackend()
+    with ConnectionPool(network_backend=backend) as pool:
+        assert (pool.request(method, "http://example.com/", content=b"a")).status == 200
+        if retried:
+            response = pool.request(method, "http://example.com/", content=b"b")
+            assert response.content == b"Hello, world!"
+            assert pool.stats().opened == 2
+        else:
+            with pytest.raises(httpool.RemoteProtocolError, match="without sending a response"):
+                pool.request(method, "http://example.com/", content=b"b")
+        pool.check_invariants()
+
+
+def test_zero_keepalive_expiry_closes_at_response_close() -> None:
+    backend = MockBackend([OK, OK])
+    with ConnectionPool(keepalive_expiry=0.0, network_backend=backend) as pool:
+        with pool.stream("GET", "https://example.com/") as response:
+            assert len(pool.connections) == 1
+            response.read()
+        assert pool.connections == []
+        assert backend.streams[0].closed
+        stats = pool.stats()
+        assert stats.connections == 0 and stats.closed == 1
+        # The next request opens a new connection, and closes it likewise.
+        assert (pool.request("GET", "https://example.com/")).status == 200
+        assert pool.connections == [] and pool.stats().opened == 2
+        pool.check_invariants()
+
+
+def test_repr_is_httpcores() -> None:
+    with ConnectionPool(network_backend=MockBackend([OK])) as pool:
+        with pool.stream("GET", "http://example.com/") as response:
+            response.read()
+            assert repr(pool) == (
+                f"<{type(pool).__name__} [Requests: 1 active, 0 queued"
+                " | Connections: 1 active, 0 idle]>"
+            )
+        idle = "[Requests: 0 active, 0 queued | Connections: 0 active, 1 idle]>"
+        assert repr(pool).endswith(idle)
