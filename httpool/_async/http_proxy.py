@@ -19,6 +19,7 @@ Nothing here knows of the pool.
 
 from __future__ import annotations
 
+import http
 import ssl
 import sys
 import types
@@ -311,6 +312,7 @@ class AsyncTunnelHTTPConnection(AsyncHTTPConnection):
         response = await connection.handle_async_request(connect)
         if not 200 <= response.status < 300:
             reason = response.extensions.get("reason_phrase", b"").decode("ascii", "replace")
+            reason = reason or _standard_reason(response.status)
             with AsyncShieldCancellation():
                 await connection.aclose()
             raise ProxyError(
@@ -342,6 +344,13 @@ class AsyncTunnelHTTPConnection(AsyncHTTPConnection):
 
     def info(self) -> str:
         return f"tunnel via {self._proxy_origin}, {super().info()}"
+
+
+def _standard_reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def needs_tls_in_tls_fallback(stream: AsyncNetworkStream) -> bool:

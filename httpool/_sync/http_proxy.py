@@ -20,6 +20,7 @@ Nothing here knows of the pool.
 
 from __future__ import annotations
 
+import http
 import ssl
 import sys
 import types
@@ -310,6 +311,7 @@ class TunnelHTTPConnection(HTTPConnection):
         response = connection.handle_request(connect)
         if not 200 <= response.status < 300:
             reason = response.extensions.get("reason_phrase", b"").decode("ascii", "replace")
+            reason = reason or _standard_reason(response.status)
             with ShieldCancellation():
                 connection.close()
             raise ProxyError(
@@ -341,6 +343,13 @@ class TunnelHTTPConnection(HTTPConnection):
 
     def info(self) -> str:
         return f"tunnel via {self._proxy_origin}, {super().info()}"
+
+
+def _standard_reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def needs_tls_in_tls_fallback(stream: NetworkStream) -> bool:

@@ -17,6 +17,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 import typing
 import urllib.parse
 from types import TracebackType
@@ -43,6 +44,7 @@ class _ThreadedServer:
         self._accept_thread: threading.Thread | None = None
         self._threads: set[threading.Thread] = set()
         self._sockets: set[socket.socket] = set()
+        self._clients: set[socket.socket] = set()
 
     def start(self) -> typing.Self:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -73,6 +75,19 @@ class _ThreadedServer:
         self._wake_r.close()
         self._wake_w.close()
 
+    def hang_up(self, timeout: float = 5.0) -> int:
+        """Hang up on every client connection (idle keep-alive ones, tunnels) and
+        wait until they are closed; return how many there were."""
+        with self.lock:
+            clients = list(self._clients)
+        for sock in clients:
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        deadline = time.monotonic() + timeout
+        while self.open_connections and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return len(clients)
+
     def __enter__(self) -> typing.Self:
         return self.start()
 
@@ -97,6 +112,7 @@ class _ThreadedServer:
                     self.connections_accepted += 1
                     self.open_connections += 1
                     self._sockets.add(sock)
+                    self._clients.add(sock)
                     self._threads.add(thread)
                 thread.start()
 
@@ -115,6 +131,7 @@ class _ThreadedServer:
             with self.lock:
                 self.open_connections -= 1
                 self._sockets.discard(sock)
+                self._clients.discard(sock)
                 self._threads.discard(threading.current_thread())
 
     def serve(self, sock: socket.socket, upstreams: list[socket.socket]) -> None:
@@ -308,7 +325,13 @@ def _respond(
 
 # SOCKS5 (RFC 1928, RFC 1929), written out by hand: the client side uses socksio.
 
-SOCKS_FAILURES = ("close_after_greeting", "bad_reply", "host_unreachable", "no_methods")
+SOCKS_FAILURES = (
+    "close_after_greeting",
+    "bad_reply",
+    "unknown_code",
+    "host_unreachable",
+    "no_methods",
+)
 
 
 class SOCKS5Server(_ThreadedServer):
@@ -317,7 +340,8 @@ class SOCKS5Server(_ThreadedServer):
     Args:
         auth: ``(user, password)`` required (method 2), else no authentication.
         fail: misbehave on every connection: ``close_after_greeting``,
-            ``bad_reply`` (garbage instead of the CONNECT reply),
+            ``bad_reply`` (a SOCKS4 reply instead of the CONNECT reply),
+            ``unknown_code`` (a SOCKS5 reply with the undefined code 0x42),
             ``host_unreachable`` (reply code 4), ``no_methods`` (0xFF).
 
     Records ``requests``: ``(address type, address, port)`` of each CONNECT,
@@ -365,7 +389,10 @@ class SOCKS5Server(_ThreadedServer):
         with self.lock:
             self.requests.append((kind, host, port))
         if self.fail == "bad_reply":
-            sock.sendall(b"\x04\x5a\x00\x00")
+            sock.sendall(b"\x04\x5a\x00\x00\x00\x00\x00\x00\x00\x00")
+            return
+        if self.fail == "unknown_code":
+            sock.sendall(b"\x05\x42\x00\x01\x00\x00\x00\x00\x00\x00")
             return
         if self.fail == "host_unreachable" or command != 1:
             sock.sendall(b"\x05\x04\x00\x01\x00\x00\x00\x00\x00\x00")
