@@ -146,8 +146,11 @@ class AsyncForwardHTTPConnection(AsyncConnectionInterface):
     def _forwarded(self, request: Request) -> Request:
         proxy = self._proxy_origin
         url = URL(scheme=proxy.scheme, host=proxy.host, port=proxy.port, target=bytes(request.url))
-        # The sni_hostname extension is about the origin; the proxy gets its own.
-        extensions = {k: v for k, v in request.extensions.items() if k != "sni_hostname"}
+        # sni_hostname is about the origin (the proxy gets its own), and a
+        # target extension is already part of the URL sent as the target.
+        extensions = {
+            k: v for k, v in request.extensions.items() if k not in ("sni_hostname", "target")
+        }
         return Request(
             request.method,
             url,

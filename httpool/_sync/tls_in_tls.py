@@ -131,5 +131,9 @@ class TLSInTLSStream(NetworkStream):
         if info == "ssl_object":
             return self.ssl_object
         if info == "is_readable":
-            return self.ssl_object.pending() > 0 or bool(self._stream.get_extra_info(info))
+            return (
+                self.ssl_object.pending() > 0
+                or self._incoming.pending > 0
+                or bool(self._stream.get_extra_info(info))
+            )
         return self._stream.get_extra_info(info)

@@ -242,6 +242,36 @@ async def test_stale_tunnel_and_forwarding_connection_are_replaced(
             pool.check_invariants()
 
 
+async def test_request_dying_on_a_reused_tunnel_is_retried_on_a_new_one(
+    tls_server: HTTPServer, server: HTTPServer
+) -> None:
+    with HTTPProxyServer() as proxy:
+        async with AsyncConnectionPool(
+            proxy=Proxy(proxy.url), ssl_context=tls_server.client_ssl_context
+        ) as pool:
+            for origin in (tls_server, server):
+                assert (await pool.request("GET", origin.url + "/")).status == 200
+                # The origin reads the next request and hangs up: through the
+                # tunnel (or the forwarding proxy) the reused connection dies
+                # before any response byte, so the GET goes again on a new one.
+                origin.drop_requests = 1
+                assert (await pool.request("GET", origin.url + "/")).status == 200
+                assert origin.drop_requests == 0
+            assert len(proxy.connects) == 2
+            assert proxy.connections_accepted == 4
+            pool.check_invariants()
+
+
+async def test_target_extension_is_forwarded_once(server: HTTPServer) -> None:
+    with HTTPProxyServer() as proxy:
+        async with AsyncConnectionPool(proxy=Proxy(proxy.url)) as pool:
+            response = await pool.request(
+                "GET", server.url + "/", extensions={"target": b"/headers?x=1"}
+            )
+            assert response.status == 200
+            assert proxy.forwarded[0][1] == server.url.encode() + b"/headers?x=1"
+
+
 async def test_tunnels_obey_the_pool_limits(tls_server: HTTPServer) -> None:
     with HTTPProxyServer() as proxy:
         async with AsyncConnectionPool(
