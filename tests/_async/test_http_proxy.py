@@ -305,3 +305,14 @@ async def test_http_proxy_class_matches_httpcore(tls_server: HTTPServer) -> None
             assert len(proxy.connects) == 1
         with pytest.raises(ValueError):
             AsyncHTTPProxy("socks5://127.0.0.1:1080")
+
+
+async def test_ws_goes_through_a_plain_tunnel(server: HTTPServer) -> None:
+    with HTTPProxyServer(after_connect=b"") as proxy:
+        async with AsyncConnectionPool(proxy=Proxy(proxy.url)) as pool:
+            ws_url = server.url.replace("http://", "ws://")
+            for _ in range(2):
+                assert (await pool.request("GET", ws_url + "/")).content == b"Hello, world!"
+            assert proxy.connects == [f"127.0.0.1:{server.port}".encode()]
+            assert proxy.forwarded == []
+            assert server.requests[0].target == b"/"  # origin-form inside the tunnel

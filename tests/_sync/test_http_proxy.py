@@ -302,3 +302,14 @@ def test_http_proxy_class_matches_httpcore(tls_server: HTTPServer) -> None:
             assert len(proxy.connects) == 1
         with pytest.raises(ValueError):
             HTTPProxy("socks5://127.0.0.1:1080")
+
+
+def test_ws_goes_through_a_plain_tunnel(server: HTTPServer) -> None:
+    with HTTPProxyServer(after_connect=b"") as proxy:
+        with ConnectionPool(proxy=Proxy(proxy.url)) as pool:
+            ws_url = server.url.replace("http://", "ws://")
+            for _ in range(2):
+                assert (pool.request("GET", ws_url + "/")).content == b"Hello, world!"
+            assert proxy.connects == [f"127.0.0.1:{server.port}".encode()]
+            assert proxy.forwarded == []
+            assert server.requests[0].target == b"/"  # origin-form inside the tunnel
