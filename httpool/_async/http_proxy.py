@@ -197,7 +197,7 @@ class AsyncForwardHTTPConnection(AsyncConnectionInterface):
         return self._connection.is_alive()
 
     def info(self) -> str:
-        return f"forwarding via {self._proxy_origin}, {self._connection.info()}"
+        return self._connection.info()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.info()}]>"
@@ -318,10 +318,8 @@ class AsyncTunnelHTTPConnection(AsyncHTTPConnection):
             reason = reason or _standard_reason(response.status)
             with AsyncShieldCancellation():
                 await connection.aclose()
-            raise ProxyError(
-                f"The proxy refused the tunnel to {target.decode('ascii')}:"
-                f" {response.status} {reason}".rstrip()
-            )
+            # httpcore's wording, which code written for it may compare.
+            raise ProxyError(f"{response.status} {reason}".rstrip())
         tunnel: AsyncNetworkStream = response.extensions["network_stream"]
         if (
             self._origin.scheme in _TLS_SCHEMES
@@ -344,9 +342,6 @@ class AsyncTunnelHTTPConnection(AsyncHTTPConnection):
         if self._proxy_origin.scheme == b"https" and needs_tls_in_tls_fallback(stream):
             stream = AsyncTLSCarrier(stream)
         return await super()._start_tls(request, stream, timeout, offer_h2)
-
-    def info(self) -> str:
-        return f"tunnel via {self._proxy_origin}, {super().info()}"
 
 
 def _standard_reason(status: int) -> str:

@@ -19,9 +19,10 @@ SOCKS proxy is used, so ``import httpool`` works without it.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from .._backends.base import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
 from .._exceptions import (
@@ -41,15 +42,22 @@ from .connection import AsyncHTTPConnection
 from .connection_pool import AsyncConnectionPool
 from .http_proxy import connect_to_proxy
 
+# httpcore's names for what the proxy says, so that its messages read the same.
+_AUTH_METHODS = {
+    0x00: "NO AUTHENTICATION REQUIRED",
+    0x01: "GSSAPI",
+    0x02: "USERNAME/PASSWORD",
+    0xFF: "NO ACCEPTABLE METHODS",
+}
 _REPLY_MESSAGES = {
-    b"\x01": "general SOCKS server failure",
-    b"\x02": "connection not allowed by ruleset",
-    b"\x03": "network unreachable",
-    b"\x04": "host unreachable",
-    b"\x05": "connection refused",
+    b"\x01": "General SOCKS server failure",
+    b"\x02": "Connection not allowed by ruleset",
+    b"\x03": "Network unreachable",
+    b"\x04": "Host unreachable",
+    b"\x05": "Connection refused",
     b"\x06": "TTL expired",
-    b"\x07": "command not supported",
-    b"\x08": "address type not supported",
+    b"\x07": "Command not supported",
+    b"\x08": "Address type not supported",
 }
 # The length of a CONNECT reply after its first 5 bytes, by address type
 # (IPv4, domain name: its length byte was the 5th, IPv6), port included.
@@ -122,13 +130,18 @@ class AsyncSOCKS5Connection(AsyncHTTPConnection):
             uds=self._uds,
             socket_options=self._socket_options,
         )
+        host, port = self._origin.host.decode("ascii"), self._origin.port
+        info = {"stream": stream, "host": host, "port": port}
         try:
-            host = self._origin.host.decode("ascii")
-            if self._proxy_origin.scheme == b"socks5":
-                host = await AsyncResolver().resolve(host, self._origin.port)
-            info = {"stream": stream, "host": host, "port": self._origin.port}
             async with Trace.start("connection.setup_socks5_connection", request, info) as trace:
-                await _Handshake(stream, timeout).run(host, self._origin.port, self._proxy_auth)
+                handshake = _Handshake(stream, timeout)
+                with _handshake_errors():
+                    await handshake.authenticate(self._proxy_auth)
+                if self._proxy_origin.scheme == b"socks5":
+                    # Resolved here, once the proxy has let us in.
+                    host = await AsyncResolver().resolve(host, port)
+                with _handshake_errors():
+                    await handshake.connect(host, port)
                 trace.return_value = stream
         except BaseException:
             with AsyncShieldCancellation():
@@ -136,8 +149,21 @@ class AsyncSOCKS5Connection(AsyncHTTPConnection):
             raise
         return stream
 
-    def info(self) -> str:
-        return f"via {self._proxy_origin}, {super().info()}"
+
+@contextlib.contextmanager
+def _handshake_errors() -> Iterator[None]:
+    """Every failure of a handshake step as ``ProxyError`` (timeouts: ``ConnectTimeout``)."""
+    from socksio.exceptions import SOCKSError
+
+    try:
+        yield
+    except (SOCKSError, ValueError, OverflowError) as exc:
+        # A malformed reply (socksio), or a name or credential too long to send.
+        raise ProxyError(f"SOCKS5 handshake failed: {exc}") from exc
+    except (ReadTimeout, WriteTimeout) as exc:
+        raise ConnectTimeout(f"SOCKS5 handshake timed out: {exc}") from exc
+    except (ReadError, WriteError) as exc:
+        raise ProxyError(f"SOCKS5 handshake failed: {exc}") from exc
 
 
 class _Handshake:
@@ -149,21 +175,7 @@ class _Handshake:
         self._stream = stream
         self._timeout = timeout
 
-    async def run(self, host: str, port: int, auth: tuple[bytes, bytes] | None) -> None:
-        from socksio.exceptions import SOCKSError
-
-        try:
-            await self._authenticate(auth)
-            await self._connect(host, port)
-        except (SOCKSError, ValueError, OverflowError) as exc:
-            # A malformed reply (socksio), or a name or credential too long to send.
-            raise ProxyError(f"SOCKS5 handshake failed: {exc}") from exc
-        except (ReadTimeout, WriteTimeout) as exc:
-            raise ConnectTimeout(f"SOCKS5 handshake timed out: {exc}") from exc
-        except (ReadError, WriteError) as exc:
-            raise ProxyError(f"SOCKS5 handshake failed: {exc}") from exc
-
-    async def _authenticate(self, auth: tuple[bytes, bytes] | None) -> None:
+    async def authenticate(self, auth: tuple[bytes, bytes] | None) -> None:
         s5 = self._socks5
         method = s5.SOCKS5AuthMethod.NO_AUTH_REQUIRED
         if auth is not None:
@@ -171,17 +183,15 @@ class _Handshake:
         await self._send(s5.SOCKS5AuthMethodsRequest([method]))
         reply = self._connection.receive_data(await self._read_exactly(2))
         if reply.method != method:
-            wanted = "username/password" if auth is not None else "no"
-            raise ProxyError(
-                f"The SOCKS5 proxy refused {wanted} authentication"
-                f" (it selected {reply.method.name})."
-            )
+            requested = _AUTH_METHODS[method.value[0]]
+            got = _AUTH_METHODS.get(reply.method.value[0], "UNKNOWN")
+            raise ProxyError(f"Requested {requested} from proxy server, but got {got}.")
         if auth is not None:
             await self._send(s5.SOCKS5UsernamePasswordRequest(*auth))
             if not self._connection.receive_data(await self._read_exactly(2)).success:
-                raise ProxyError("The SOCKS5 proxy refused the username and password.")
+                raise ProxyError("Invalid username/password")
 
-    async def _connect(self, host: str, port: int) -> None:
+    async def connect(self, host: str, port: int) -> None:
         s5 = self._socks5
         await self._send(
             s5.SOCKS5CommandRequest.from_address(s5.SOCKS5Command.CONNECT, (host, port))
@@ -193,7 +203,7 @@ class _Handshake:
         reply = self._connection.receive_data(head + await self._read_exactly(rest))
         if reply.reply_code != s5.SOCKS5ReplyCode.SUCCEEDED:
             reason = _REPLY_MESSAGES.get(reply.reply_code.value, repr(reply.reply_code))
-            raise ProxyError(f"The SOCKS5 proxy could not connect to {host}:{port}: {reason}.")
+            raise ProxyError(f"Proxy Server could not connect: {reason}.")
 
     async def _send(self, message: object) -> None:
         self._connection.send(message)

@@ -20,9 +20,10 @@ SOCKS proxy is used, so ``import httpool`` works without it.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from .._backends.base import SOCKET_OPTION, NetworkBackend, NetworkStream
 from .._exceptions import (
@@ -42,15 +43,22 @@ from .connection import HTTPConnection
 from .connection_pool import ConnectionPool
 from .http_proxy import connect_to_proxy
 
+# httpcore's names for what the proxy says, so that its messages read the same.
+_AUTH_METHODS = {
+    0x00: "NO AUTHENTICATION REQUIRED",
+    0x01: "GSSAPI",
+    0x02: "USERNAME/PASSWORD",
+    0xFF: "NO ACCEPTABLE METHODS",
+}
 _REPLY_MESSAGES = {
-    b"\x01": "general SOCKS server failure",
-    b"\x02": "connection not allowed by ruleset",
-    b"\x03": "network unreachable",
-    b"\x04": "host unreachable",
-    b"\x05": "connection refused",
+    b"\x01": "General SOCKS server failure",
+    b"\x02": "Connection not allowed by ruleset",
+    b"\x03": "Network unreachable",
+    b"\x04": "Host unreachable",
+    b"\x05": "Connection refused",
     b"\x06": "TTL expired",
-    b"\x07": "command not supported",
-    b"\x08": "address type not supported",
+    b"\x07": "Command not supported",
+    b"\x08": "Address type not supported",
 }
 # The length of a CONNECT reply after its first 5 bytes, by address type
 # (IPv4, domain name: its length byte was the 5th, IPv6), port included.
@@ -123,13 +131,18 @@ class SOCKS5Connection(HTTPConnection):
             uds=self._uds,
             socket_options=self._socket_options,
         )
+        host, port = self._origin.host.decode("ascii"), self._origin.port
+        info = {"stream": stream, "host": host, "port": port}
         try:
-            host = self._origin.host.decode("ascii")
-            if self._proxy_origin.scheme == b"socks5":
-                host = Resolver().resolve(host, self._origin.port)
-            info = {"stream": stream, "host": host, "port": self._origin.port}
             with Trace.start("connection.setup_socks5_connection", request, info) as trace:
-                _Handshake(stream, timeout).run(host, self._origin.port, self._proxy_auth)
+                handshake = _Handshake(stream, timeout)
+                with _handshake_errors():
+                    handshake.authenticate(self._proxy_auth)
+                if self._proxy_origin.scheme == b"socks5":
+                    # Resolved here, once the proxy has let us in.
+                    host = Resolver().resolve(host, port)
+                with _handshake_errors():
+                    handshake.connect(host, port)
                 trace.return_value = stream
         except BaseException:
             with ShieldCancellation():
@@ -137,8 +150,21 @@ class SOCKS5Connection(HTTPConnection):
             raise
         return stream
 
-    def info(self) -> str:
-        return f"via {self._proxy_origin}, {super().info()}"
+
+@contextlib.contextmanager
+def _handshake_errors() -> Iterator[None]:
+    """Every failure of a handshake step as ``ProxyError`` (timeouts: ``ConnectTimeout``)."""
+    from socksio.exceptions import SOCKSError
+
+    try:
+        yield
+    except (SOCKSError, ValueError, OverflowError) as exc:
+        # A malformed reply (socksio), or a name or credential too long to send.
+        raise ProxyError(f"SOCKS5 handshake failed: {exc}") from exc
+    except (ReadTimeout, WriteTimeout) as exc:
+        raise ConnectTimeout(f"SOCKS5 handshake timed out: {exc}") from exc
+    except (ReadError, WriteError) as exc:
+        raise ProxyError(f"SOCKS5 handshake failed: {exc}") from exc
 
 
 class _Handshake:
@@ -150,21 +176,7 @@ class _Handshake:
         self._stream = stream
         self._timeout = timeout
 
-    def run(self, host: str, port: int, auth: tuple[bytes, bytes] | None) -> None:
-        from socksio.exceptions import SOCKSError
-
-        try:
-            self._authenticate(auth)
-            self._connect(host, port)
-        except (SOCKSError, ValueError, OverflowError) as exc:
-            # A malformed reply (socksio), or a name or credential too long to send.
-            raise ProxyError(f"SOCKS5 handshake failed: {exc}") from exc
-        except (ReadTimeout, WriteTimeout) as exc:
-            raise ConnectTimeout(f"SOCKS5 handshake timed out: {exc}") from exc
-        except (ReadError, WriteError) as exc:
-            raise ProxyError(f"SOCKS5 handshake failed: {exc}") from exc
-
-    def _authenticate(self, auth: tuple[bytes, bytes] | None) -> None:
+    def authenticate(self, auth: tuple[bytes, bytes] | None) -> None:
         s5 = self._socks5
         method = s5.SOCKS5AuthMethod.NO_AUTH_REQUIRED
         if auth is not None:
@@ -172,17 +184,15 @@ class _Handshake:
         self._send(s5.SOCKS5AuthMethodsRequest([method]))
         reply = self._connection.receive_data(self._read_exactly(2))
         if reply.method != method:
-            wanted = "username/password" if auth is not None else "no"
-            raise ProxyError(
-                f"The SOCKS5 proxy refused {wanted} authentication"
-                f" (it selected {reply.method.name})."
-            )
+            requested = _AUTH_METHODS[method.value[0]]
+            got = _AUTH_METHODS.get(reply.method.value[0], "UNKNOWN")
+            raise ProxyError(f"Requested {requested} from proxy server, but got {got}.")
         if auth is not None:
             self._send(s5.SOCKS5UsernamePasswordRequest(*auth))
             if not self._connection.receive_data(self._read_exactly(2)).success:
-                raise ProxyError("The SOCKS5 proxy refused the username and password.")
+                raise ProxyError("Invalid username/password")
 
-    def _connect(self, host: str, port: int) -> None:
+    def connect(self, host: str, port: int) -> None:
         s5 = self._socks5
         self._send(s5.SOCKS5CommandRequest.from_address(s5.SOCKS5Command.CONNECT, (host, port)))
         head = self._read_exactly(5)
@@ -192,7 +202,7 @@ class _Handshake:
         reply = self._connection.receive_data(head + self._read_exactly(rest))
         if reply.reply_code != s5.SOCKS5ReplyCode.SUCCEEDED:
             reason = _REPLY_MESSAGES.get(reply.reply_code.value, repr(reply.reply_code))
-            raise ProxyError(f"The SOCKS5 proxy could not connect to {host}:{port}: {reason}.")
+            raise ProxyError(f"Proxy Server could not connect: {reason}.")
 
     def _send(self, message: object) -> None:
         self._connection.send(message)

@@ -302,13 +302,13 @@ def test_dante_failures(variant: str, dante: Dante, dante_auth: Dante, origins: 
     outcome = run(variant, [blocked, origins.plain.url + "/"], proxy=httpool.Proxy(dante.url()))
     refused, served = outcome.results
     assert isinstance(refused, httpool.ProxyError), refused
-    assert "not allowed by ruleset" in str(refused)
+    assert "Connection not allowed by ruleset" in str(refused)
     ok(served)
     assert outcome.stats.connections == 1
     # Authentication required: none offered, then unknown credentials.
     for auth, message in (
-        (None, "refused no authentication"),
-        (("nobody-here", "wrong"), "refused the username and password"),
+        (None, "Requested NO AUTHENTICATION REQUIRED"),
+        (("nobody-here", "wrong"), "Invalid username/password"),
     ):
         outcome = run(
             variant, [origins.plain.url + "/"], proxy=httpool.Proxy(dante_auth.url(), auth=auth)
