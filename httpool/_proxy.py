@@ -14,6 +14,7 @@ import base64
 import ssl
 import urllib.parse
 
+from ._exceptions import UnsupportedProtocol
 from ._models import URL, Headers, HeaderTypes, enforce_bytes, enforce_headers, enforce_url
 
 HTTP_PROXY_SCHEMES = frozenset((b"http", b"https"))
@@ -49,8 +50,6 @@ class Proxy:
             auth = _userinfo(url)
         self.url = enforce_url(url, name="url")
         if self.url.scheme not in HTTP_PROXY_SCHEMES | SOCKS_PROXY_SCHEMES:
-            from ._exceptions import UnsupportedProtocol
-
             scheme = self.url.scheme.decode("ascii")
             raise UnsupportedProtocol(f"Unsupported proxy scheme '{scheme}://'.")
         self.headers: Headers = enforce_headers(headers, name="headers")

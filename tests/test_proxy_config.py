@@ -9,7 +9,8 @@ import sys
 import pytest
 
 import httpool
-from httpool import URL, ConnectionPool, Proxy
+from httpool import URL, ConnectionPool, Origin, Proxy
+from httpool._async.http_proxy import authority
 
 
 def test_credentials_from_the_url_are_decoded_and_removed_from_it() -> None:
@@ -37,6 +38,14 @@ def test_no_credentials() -> None:
 def test_unknown_proxy_scheme() -> None:
     with pytest.raises(httpool.UnsupportedProtocol):
         Proxy("ftp://proxy.example")
+    with pytest.raises(httpool.UnsupportedProtocol, match="proxy scheme 'wss://'"):
+        Proxy("wss://proxy.example")
+
+
+def test_connect_target_brackets_ipv6() -> None:
+    assert authority(Origin(b"https", b"::1", 8443)) == b"[::1]:8443"
+    assert authority(Origin(b"https", b"fe80::1%eth0", 443)) == b"[fe80::1]:443"
+    assert authority(Origin(b"wss", b"example.com", 443)) == b"example.com:443"
 
 
 def test_socks_without_socksio_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -173,6 +173,24 @@ async def test_tls_in_tls_in_memory_fallback(
             assert len(calls) == 1 and len(proxy.connects) == 1
 
 
+async def test_tls_in_tls_fallback_refuses_an_untrusted_origin(
+    tls_server: HTTPServer, http_server_ca: trustme.CA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_proxy_module, "needs_tls_in_tls_fallback", lambda stream: True)
+    contexts = make_tls_contexts(http_server_ca)
+    untrusting = make_tls_contexts(trustme.CA()).client
+    with HTTPProxyServer(ssl_context=contexts.server) as proxy:
+        async with AsyncConnectionPool(
+            proxy=Proxy(proxy.url, ssl_context=contexts.client), ssl_context=untrusting
+        ) as pool:
+            with pytest.raises(httpool.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await pool.request("GET", tls_server.url + "/")
+            assert pool.stats().connections == 0
+            pool.check_invariants()
+            # The tunnel was made; the origin's TLS failed inside it.
+            assert len(proxy.connects) == 1
+
+
 @pytest.mark.parametrize("status", [403, 407, 502])
 async def test_refused_tunnel_is_a_proxy_error_and_the_pool_serves_on(
     status: int, tls_server: HTTPServer, server: HTTPServer
