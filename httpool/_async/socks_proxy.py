@@ -133,7 +133,7 @@ class AsyncSOCKS5Connection(AsyncHTTPConnection):
         host, port = self._origin.host.decode("ascii"), self._origin.port
         info = {"stream": stream, "host": host, "port": port}
         try:
-            async with Trace.start("connection.setup_socks5_connection", request, info) as trace:
+            async with Trace.start("socks.setup_socks5_connection", request, info) as trace:
                 handshake = _Handshake(stream, timeout)
                 with _handshake_errors():
                     await handshake.authenticate(self._proxy_auth)

@@ -134,7 +134,7 @@ class SOCKS5Connection(HTTPConnection):
         host, port = self._origin.host.decode("ascii"), self._origin.port
         info = {"stream": stream, "host": host, "port": port}
         try:
-            with Trace.start("connection.setup_socks5_connection", request, info) as trace:
+            with Trace.start("socks.setup_socks5_connection", request, info) as trace:
                 handshake = _Handshake(stream, timeout)
                 with _handshake_errors():
                     handshake.authenticate(self._proxy_auth)

@@ -141,3 +141,22 @@ async def test_socks_proxy_class_matches_httpcore(server: HTTPServer) -> None:
             assert (await pool.request("GET", server.url + "/")).status == 200
         with pytest.raises(ValueError):
             AsyncSOCKSProxy("http://127.0.0.1:8080")
+
+
+async def test_trace_names_the_socks_steps(tls_server: HTTPServer) -> None:
+    names: list[str] = []
+
+    def trace(name: str, info: dict[str, object]) -> None:
+        names.append(name)
+
+    with SOCKS5Server() as socks:
+        async with AsyncConnectionPool(
+            proxy=Proxy(socks.url()), ssl_context=tls_server.client_ssl_context
+        ) as pool:
+            await pool.request("GET", tls_server.url + "/", extensions={"trace": trace})
+    steps = [name for name in names if name.endswith(".complete")]
+    assert steps[:3] == [
+        "connection.connect_tcp.complete",
+        "socks.setup_socks5_connection.complete",
+        "connection.start_tls.complete",
+    ]

@@ -331,3 +331,26 @@ def test_ws_goes_through_a_plain_tunnel(server: HTTPServer) -> None:
             assert proxy.connects == [f"127.0.0.1:{server.port}".encode()]
             assert proxy.forwarded == []
             assert server.requests[0].target == b"/"  # origin-form inside the tunnel
+
+
+def test_trace_shows_the_connect_exchange(tls_server: HTTPServer) -> None:
+    names: list[str] = []
+
+    def trace(name: str, info: dict[str, object]) -> None:
+        names.append(name)
+
+    with HTTPProxyServer() as proxy:
+        with ConnectionPool(
+            proxy=Proxy(proxy.url), ssl_context=tls_server.client_ssl_context
+        ) as pool:
+            pool.request("GET", tls_server.url + "/", extensions={"trace": trace})
+    steps = [name for name in names if name.endswith(".complete")]
+    # TCP to the proxy, the CONNECT exchange, TLS to the origin, then the request.
+    assert steps[:4] == [
+        "connection.connect_tcp.complete",
+        "http11.send_request_headers.complete",
+        "http11.send_request_body.complete",
+        "http11.receive_response_headers.complete",
+    ]
+    assert steps[4] == "connection.start_tls.complete"
+    assert steps.count("http11.receive_response_headers.complete") == 2
