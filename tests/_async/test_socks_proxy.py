@@ -90,6 +90,17 @@ async def test_socks_failures_are_proxy_errors(
         assert server.connections_accepted == 0
 
 
+async def test_socks_proxy_that_never_answers_times_out(server: HTTPServer) -> None:
+    with SOCKS5Server(fail="hang_after_greeting") as socks:
+        async with AsyncConnectionPool(proxy=Proxy(socks.url())) as pool:
+            with pytest.raises(httpool.ConnectTimeout, match="SOCKS5 handshake timed out"):
+                await pool.request(
+                    "GET", server.url + "/", extensions={"timeout": {"connect": 0.2}}
+                )
+            assert pool.stats().connections == 0
+            pool.check_invariants()
+
+
 async def test_auth_required_but_not_given(server: HTTPServer) -> None:
     with SOCKS5Server(auth=("user", "secret")) as socks:
         async with AsyncConnectionPool(proxy=Proxy(socks.url())) as pool:

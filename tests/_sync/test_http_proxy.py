@@ -230,6 +230,17 @@ def test_bytes_after_the_connect_head_are_not_silently_dropped(
             pool.check_invariants()
 
 
+def test_proxy_that_never_answers_the_connect_times_out(tls_server: HTTPServer) -> None:
+    with HTTPProxyServer(hang=True) as proxy:
+        with ConnectionPool(
+            proxy=Proxy(proxy.url), ssl_context=tls_server.client_ssl_context
+        ) as pool:
+            with pytest.raises(httpool.ReadTimeout):
+                pool.request("GET", tls_server.url + "/", extensions={"timeout": {"read": 0.2}})
+            assert pool.stats().connections == 0
+            pool.check_invariants()
+
+
 def test_unreachable_proxy_is_a_connect_error(tls_server: HTTPServer) -> None:
     url = f"http://127.0.0.1:{_free_port()}"
     with ConnectionPool(proxy=Proxy(url)) as pool:

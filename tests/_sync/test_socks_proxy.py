@@ -91,6 +91,15 @@ def test_socks_failures_are_proxy_errors(
         assert server.connections_accepted == 0
 
 
+def test_socks_proxy_that_never_answers_times_out(server: HTTPServer) -> None:
+    with SOCKS5Server(fail="hang_after_greeting") as socks:
+        with ConnectionPool(proxy=Proxy(socks.url())) as pool:
+            with pytest.raises(httpool.ConnectTimeout, match="SOCKS5 handshake timed out"):
+                pool.request("GET", server.url + "/", extensions={"timeout": {"connect": 0.2}})
+            assert pool.stats().connections == 0
+            pool.check_invariants()
+
+
 def test_auth_required_but_not_given(server: HTTPServer) -> None:
     with SOCKS5Server(auth=("user", "secret")) as socks:
         with ConnectionPool(proxy=Proxy(socks.url())) as pool:

@@ -146,6 +146,10 @@ class _ThreadedServer:
             self._sockets.add(upstream)
         return upstream
 
+    def wait_for_hang_up(self, sock: socket.socket) -> None:
+        """Say nothing until the client hangs up (or sends more) or the server stops."""
+        select.select([sock, self._wake_r], [], [], SOCKET_TIMEOUT)
+
     def relay(self, a: socket.socket, b: socket.socket) -> None:
         """Copy bytes both ways until one side closes (or the server stops)."""
         while not self._stopping.is_set():
@@ -170,6 +174,7 @@ class HTTPProxyServer(_ThreadedServer):
         ssl_context: serve TLS (an ``https://`` proxy).
         auth: ``(user, password)`` required in ``Proxy-Authorization`` (407 otherwise).
         refuse: answer every CONNECT with this status (403, 502, ...).
+        hang: never answer a CONNECT (until the client hangs up or the server stops).
         after_connect: bytes sent right after the CONNECT's 200 head.
 
     Records ``connects`` (CONNECT targets), ``forwarded`` (method, absolute
@@ -185,8 +190,10 @@ class HTTPProxyServer(_ThreadedServer):
         auth: tuple[str, str] | None = None,
         refuse: int | None = None,
         after_connect: bytes = b"",
+        hang: bool = False,
     ) -> None:
         super().__init__()
+        self.hang = hang
         self.ssl_context = ssl_context
         self.auth = auth
         self.refuse = refuse
@@ -236,6 +243,9 @@ class HTTPProxyServer(_ThreadedServer):
         if self.refuse is not None:
             _respond(conn, sock, self.refuse, b"refused", [(b"Connection", b"close")])
             return
+        if self.hang:
+            self.wait_for_hang_up(sock)
+            return
         host, _, port = target.decode("ascii").rpartition(":")
         try:
             upstream = self.connect_upstream(host.strip("[]"), int(port), upstreams)
@@ -270,7 +280,8 @@ class HTTPProxyServer(_ThreadedServer):
             )
             upstream.sendall(client.send(h11.Data(data=body)) + client.send(h11.EndOfMessage()))
             response = _next_event(client, upstream)
-            assert isinstance(response, h11.Response)
+            if not isinstance(response, h11.Response):
+                raise ConnectionError("the origin sent no response")
             response_body = _read_body(client, upstream)
         finally:
             upstreams.remove(upstream)
@@ -326,6 +337,7 @@ def _respond(
 # SOCKS5 (RFC 1928, RFC 1929), written out by hand: the client side uses socksio.
 
 SOCKS_FAILURES = (
+    "hang_after_greeting",
     "close_after_greeting",
     "bad_reply",
     "unknown_code",
@@ -364,6 +376,9 @@ class SOCKS5Server(_ThreadedServer):
         version, count = _recv_exactly(sock, 2)
         methods = _recv_exactly(sock, count)
         if self.fail == "close_after_greeting":
+            return
+        if self.fail == "hang_after_greeting":
+            self.wait_for_hang_up(sock)
             return
         wanted = 2 if self.auth is not None else 0
         if self.fail == "no_methods" or version != 5 or wanted not in methods:
