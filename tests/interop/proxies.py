@@ -56,7 +56,7 @@ class _ChildProxy:
         self.executable = _find(self.binary)
         # Not pytest's tmp_path: run as root, the proxies drop privileges to
         # nobody, who cannot enter /tmp/pytest-of-root (mode 0700).
-        self.directory = Path(tempfile.mkdtemp(prefix=f"httpool-{self.binary}-"))
+        self.directory = Path(tempfile.mkdtemp(prefix=f"httpool-proxy-test-{self.binary}-"))
         self.directory.chmod(0o777)
         self.port = free_port()
         self.log = self.directory / f"{self.binary}.log"
@@ -78,15 +78,18 @@ class _ChildProxy:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.binary} exited at start:\n{self.log_tail()}")
+                message = f"{self.binary} exited at start:\n{self.log_tail()}"
+                self.remove()
+                raise RuntimeError(message)
             with (
                 contextlib.suppress(OSError),
                 socket.create_connection(("127.0.0.1", self.port), timeout=1.0),
             ):
                 return self
             if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.binary} did not listen:\n{self.log_tail()}")
+                message = f"{self.binary} did not listen:\n{self.log_tail()}"
+                self.remove()
+                raise RuntimeError(message)
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -120,7 +123,7 @@ class _ChildProxy:
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.remove()
 
 
 class TinyProxy(_ChildProxy):
@@ -215,12 +218,12 @@ class NginxTLSFront(_ChildProxy):
     binary = "nginx"
 
     def __init__(self, *, backend_port: int, ca: typing.Any) -> None:
-        super().__init__()
         if not NGINX_STREAM_MODULE.exists():
             raise ProxyUnavailable(
                 f"nginx's stream module ({NGINX_STREAM_MODULE}) is not installed"
                 " (apt-get install libnginx-mod-stream)"
             )
+        super().__init__()
         self.backend_port = backend_port
         self.cert, self.key = tls_files(self.directory, ca)
         self.log = self.directory / "nginx-error.log"

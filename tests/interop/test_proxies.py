@@ -161,7 +161,8 @@ def test_tinyproxy_forwarding_with_auth(
     # tinyproxy hangs up after every forwarded response without saying so (no
     # "Connection: close"): the liveness probe or the stale-connection retry
     # must notice, and no request may fail or leave a connection behind.
-    assert outcome.stats.requests == ROUNDS and outcome.stats.connections == 1
+    # (stats().requests counts a retried request twice, so it may exceed ROUNDS.)
+    assert outcome.stats.requests >= ROUNDS and outcome.stats.connections == 1
     assert origins.plain.connections_accepted > accepted
 
 
