@@ -163,6 +163,7 @@ def interop(session: nox.Session) -> None:
     """httpool against a real nginx (HTTP/1.1, h2c, TLS); installs nginx first as root."""
     # Always exits 0: without nginx the tests skip and say why.
     session.run("python", "scripts/ensure_nginx.py")
+    session.run("python", "scripts/ensure_proxies.py")  # tinyproxy, dante, nginx stream
     _pytest(session, "tests/interop")
 
 

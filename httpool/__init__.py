@@ -5,7 +5,9 @@ from ._api import stream as stream
 from ._async.connection import AsyncHTTPConnection as AsyncHTTPConnection
 from ._async.connection_pool import AsyncConnectionPool as AsyncConnectionPool
 from ._async.http11 import AsyncHTTP11Connection as AsyncHTTP11Connection
+from ._async.http_proxy import AsyncHTTPProxy as AsyncHTTPProxy
 from ._async.interfaces import AsyncConnectionInterface as AsyncConnectionInterface
+from ._async.socks_proxy import AsyncSOCKSProxy as AsyncSOCKSProxy
 from ._backends.auto import AutoBackend as AutoBackend
 from ._backends.base import SOCKET_OPTION as SOCKET_OPTION
 from ._backends.base import AsyncNetworkBackend as AsyncNetworkBackend
@@ -37,12 +39,15 @@ from ._models import URL as URL
 from ._models import Origin as Origin
 from ._models import Request as Request
 from ._models import Response as Response
+from ._proxy import Proxy as Proxy
 from ._ssl import default_ssl_context as default_ssl_context
 from ._stats import PoolStats as PoolStats
 from ._sync.connection import HTTPConnection as HTTPConnection
 from ._sync.connection_pool import ConnectionPool as ConnectionPool
 from ._sync.http11 import HTTP11Connection as HTTP11Connection
+from ._sync.http_proxy import HTTPProxy as HTTPProxy
 from ._sync.interfaces import ConnectionInterface as ConnectionInterface
+from ._sync.socks_proxy import SOCKSProxy as SOCKSProxy
 
 __version__ = "0.1.0"
 
@@ -93,6 +98,12 @@ __all__ = [
     "AsyncHTTP2Connection",
     "HTTP2Connection",
     "PoolStats",
+    # Proxies
+    "Proxy",
+    "AsyncHTTPProxy",
+    "AsyncSOCKSProxy",
+    "HTTPProxy",
+    "SOCKSProxy",
     # Models
     "URL",
     "Origin",

@@ -42,6 +42,7 @@ from .._models import (
     Response,
     unsupported_protocol,
 )
+from .._proxy import Proxy
 from .._stats import PoolStats
 from .._synchronization import (
     AsyncPoolLock,
@@ -76,6 +77,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
 
     Args:
         ssl_context: for https; the default verifies against certifi or the system store.
+        proxy: send every request through this ``Proxy`` (HTTP, HTTPS or SOCKS5).
         max_connections: connections open at once, over all origins.
         max_keepalive_connections: idle connections kept; the oldest beyond it are closed.
         keepalive_expiry: seconds an idle connection is kept before it is closed.
@@ -93,6 +95,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
     def __init__(
         self,
         ssl_context: ssl.SSLContext | None = None,
+        proxy: Proxy | None = None,
         max_connections: int | None = 10,
         max_keepalive_connections: int | None = None,
         keepalive_expiry: float | None = None,
@@ -114,6 +117,19 @@ class AsyncConnectionPool(AsyncRequestInterface):
         if not (http1 or http2):
             raise ValueError("at least one of http1 and http2 must be enabled")
         self._ssl_context = ssl_context
+        self._proxy = proxy
+        # Every http:// request through an HTTP proxy goes to one pool key, the
+        # proxy's: forwarding connections serve any http origin. (Its scheme is
+        # http whatever the proxy's, and a tunnel's key, its origin, never is.)
+        self._forward_key: Origin | None = None
+        if proxy is not None:
+            if proxy.is_socks:
+                from .socks_proxy import import_socksio
+
+                import_socksio()  # fail now, not on the first request
+            else:
+                url = proxy.url
+                self._forward_key = Origin(b"http", url.host, url.origin.port)
         self._max_connections = 2**62 if max_connections is None else max_connections
         self._keepalive_expiry = keepalive_expiry
         self._http1 = http1
@@ -142,7 +158,13 @@ class AsyncConnectionPool(AsyncRequestInterface):
         )
 
     def create_connection(self, origin: Origin) -> AsyncConnectionInterface:
-        """Make the connection object for ``origin`` (no I/O). Override to customise."""
+        """Make the connection object for ``origin`` (no I/O). Override to customise.
+
+        With a proxy: a SOCKS5 connection, a forwarding connection to an HTTP
+        proxy (for the proxy's key, an http origin) or a CONNECT tunnel.
+        """
+        if self._proxy is not None:
+            return self._proxy_connection(self._proxy, origin)
         return AsyncHTTPConnection(
             origin=origin,
             ssl_context=self._ssl_context,
@@ -156,7 +178,50 @@ class AsyncConnectionPool(AsyncRequestInterface):
             socket_options=self._socket_options,
         )
 
+    def _proxy_connection(self, proxy: Proxy, origin: Origin) -> AsyncConnectionInterface:
+        common: dict[str, typing.Any] = {
+            "keepalive_expiry": self._keepalive_expiry,
+            "retries": self._retries,
+            "local_address": self._local_address,
+            "uds": self._uds,
+            "network_backend": self._network_backend,
+            "socket_options": self._socket_options,
+        }
+        if proxy.is_socks:
+            from .socks_proxy import AsyncSOCKS5Connection
+
+            return AsyncSOCKS5Connection(
+                proxy_origin=proxy.url.origin,
+                remote_origin=origin,
+                proxy_auth=proxy.auth,
+                ssl_context=self._ssl_context,
+                http1=self._http1,
+                http2=self._http2,
+                **common,
+            )
+        from .http_proxy import AsyncForwardHTTPConnection, AsyncTunnelHTTPConnection
+
+        if origin.scheme == b"http":
+            return AsyncForwardHTTPConnection(
+                proxy_origin=proxy.url.origin,
+                proxy_headers=proxy.headers,
+                proxy_ssl_context=proxy.ssl_context,
+                **common,
+            )
+        return AsyncTunnelHTTPConnection(
+            proxy_origin=proxy.url.origin,
+            remote_origin=origin,
+            proxy_headers=proxy.headers,
+            proxy_ssl_context=proxy.ssl_context,
+            ssl_context=self._ssl_context,
+            http1=self._http1,
+            http2=self._http2,
+            **common,
+        )
+
     def _may_multiplex(self, origin: Origin) -> bool:
+        if self._forward_key is not None and origin.scheme == b"http":
+            return False  # forwarding is HTTP/1.1 to the proxy
         # HTTP/2 comes from ALPN on TLS, or from prior knowledge without HTTP/1.1.
         return self._http2 and (origin.scheme in (b"https", b"wss") or not self._http1)
 
@@ -194,6 +259,8 @@ class AsyncConnectionPool(AsyncRequestInterface):
         origin = request.url.origin
         if origin.scheme not in REQUEST_SCHEMES:
             raise unsupported_protocol(origin.scheme)
+        if self._forward_key is not None and origin.scheme == b"http":
+            origin = self._forward_key
         timeout = request.extensions.get("timeout")
         pool_timeout = None
         deadline = None
