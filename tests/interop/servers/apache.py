@@ -3,7 +3,7 @@
 
 ``POST /upload`` runs ``upload.lua`` (mod_lua), which reads the whole body and answers its
 length and SHA-1 (mod_lua's ``r:sha1``). ``MaxKeepAliveRequests`` closes HTTP/1.1
-connections and ends HTTP/2 sessions with GOAWAY; ``KeepAliveTimeout`` (milliseconds
+connections (mod_http2 does not apply it to HTTP/2 sessions); ``KeepAliveTimeout`` (milliseconds
 allowed) closes idle ones of both.
 
 Apache will not serve requests as root: started as root it runs its workers as ``nobody``,
@@ -19,7 +19,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from .base import MAX_CONCURRENT_STREAMS, Server, ServerUnavailable, which
+from .base import H1, H1_TLS, MAX_CONCURRENT_STREAMS, Server, ServerUnavailable, which
 
 MODULES = Path("/usr/lib/apache2/modules")
 # mod_unixd, mod_log_config and mod_so are compiled into Debian's binary.
@@ -46,6 +46,9 @@ end
 class Apache(Server):
     name = "apache"
     port_names = ("http", "https")
+    # mod_http2 ignores MaxKeepAliveRequests (its GOAWAY comes from child limits such
+    # as MaxConnectionsPerChild, per process, not per connection).
+    request_limit_protocols = (H1, H1_TLS)
 
     def find_binary(self) -> str:
         found = which("apache2") or which("httpd")

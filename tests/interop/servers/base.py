@@ -20,7 +20,7 @@ answers (its length, a digest or the body itself, whatever the server can comput
 The limits the matrix exercises are constructor arguments, so that benchmark drivers can
 start the same servers without them: ``keepalive_requests`` (the server closes a connection,
 or sends GOAWAY, after that many requests, where the server has such a setting; see
-``has_request_limit``) and ``idle_timeout`` (seconds a kept-alive connection may stay idle).
+``request_limit_protocols``) and ``idle_timeout`` (seconds a kept-alive connection may stay idle).
 """
 
 from __future__ import annotations
@@ -109,8 +109,12 @@ class Server:
     name: ClassVar[str] = ""
     #: The protocols of ``PROTOCOLS`` this server speaks.
     protocols: ClassVar[tuple[str, ...]] = PROTOCOLS
-    #: Whether the server can close a connection (or send GOAWAY) after N requests.
-    has_request_limit: ClassVar[bool] = True
+    #: The protocols on which the server ends a connection after ``keepalive_requests``
+    #: requests (``Connection: close`` on HTTP/1.1, GOAWAY on HTTP/2).
+    request_limit_protocols: ClassVar[tuple[str, ...]] = PROTOCOLS
+    #: The protocols on which the server still answers the requests in flight when it
+    #: reaches that limit (a server that does not is tested with one request at a time).
+    graceful_limit_protocols: ClassVar[tuple[str, ...]] = PROTOCOLS
     #: Names of the ports ``start()`` picks; "h2c" may be absent (then it is "http").
     port_names: ClassVar[tuple[str, ...]] = ("http", "h2c", "https")
 

@@ -22,7 +22,7 @@ from .base import Server, ServerUnavailable, which
 class Caddy(Server):
     name = "caddy"
     port_names = ("http", "https")
-    has_request_limit = False
+    request_limit_protocols = ()
 
     def find_binary(self) -> str:
         found = which("caddy")

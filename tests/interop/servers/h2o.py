@@ -27,7 +27,7 @@ end
 class H2O(Server):
     name = "h2o"
     port_names = ("http", "https")
-    has_request_limit = False
+    request_limit_protocols = ()
 
     def find_binary(self) -> str:
         found = which("h2o")

@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .base import MAX_CONCURRENT_STREAMS, Server, ServerUnavailable
+from .base import H1, H1_TLS, MAX_CONCURRENT_STREAMS, Server, ServerUnavailable
 
 APP = Path(__file__).with_name("hypercorn_app.py")
 
@@ -24,6 +24,12 @@ APP = Path(__file__).with_name("hypercorn_app.py")
 class Hypercorn(Server):
     name = "hypercorn"
     port_names = ("http", "https")
+    # At keep_alive_max_requests hypercorn's HTTP/2 side calls h2's close_connection()
+    # on receiving a request: GOAWAY(NO_ERROR) naming the streams in flight as processed,
+    # after which h2 (python-hyper/h2#1181) refuses to send their responses and hypercorn
+    # drops them silently; those requests never get an answer. One request at a time is
+    # answered before the GOAWAY goes out.
+    graceful_limit_protocols = (H1, H1_TLS)
 
     def find_binary(self) -> str:
         try:
