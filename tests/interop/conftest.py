@@ -56,6 +56,9 @@ class Servers:
             pytest.fail(self._failed[name], pytrace=False)
         return self._started[name]
 
+    def versions(self) -> dict[str, str]:
+        return {name: server.version for name, server in self._started.items()}
+
     def stop(self) -> None:
         for server in self._started.values():
             server.stop()
@@ -71,13 +74,24 @@ def _unavailable(name: str, reason: str) -> typing.NoReturn:
     pytest.skip(message)
 
 
+# name -> version of every server this session started, for the terminal summary.
+_VERSIONS: dict[str, str] = {}
+
+
 @pytest.fixture(scope="session")
 def interop_servers() -> Iterator[Servers]:
     servers = Servers()
     try:
         yield servers
     finally:
+        _VERSIONS.update(servers.versions())
         servers.stop()
+
+
+def pytest_terminal_summary(terminalreporter: typing.Any) -> None:
+    if _VERSIONS:
+        versions = ", ".join(f"{name} {version}" for name, version in _VERSIONS.items())
+        terminalreporter.write_line(f"interop servers: {versions}")
 
 
 @dataclass
