@@ -99,7 +99,7 @@ def main() -> int:
         f"Install them with `apt-get install {packages}` (Debian) as root.",
         flush=True,
     )
-    return 1 if os.environ.get("CI") == "true" else 0
+    return 1 if os.environ.get("CI", "").lower() in ("true", "1", "yes") else 0
 
 
 if __name__ == "__main__":
