@@ -85,9 +85,16 @@ from .http2_parts import (
     ConnectionState,
     StreamInbox,
     may_send,
+    preface_answer,
     request_headers,
 )
 from .interfaces import AsyncConnectionInterface
+
+# How long ``aconnect`` waits for the server's SETTINGS when the request sets
+# no connect timeout. A server that accepted HTTP/2 and says nothing would
+# otherwise hold this request, and every request parked behind the
+# connection, forever; a live server sends SETTINGS right after the handshake.
+SETTINGS_TIMEOUT = 10.0
 
 
 class AsyncHTTP2Connection(AsyncConnectionInterface):
@@ -142,12 +149,14 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         """Send the preface and our SETTINGS, then wait for the server's SETTINGS.
 
         Raises ``RemoteProtocolError`` when the server sends no SETTINGS within
-        ``timeout["connect"]``, closes, or breaks the protocol.
+        ``timeout["connect"]`` (``SETTINGS_TIMEOUT`` when that is None),
+        closes, breaks the protocol, or sends another frame first.
         """
         if self._connected:
             return
         self._connected = True
         timeout = get_timeout(request.extensions, "connect")
+        settings_timeout = SETTINGS_TIMEOUT if timeout is None else timeout
         async with Trace.start("http2.send_connection_init", request):
             with self._state_lock:
                 h2c = self._h2
@@ -176,15 +185,20 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         try:
             while not settings.events:
                 try:
-                    await self._read_once(timeout)
+                    await self._read_once(settings_timeout)
                 except ReadTimeout:
                     raise RemoteProtocolError(
-                        f"The server sent no HTTP/2 SETTINGS within {timeout} seconds."
+                        f"The server sent no HTTP/2 SETTINGS within {settings_timeout} seconds."
                     ) from None
                 if self._error is not None:
                     raise self._error
         finally:
             del self._streams[0]
+        first = settings.events[0]
+        if isinstance(first, BaseException):
+            with self._state_lock:
+                self._fail(first)
+            raise first
 
     # ----- requests ---------------------------------------------------------------------
 
@@ -521,11 +535,12 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 self._h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
             elif isinstance(event, h2.events.PushedStreamReceived):
                 self._h2.reset_stream(event.pushed_stream_id or 0, REFUSED_STREAM)
-        elif isinstance(event, h2.events.RemoteSettingsChanged):
-            if 0 in self._streams:
-                self._streams[0].events.append(event)
-        elif isinstance(event, h2.events.ConnectionTerminated):
-            self._going_away(event.last_stream_id or 0)
+        else:
+            preface = self._streams.get(0)
+            if preface is not None and not preface.events:
+                preface.events.append(preface_answer(event))
+            if isinstance(event, h2.events.ConnectionTerminated):
+                self._going_away(event.last_stream_id or 0)
 
     def _checked(self, stream_id: int, event: h2.events.Event) -> h2.events.Event | BaseException:
         """``event``, or the error that ends its stream if it carries a malformed

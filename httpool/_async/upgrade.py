@@ -3,7 +3,10 @@
 Theory of operation: h11 may have read bytes of the new protocol together
 with the response head; they are handed out first, then the socket's. Every
 other call goes straight to the stream underneath, which the caller owns from
-now on. Nothing here knows HTTP.
+now on. No byte is dropped: ``start_tls`` while some of those bytes are still
+unread (a tunnel whose far end spoke before our ClientHello, which no TLS
+server does) is refused with ``ConnectError`` instead of wrapping the socket
+behind them. Nothing here knows HTTP.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import ssl
 import typing
 
 from .._backends.base import AsyncNetworkStream
+from .._exceptions import ConnectError
 
 
 class AsyncHTTP11UpgradeStream(AsyncNetworkStream):
@@ -41,6 +45,12 @@ class AsyncHTTP11UpgradeStream(AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> AsyncNetworkStream:
+        if self._leading_data:
+            early = len(self._leading_data)
+            await self._stream.aclose()
+            raise ConnectError(
+                f"The server sent {early} bytes before the TLS handshake began: not TLS."
+            )
         return await self._stream.start_tls(ssl_context, server_hostname, timeout)
 
     def get_extra_info(self, info: str) -> typing.Any:

@@ -29,6 +29,21 @@ the single reader waiting on it. Invariants:
   that cancellation, not one from outside, is turned into ``ConnectTimeout``.
 - ``start_tls`` keeps the protocol: the loop wraps the transport in TLS and
   the new stream reads the same protocol's buffer, now fed decrypted bytes.
+  No byte is ever dropped there. The loop may deliver the server's first
+  application data (an HTTP/2 server's SETTINGS, sent right after its
+  Finished) to the protocol *before* ``loop.start_tls`` returns, so nothing
+  is cleared after the handshake. Bytes already buffered *before* it are the
+  server speaking before our ClientHello, which no TLS server does: the
+  handshake is refused with ``ConnectError`` (a socket backend would feed
+  them to OpenSSL and fail the same way), never silently discarded.
+- The protocol knows whether it is behind TLS. On plain TCP a FIN leaves our
+  half open (``eof_received`` returns True), as on the other runtimes. The
+  TLS layer closes the transport after the peer's EOF whatever we return,
+  so there ``eof_received`` returns None; a write that comes after that EOF
+  while decrypted bytes are still unread is accepted and dropped, as the
+  kernel accepts one on a half-closed socket, so that the reader gets to see
+  those bytes (an HTTP/2 GOAWAY sent just before the FIN) instead of a
+  ``WriteError``.
 
 Errors come out as httpool's: ``OSError`` through the ``_exceptions`` tables.
 Nothing here knows about HTTP.
@@ -47,6 +62,7 @@ from collections.abc import Coroutine, Iterable
 
 from .._exceptions import (
     CONNECT_ERRORS,
+    ConnectError,
     ReadError,
     ReadTimeout,
     WriteError,
@@ -82,6 +98,7 @@ class _StreamProtocol(asyncio.Protocol):
         "offset",
         "read_waiter",
         "reading_paused",
+        "tls",
         "transport",
         "write_waiter",
         "writing_paused",
@@ -102,6 +119,8 @@ class _StreamProtocol(asyncio.Protocol):
         self.write_waiter: asyncio.Future[bool] | None = None
         self.reading_paused = False
         self.writing_paused = False
+        # Set once the loop has wrapped the transport in TLS.
+        self.tls = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = typing.cast(asyncio.Transport, transport)
@@ -113,8 +132,9 @@ class _StreamProtocol(asyncio.Protocol):
             data = bytes(data)
         self.chunks.append(data)
         self.buffered += len(data)
-        if self.buffered > _HIGH_WATER and not self.reading_paused:
-            assert self.transport is not None
+        # ``transport`` is None while a TLS handshake runs (see start_tls): the
+        # bytes are kept, and reading is paused, if need be, once it is over.
+        if self.buffered > _HIGH_WATER and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
         _wake(self.read_waiter, True)
@@ -122,6 +142,11 @@ class _StreamProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         self.eof = True
         _wake(self.read_waiter, True)
+        if self.tls:
+            # The TLS layer closes the transport whatever we say (and logs a
+            # warning if we ask otherwise); AsyncIOStream.write covers the
+            # GOAWAY case below for it.
+            return None
         # Keep our half open, as a socket does on the other runtimes: an
         # HTTP/2 server's GOAWAY and FIN may arrive while another stream is
         # being written, and that write must not find the transport gone
@@ -161,11 +186,6 @@ class _StreamProtocol(asyncio.Protocol):
             assert self.transport is not None
             self.transport.resume_reading()
         return data
-
-    def discard(self) -> None:
-        """Forget every buffered byte."""
-        self.chunks.clear()
-        self.offset = self.buffered = 0
 
 
 class AsyncIOStream(AsyncNetworkStream):
@@ -237,6 +257,10 @@ class AsyncIOStream(AsyncNetworkStream):
             return
         protocol = self._protocol
         if self._closed or protocol.lost or self._transport.is_closing():
+            if self._tls and protocol.eof and protocol.exc is None and protocol.buffered:
+                # The peer closed cleanly and what it said last is unread (see
+                # "Invariants"): let the reader find it, as on a socket.
+                return
             raise WriteError("write to a closed connection") from protocol.exc
         self._transport.write(buffer)
         if protocol.writing_paused:
@@ -280,13 +304,25 @@ class AsyncIOStream(AsyncNetworkStream):
     ) -> AsyncNetworkStream:
         """Run a TLS handshake on this connection and return the TLS stream.
 
-        On failure the connection is closed.
+        On failure the connection is closed. Whatever the server sends once
+        the handshake is over is kept for the new stream's reads, even when it
+        arrives together with the handshake's last flight.
 
         Raises:
             ConnectTimeout: the handshake took longer than ``timeout``.
-            ConnectError: the handshake failed (certificate, protocol, reset).
+            ConnectError: the handshake failed (certificate, protocol, reset),
+                or the server sent bytes before it began.
         """
         protocol = self._protocol
+        if protocol.buffered:
+            early = protocol.buffered
+            await self.aclose()
+            raise ConnectError(
+                f"The server sent {early} bytes before the TLS handshake began: not TLS."
+            )
+        # While the loop owns the handshake, the protocol must not pause the
+        # plain transport underneath it; what arrives is kept (see data_received).
+        protocol.transport = None
         try:
             # Timed by _within, like connects: asyncio's own handshake timeout
             # ends in an error that does not say it was a timeout.
@@ -308,10 +344,14 @@ class AsyncIOStream(AsyncNetworkStream):
             raise
         if transport is None:  # pragma: no cover - only for server_side=True
             raise RuntimeError("start_tls returned no transport")
-        # Whatever arrived before the handshake was plaintext, not TLS data.
-        protocol.discard()
-        protocol.reading_paused = False
+        # The loop may already have delivered application data (it decrypts
+        # what came with the handshake's last flight before we resume): it
+        # stays in the buffer for the first read.
+        protocol.tls = True
         protocol.transport = transport
+        if protocol.buffered > _HIGH_WATER:
+            protocol.reading_paused = True
+            transport.pause_reading()
         return AsyncIOStream(transport, protocol, tls=True)
 
     def get_extra_info(self, info: str) -> typing.Any:

@@ -39,6 +39,15 @@ Invariants (checked by ``check_invariants``, which tests run after events):
   no connection is idle;
 - connections per origin and in total never exceed their limits.
 
+A failed connection is never multiplied: when a connection that may
+multiplex fails while it is being established, the waiters parked on its
+origin (waiting for it) each count one failure; those that have seen
+``MAX_SHARED_FAILURES`` fail with its error, the others share one fresh
+connection. Without that, each parked waiter in turn opened a connection of
+its own and waited for it to fail: N waiters took N handshake failures one
+after another. Each waiter is counted at most ``MAX_SHARED_FAILURES`` times
+before it is served (failed), so the cost stays constant per waiter.
+
 Fairness: waiters are served in arrival order, except that a connection
 freed by origin A goes to A's oldest waiter even when an older waiter wants
 B. The head of ``_queue`` may be overtaken at most ``max_bypass`` times
@@ -63,6 +72,10 @@ from .._models import Origin
 from .._stats import PoolStats
 from .._synchronization import Event
 from .interfaces import ConnectionInterface
+
+# How many connections a parked waiter may see fail while it waits for them
+# before it fails too, with the last one's error (see "A failed connection").
+MAX_SHARED_FAILURES = 2
 
 
 class EntryState(enum.Enum):
@@ -105,7 +118,9 @@ class Waiter:
     __slots__ = (
         "connect",
         "entry",
+        "error",
         "event",
+        "failures",
         "fresh",
         "origin",
         "parked",
@@ -122,6 +137,10 @@ class Waiter:
         self.fresh = False
         self.parked = False
         self.seq = 0
+        # Connections it was parked behind that failed, and the error it ends
+        # with when there were too many (then ``entry`` stays None).
+        self.failures = 0
+        self.error: BaseException | None = None
 
 
 class OriginState:
@@ -278,10 +297,17 @@ class PoolState:
             return self._flush()
         return self.release(entry, now)
 
-    def failed(self, entry: PoolEntry) -> list[ConnectionInterface]:
-        """Connecting ``entry`` failed: its slot goes to the next waiter."""
+    def failed(
+        self, entry: PoolEntry, error: BaseException | None = None
+    ) -> list[ConnectionInterface]:
+        """Connecting ``entry`` failed with ``error`` (None: its connecting
+        request was cancelled): its slot goes to the next waiter. The waiters
+        parked behind it count the failure, and fail with ``error`` once they
+        have seen ``MAX_SHARED_FAILURES``."""
         self._dec(entry)
         if entry.state is not EntryState.CLOSED:
+            if error is not None and entry.may_multiplex and entry.origin.parked:
+                self._share_failure(entry.origin, error)
             self._remove(entry, close=True)
         return self._flush()
 
@@ -469,6 +495,22 @@ class PoolState:
         for waiter in list(o.waiters):
             if waiter.parked:
                 self._open_or_wait(o, waiter)
+
+    def _share_failure(self, o: OriginState, error: BaseException) -> None:
+        """A connection ``o``'s parked waiters were waiting for has failed."""
+        for waiter in list(o.waiters):
+            if not waiter.parked:
+                continue
+            waiter.failures += 1
+            if waiter.failures < MAX_SHARED_FAILURES:
+                continue
+            del o.waiters[waiter]
+            self._waiting -= 1
+            waiter.parked = False
+            o.parked -= 1
+            waiter.error = error
+            if waiter.event is not None:
+                waiter.event.set()
 
     def _may_bypass(self, head: Waiter) -> bool:
         """Whether the head of the queue may be overtaken once more."""

@@ -220,6 +220,11 @@ class ConnectionPool(RequestInterface):
                 self._close_connections(to_close)
             if waiter.entry is None:
                 self._wait(waiter, timeout)
+            if waiter.error is not None:
+                # The connection it waited for failed, and so did the ones
+                # before (see assignment.py): its error, raised afresh for
+                # this request.
+                raise _reraisable(waiter.error) from waiter.error
         except BaseException:
             with self._lock:
                 to_close = self._state.cancel(waiter, self._now())
@@ -233,16 +238,19 @@ class ConnectionPool(RequestInterface):
         if event.wait(timeout):
             return
         with self._lock:
-            assigned = waiter.entry is not None
+            assigned = waiter.entry is not None or waiter.error is not None
         if not assigned:
             raise PoolTimeout(f"No connection became available within {timeout} seconds.")
 
     def _connect(self, entry: PoolEntry, request: Request) -> None:
         try:
             entry.connection.connect(request)
-        except BaseException:
+        except BaseException as exc:
+            # A cancellation is this request's own business, not a failure
+            # to hand on to the requests parked behind the connection.
+            error = exc if isinstance(exc, Exception) else None
             with self._lock:
-                to_close = self._state.failed(entry)
+                to_close = self._state.failed(entry, error)
             self._close_connections(to_close)
             raise
         with self._lock:
@@ -346,6 +354,16 @@ def _may_retry(exc: BaseException, request: Request, connection: object) -> bool
         and (request.method in _IDEMPOTENT or bool(request.extensions.get("retry_non_idempotent")))
         and isinstance(request.stream, ByteStream)
     )
+
+
+def _reraisable(error: BaseException) -> BaseException:
+    """A copy of ``error`` to raise in another request, so that concurrent
+    requests do not all grow one traceback; ``error`` itself if it cannot be
+    copied from its arguments."""
+    try:
+        return type(error)(*error.args)
+    except Exception:
+        return error
 
 
 def _check_limit(name: str, value: int | None, *, minimum: int) -> None:

@@ -19,6 +19,7 @@ import h2.connection
 import h2.events
 import h2.stream
 
+from .._exceptions import RemoteProtocolError
 from .._http2_headers import CONNECTION_SPECIFIC
 from .._models import Request, get_timeout
 from .._synchronization import Event, ShieldCancellation, uninterruptible
@@ -53,6 +54,20 @@ HEADER_EVENTS = (
     h2.events.InformationalResponseReceived,
     h2.events.TrailersReceived,
 )
+
+
+def preface_answer(event: h2.events.Event) -> h2.events.Event | RemoteProtocolError:
+    """What the server's first frame says: its SETTINGS (RFC 9113 3.4: that
+    frame must come first), or the error for anything else. Something else
+    first means that the server broke the preface or that bytes before it
+    were lost on the way: the message says what came, and does not claim
+    that the server sent nothing."""
+    if isinstance(event, h2.events.RemoteSettingsChanged):
+        return event
+    return RemoteProtocolError(
+        f"The first HTTP/2 frame received was {type(event).__name__}, not the server's"
+        " SETTINGS: bytes before it were lost, or the server broke the connection preface."
+    )
 
 
 class ConnectionState(enum.Enum):

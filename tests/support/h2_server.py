@@ -262,15 +262,16 @@ class H2Server:
 
 
 @functools.cache
-def _tls_material() -> tuple[trustme.CA, trustme.LeafCert]:
-    # One CA per session; key generation is the slow part.
+def tls_material() -> tuple[trustme.CA, trustme.LeafCert]:
+    """The CA and certificate every TLS H2Server uses (one per session: key
+    generation is the slow part)."""
     ca = trustme.CA()
     return ca, ca.issue_cert(*CERT_HOSTNAMES)
 
 
 def make_tls_server(**options: typing.Any) -> H2Server:
     """An unstarted TLS server (ALPN ``h2``) whose ``client_ssl_context`` trusts it."""
-    ca, certificate = _tls_material()
+    ca, certificate = tls_material()
     server = H2Server(ssl_context=make_server_context(certificate, alpn=["h2"]), **options)
     server.client_ssl_context = make_client_context(ca)
     return server
