@@ -130,7 +130,6 @@ class Server:
         self.keepalive_requests = keepalive_requests
         self.idle_timeout = idle_timeout
         self._own_directory = directory is None
-        self._directory_arg = directory
         self.directory = Path(directory) if directory is not None else Path()
         self._ca = trustme.CA()
         self._process: subprocess.Popen[bytes] | None = None
