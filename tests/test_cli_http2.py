@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("h2")
 
-from tests.support.h2_server import H2Server, _tls_material, make_tls_server
+from tests.support.h2_server import H2Server, make_tls_server, tls_material
 from tests.test_cli import process_gone, run_cli
 
 
@@ -27,7 +27,7 @@ def tls_server() -> Iterator[H2Server]:
 def cacert(tmp_path: Path) -> str:
     """A PEM file with the CA that signed ``tls_server``'s certificate."""
     path = tmp_path / "ca.pem"
-    _tls_material()[0].cert_pem.write_to_path(str(path))
+    tls_material()[0].cert_pem.write_to_path(str(path))
     return str(path)
 
 
