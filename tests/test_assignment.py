@@ -13,7 +13,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from httpool._async.assignment import AsyncPoolState, PoolEntry, Waiter
+from httpool._async.assignment import MAX_SHARED_FAILURES, AsyncPoolState, PoolEntry, Waiter
 from httpool._models import Origin
 
 ORIGINS = [Origin(b"http", f"host{i}.test".encode(), 80) for i in range(4)]
@@ -256,6 +256,41 @@ def test_failed_connect_passes_slot_on() -> None:
     h.state.check_invariants()
 
 
+def test_a_failed_connection_is_shared_not_multiplied() -> None:
+    # Issue 15: waiters parked behind an origin's first connection (it may
+    # multiplex) used to get, when it failed, one connection each in turn.
+    h = Harness(multiplex=True, max_connections=4)
+    owner = h.arrive()
+    parked = [h.arrive() for _ in range(5)]
+    assert owner.connect and all(w.entry is None and w.parked for w in parked)
+    error = ConnectionError("handshake failed")
+    for attempt in range(1, MAX_SHARED_FAILURES + 1):
+        assert owner.entry is not None
+        h.retire(h.state.failed(owner.entry, error))
+        h.state.check_invariants()
+        if attempt < MAX_SHARED_FAILURES:
+            # One fresh connection, for the oldest; the others wait for it.
+            owner = parked.pop(0)
+            assert owner.connect and all(w.entry is None and w.error is None for w in parked)
+    assert all(w.error is error and w.entry is None for w in parked)
+    assert all(w.event is not None and w.event.is_set() for w in parked)
+    stats = h.state.stats()
+    assert (stats.connections, stats.queued) == (0, 0)
+    assert len(h.made) == MAX_SHARED_FAILURES
+
+
+def test_a_cancelled_connect_is_not_a_shared_failure() -> None:
+    h = Harness(multiplex=True, max_connections=4)
+    owner = h.arrive()
+    waiter = h.arrive()
+    for _ in range(MAX_SHARED_FAILURES + 1):
+        assert owner.entry is not None
+        h.retire(h.state.failed(owner.entry, None))
+        assert waiter.error is None
+        owner, waiter = waiter, h.arrive()
+    h.state.check_invariants()
+
+
 def test_unused_origins_are_forgotten() -> None:
     h = Harness(max_connections=1)
     for origin in ORIGINS:
@@ -302,6 +337,9 @@ class PoolMachine(RuleBasedStateMachine):
     def _resort(self) -> None:
         still = []
         for waiter in self.waiting:
+            if waiter.error is not None:
+                assert waiter.entry is None
+                continue  # failed with the connection it was parked behind
             if waiter.entry is None:
                 still.append(waiter)
             elif waiter.connect:
@@ -316,15 +354,21 @@ class PoolMachine(RuleBasedStateMachine):
         self._resort()
 
     @precondition(lambda self: self.connecting)
-    @rule(i=st.integers(0, 100), ok=st.booleans(), capacity=st.integers(1, 4))
-    def connect(self, i: int, ok: bool, capacity: int) -> None:
+    @rule(
+        i=st.integers(0, 100),
+        ok=st.booleans(),
+        capacity=st.integers(1, 4),
+        cancelled=st.booleans(),
+    )
+    def connect(self, i: int, ok: bool, capacity: int, cancelled: bool) -> None:
         waiter = self.connecting.pop(i % len(self.connecting))
         assert waiter.entry is not None
         if ok:
             self.h.connected(waiter.entry, capacity if self.multiplex else 1)
             self._activate(waiter)
         else:
-            self.h.retire(self.h.state.failed(waiter.entry))
+            error = None if cancelled else ConnectionError("failed")
+            self.h.retire(self.h.state.failed(waiter.entry, error))
         self._resort()
 
     @precondition(lambda self: self.active)

@@ -119,7 +119,7 @@ class _StreamProtocol(asyncio.Protocol):
         self.write_waiter: asyncio.Future[bool] | None = None
         self.reading_paused = False
         self.writing_paused = False
-        # Set once the loop has wrapped the transport in TLS.
+        # Set once the loop wraps the transport in TLS.
         self.tls = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -257,7 +257,13 @@ class AsyncIOStream(AsyncNetworkStream):
             return
         protocol = self._protocol
         if self._closed or protocol.lost or self._transport.is_closing():
-            if self._tls and protocol.eof and protocol.exc is None and protocol.buffered:
+            if (
+                self._tls
+                and not self._closed
+                and protocol.eof
+                and protocol.exc is None
+                and protocol.buffered
+            ):
                 # The peer closed cleanly and what it said last is unread (see
                 # "Invariants"): let the reader find it, as on a socket.
                 return
@@ -322,7 +328,10 @@ class AsyncIOStream(AsyncNetworkStream):
             )
         # While the loop owns the handshake, the protocol must not pause the
         # plain transport underneath it; what arrives is kept (see data_received).
+        # It is behind TLS from now on: the loop may report the peer's EOF
+        # before we resume, if it came with the handshake's last flight.
         protocol.transport = None
+        protocol.tls = True
         try:
             # Timed by _within, like connects: asyncio's own handshake timeout
             # ends in an error that does not say it was a timeout.
@@ -347,7 +356,6 @@ class AsyncIOStream(AsyncNetworkStream):
         # The loop may already have delivered application data (it decrypts
         # what came with the handshake's last flight before we resume): it
         # stays in the buffer for the first read.
-        protocol.tls = True
         protocol.transport = transport
         if protocol.buffered > _HIGH_WATER:
             protocol.reading_paused = True

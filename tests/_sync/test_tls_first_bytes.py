@@ -20,7 +20,7 @@ import trustme
 from httpool._backends.base import NetworkStream
 from httpool._backends.default import default_backend
 from httpool._backends.mock import MockBackend, MockStream
-from httpool._exceptions import ConnectError
+from httpool._exceptions import ConnectError, WriteError
 from httpool._ssl import default_ssl_context
 from httpool._sync.upgrade import HTTP11UpgradeStream
 from tests.support.echo_server import EchoServer
@@ -60,17 +60,23 @@ def tls_stream(
     return stream.start_tls(context, server_hostname="localhost", timeout=TIMEOUT)
 
 
+@pytest.mark.parametrize("then", ["close", "tls-close"])
 @pytest.mark.parametrize("read_size", [7, 65536])
 @pytest.mark.parametrize(("mode", "version"), first_bytes_cases())
 def test_first_bytes_after_the_handshake_arrive(
     mode: str,
     version: str,
     read_size: int,
+    then: str,
     tls_ca: trustme.CA,
     tls_certificate: trustme.LeafCert,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # Then the end: a TCP close, or close_notify too (with WITH_HANDSHAKE, in
+    # the very send that ends the handshake). asyncio is told of that end
+    # before start_tls returns, and must not complain about it.
     server_context = make_server_context(tls_certificate, alpn=["h2"])
-    with TLSScriptServer(server_context, PAYLOAD, mode, then="close") as server:
+    with TLSScriptServer(server_context, PAYLOAD, mode, then=then) as server:
         tls = tls_stream(server, tls_ca, version)
         try:
             ssl_object = tls.get_extra_info("ssl_object")
@@ -79,6 +85,7 @@ def test_first_bytes_after_the_handshake_arrive(
             assert read_to_eof(tls, read_size) == PAYLOAD
         finally:
             tls.close()
+    assert "eof_received" not in caplog.text
 
 
 @pytest.mark.parametrize("mode", [WITH_HANDSHAKE, MANY_SENDS])
@@ -110,11 +117,40 @@ def test_bytes_before_the_handshake_are_refused_not_dropped(
             if stream.get_extra_info("is_readable"):
                 break
             backend.sleep(0.01)
-        with pytest.raises(ConnectError):
+        backend.sleep(0.1)  # asyncio: the loop hands them to the protocol
+        with pytest.raises(ConnectError) as info:
             stream.start_tls(
                 make_client_context(tls_ca), server_hostname="localhost", timeout=TIMEOUT
             )
+        if "asyncio" in type(stream).__module__:
+            # It holds those bytes itself: it says so rather than drop them.
+            assert "bytes before the TLS handshake" in str(info.value)
         stream.close()
+
+
+def test_a_write_after_the_peers_close_lets_its_last_bytes_be_read(
+    tls_ca: trustme.CA, tls_certificate: trustme.LeafCert
+) -> None:
+    # An HTTP/2 server's GOAWAY then FIN, while a stream is still being
+    # written: as on a socket, that write does not fail before the bytes
+    # that came before the FIN have been read.
+    backend = default_backend()
+    server_context = make_server_context(tls_certificate, alpn=["h2"])
+    with TLSScriptServer(server_context, b"GOAWAY", then="close") as server:
+        tls = tls_stream(server, tls_ca)
+        try:
+            for _ in range(200):
+                if tls.get_extra_info("is_readable"):
+                    break
+                backend.sleep(0.01)
+            backend.sleep(0.1)  # the FIN too, and asyncio's TLS layer acts on it
+            tls.write(b"a request the server will never read", timeout=TIMEOUT)
+            assert read_to_eof(tls, 65536) == b"GOAWAY"
+        finally:
+            tls.close()
+        # Once we have closed it ourselves, unread bytes or not, writes fail.
+        with pytest.raises(WriteError):
+            tls.write(b"after our own close", timeout=TIMEOUT)
 
 
 # The mock backend and the stream handed over after a protocol switch.

@@ -8,7 +8,8 @@ last flight (TLS 1.2: the server's Finished; TLS 1.3: its session tickets),
 in one send of its own, or in many small sends (one TLS record each). Then
 the script's last step: ``"hang"`` (read and discard what the client sends,
 answer nothing, until it leaves or the server stops), ``"close"`` (an orderly
-TCP close, no ``close_notify``) or ``"reset"`` (RST).
+TCP close, no ``close_notify``), ``"tls-close"`` (``close_notify`` in the same
+send as the first bytes, then the TCP close) or ``"reset"`` (RST).
 
 With ``hold=True`` the server accepts connections but starts no handshake
 until the test sets ``gate``: a test can line requests up behind a
@@ -21,6 +22,7 @@ a test can tell "the client gave up" from "the server never got that far".
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import struct
@@ -46,7 +48,7 @@ class TLSScriptServer:
         first_bytes: what to send once the handshake is over (may be empty).
         mode: one of ``MODES``.
         pieces: for ``MANY_SENDS``, the size of each record.
-        then: ``"hang"``, ``"close"`` or ``"reset"``.
+        then: ``"hang"``, ``"close"``, ``"tls-close"`` or ``"reset"``.
         hold: start no handshake until ``gate`` is set.
     """
 
@@ -59,7 +61,7 @@ class TLSScriptServer:
         then: str = "hang",
         hold: bool = False,
     ) -> None:
-        assert mode in MODES and then in ("hang", "close", "reset")
+        assert mode in MODES and then in ("hang", "close", "tls-close", "reset")
         self._context = ssl_context
         self._first_bytes = first_bytes
         self._mode = mode
@@ -173,7 +175,8 @@ class TLSScriptServer:
         if self._mode == WITH_HANDSHAKE:
             if data:
                 tls.write(data)
-            conn.sendall(outgoing.read())  # last flight and data: one send
+            self._close_notify(tls)
+            conn.sendall(outgoing.read())  # last flight, data, close_notify: one send
             return
         last_flight = outgoing.read()
         if last_flight:
@@ -181,14 +184,23 @@ class TLSScriptServer:
         if self._mode == ONE_SEND:
             if data:
                 tls.write(data)
+        else:
+            for start in range(0, len(data), self._pieces):
+                tls.write(data[start : start + self._pieces])
                 conn.sendall(outgoing.read())
-            return
-        for start in range(0, len(data), self._pieces):
-            tls.write(data[start : start + self._pieces])
-            conn.sendall(outgoing.read())
+        self._close_notify(tls)
+        pending = outgoing.read()
+        if pending:
+            conn.sendall(pending)
+
+    def _close_notify(self, tls: ssl.SSLObject) -> None:
+        if self._then == "tls-close":
+            # It then waits for the client's close_notify; ours is written.
+            with contextlib.suppress(ssl.SSLWantReadError):
+                tls.unwrap()
 
     def _finish(self, conn: socket.socket) -> None:
-        if self._then == "close":
+        if self._then in ("close", "tls-close"):
             conn.shutdown(socket.SHUT_WR)
             # Wait for the client to go, so that our close sends no RST.
             while self._recv(conn):
