@@ -48,7 +48,7 @@ _MAX_HEAD = 64 * 1024
 _SIZE_PREFIX = b"/size/"
 _MAX_SIZED_BODY = 64 * 1024 * 1024
 # Over h2c every body goes out in one DATA frame, within the initial windows.
-_MAX_H2C_BODY = 16 * 1024
+MAX_H2C_BODY = 16 * 1024
 
 
 def build_response(body_size: int, *, close: bool = False, head_only: bool = False) -> bytes:
@@ -327,13 +327,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--h2c",
         action="store_true",
-        help=f"speak HTTP/2 with prior knowledge (needs h2; bodies <= {_MAX_H2C_BODY} bytes)",
+        help=f"speak HTTP/2 with prior knowledge (needs h2; bodies <= {MAX_H2C_BODY} bytes)",
     )
     args = parser.parse_args(argv)
     if args.body_size < 0:
         parser.error("--body-size must be >= 0")
-    if args.h2c and args.body_size > _MAX_H2C_BODY:
-        parser.error(f"--h2c serves bodies of at most {_MAX_H2C_BODY} bytes")
+    if args.h2c and args.body_size > MAX_H2C_BODY:
+        parser.error(f"--h2c serves bodies of at most {MAX_H2C_BODY} bytes")
     if args.watch_stdin:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(KeyboardInterrupt):

@@ -17,10 +17,11 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import ssl
 import sys
 from collections.abc import Sequence
 
-from ._bench_server import BenchServer
+from ._bench_server import MAX_H2C_BODY, BenchServer
 from ._exceptions import HttpoolError
 from ._loadgen import RUNNERS, RUNTIMES, BenchConfig, check_url
 
@@ -56,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="send many requests through one pool and report throughput and latency",
         description="Send REQUESTS requests through one connection pool with CONCURRENCY "
         "workers, then print throughput, latency percentiles, errors, statuses and the "
-        "pool's counters. Without URL, an embedded HTTP/1.1 server is started in a "
-        "subprocess and used as the target. Exits 1 if any request failed.",
+        "pool's counters and the protocols the responses came in. Without URL, an embedded "
+        "server (HTTP/1.1, or h2c with --http2) is started in a subprocess and used as the "
+        "target. Exits 1 if any request failed.",
     )
     bench.add_argument("url", nargs="?", metavar="URL", help="target (default: embedded server)")
     bench.add_argument("-n", "--requests", type=_positive_int, default=1000, metavar="REQUESTS")
@@ -83,7 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--http2",
         action="store_true",
-        help="offer HTTP/2 (needs h2; until HTTP/2 support lands, connections stay HTTP/1.1)",
+        help="speak HTTP/2 (needs h2): offered by ALPN on https URLs (HTTP/1.1 if the server "
+        "does not pick it), with prior knowledge (h2c) on http URLs, so such a server must "
+        "speak HTTP/2; the embedded server then speaks h2c",
+    )
+    verify = bench.add_mutually_exclusive_group()
+    verify.add_argument(
+        "--cacert",
+        metavar="PATH",
+        help="verify https servers against the CA certificates in this PEM file "
+        "instead of the system's",
+    )
+    verify.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify https servers' certificates or host names",
     )
     bench.add_argument(
         "--timeout",
@@ -101,6 +117,20 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _ssl_context(cacert: str | None, insecure: bool) -> ssl.SSLContext | None:
+    """The client context ``--cacert``/``--insecure`` ask for; None for the pool's default.
+
+    Raises ``OSError`` or ``ssl.SSLError`` for a CA file that cannot be loaded."""
+    if insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if cacert is not None:
+        return ssl.create_default_context(cafile=cacert)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
@@ -113,12 +143,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_url(args.url)
         except HttpoolError as exc:
             return _fail(f"{type(exc).__name__}: {exc}")
+    try:
+        ssl_context = _ssl_context(args.cacert, args.insecure)
+    except (OSError, ssl.SSLError) as exc:
+        return _fail(f"--cacert {args.cacert}: {exc}")
 
     with contextlib.ExitStack() as stack:
         server_pid = None
         url = args.url
         if url is None:
-            server = stack.enter_context(BenchServer(body_size=args.response_size))
+            if args.http2 and args.response_size > MAX_H2C_BODY:
+                return _fail(f"--http2: the embedded server serves at most {MAX_H2C_BODY} bytes")
+            server = stack.enter_context(BenchServer(body_size=args.response_size, h2c=args.http2))
             url, server_pid = server.url, server.pid
             print(f"{_PROG} bench: embedded server on {url} (pid {server_pid})", file=sys.stderr)
         config = BenchConfig(
@@ -131,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             http2=args.http2,
             timeout=args.timeout,
             progress=sys.stderr.isatty(),
+            ssl_context=ssl_context,
         )
         try:
             result = RUNNERS[args.runtime](config)

@@ -23,6 +23,7 @@ import asyncio
 import collections
 import dataclasses
 import math
+import ssl
 import sys
 import threading
 import time
@@ -50,13 +51,25 @@ class BenchConfig:
     method: str = "GET"
     body_size: int = 0
     max_connections: int | None = None  # None: as many as workers
-    http2: bool = False
+    http2: bool = False  # https: offered by ALPN; http: with prior knowledge (h2c)
     timeout: float | None = None
     progress: bool = False  # refresh a progress line on stderr
+    ssl_context: ssl.SSLContext | None = None  # None: the pool's default (verifying)
 
     @property
     def pool_size(self) -> int:
         return self.max_connections or self.concurrency
+
+    @property
+    def pool_options(self) -> dict[str, typing.Any]:
+        """Keyword arguments for the run's pool."""
+        options: dict[str, typing.Any] = {"max_connections": self.pool_size, "http2": self.http2}
+        if self.http2 and URL(self.url).scheme == b"http":
+            # Cleartext has no ALPN: HTTP/2 there means prior knowledge.
+            options["http1"] = False
+        if self.ssl_context is not None:
+            options["ssl_context"] = self.ssl_context
+        return options
 
     @property
     def content(self) -> bytes | None:
@@ -110,6 +123,7 @@ class Recorder:
         self.total = total
         self.latencies: list[float] = []
         self.statuses: collections.Counter[int] = collections.Counter()
+        self.http_versions: collections.Counter[str] = collections.Counter()
         self.errors: collections.Counter[str] = collections.Counter()
         self.error_samples: dict[str, str] = {}
         self.started = time.perf_counter()
@@ -123,11 +137,12 @@ class Recorder:
     def done(self) -> int:
         return len(self.latencies) + sum(self.errors.values())
 
-    def success(self, status: int, started: float) -> None:
+    def success(self, status: int, started: float, http_version: bytes = b"HTTP/1.1") -> None:
         now = time.perf_counter()
         with self._lock:
             self.latencies.append(now - started)
             self.statuses[status] += 1
+            self.http_versions[http_version.decode("ascii", "replace")] += 1
             if self._progress and now >= self._next_progress:
                 self._show_progress(now)
 
@@ -169,6 +184,7 @@ class BenchResult:
     elapsed: float
     latencies: list[float]  # seconds, sorted
     statuses: dict[int, int]
+    http_versions: dict[str, int]
     errors: dict[str, int]
     error_samples: dict[str, str]
     pool_stats: PoolStats | None
@@ -183,6 +199,7 @@ class BenchResult:
             elapsed=recorder.finished - recorder.started,
             latencies=sorted(recorder.latencies),
             statuses=dict(sorted(recorder.statuses.items())),
+            http_versions=dict(sorted(recorder.http_versions.items())),
             errors=dict(recorder.errors.most_common()),
             error_samples=dict(recorder.error_samples),
             pool_stats=stats,
@@ -235,6 +252,7 @@ class BenchResult:
             "throughput_rps": round(self.throughput, 1),
             "latency_ms": self.latency_ms(),
             "statuses": {str(code): count for code, count in self.statuses.items()},
+            "http_versions": self.http_versions,
             "errors": self.errors,
             "error_samples": self.error_samples,
             "pool": None if self.pool_stats is None else dataclasses.asdict(self.pool_stats),
@@ -259,6 +277,8 @@ class BenchResult:
             lines.append("latency ms:  " + "  ".join(f"{k} {v:.3f}" for k, v in latency.items()))
         statuses = ", ".join(f"{code}: {count}" for code, count in self.statuses.items())
         lines.append(f"statuses:    {statuses or 'none'}")
+        versions = ", ".join(f"{name}: {count}" for name, count in self.http_versions.items())
+        lines.append(f"protocols:   {versions or 'none'}")
         if not self.errors:
             lines.append("errors:      none")
         else:
@@ -290,9 +310,11 @@ def run_sync(config: BenchConfig) -> BenchResult:
             except Exception as exc:  # every failure is counted, none is fatal
                 recorder.failure(exc, started)
             else:
-                recorder.success(response.status, started)
+                recorder.success(
+                    response.status, started, response.extensions.get("http_version", b"?")
+                )
 
-    with ConnectionPool(max_connections=config.pool_size, http2=config.http2) as pool:
+    with ConnectionPool(**config.pool_options) as pool:
         # Daemon threads: if Ctrl-C ends the run, a request stuck in the
         # network must not keep the interpreter from exiting.
         threads = [
@@ -323,7 +345,7 @@ async def _run_async(
     tickets = _Tickets(config.requests)
     recorder = Recorder(config.requests, progress=config.progress)
     content, extensions = config.content, config.extensions
-    async with AsyncConnectionPool(max_connections=config.pool_size, http2=config.http2) as pool:
+    async with AsyncConnectionPool(**config.pool_options) as pool:
 
         async def worker() -> None:
             while tickets.take():
@@ -335,7 +357,9 @@ async def _run_async(
                 except Exception as exc:  # every failure is counted, none is fatal
                     recorder.failure(exc, started)
                 else:
-                    recorder.success(response.status, started)
+                    recorder.success(
+                        response.status, started, response.extensions.get("http_version", b"?")
+                    )
 
         try:
             await run_workers(worker, config.concurrency)

@@ -9,7 +9,7 @@ httpool asyncio_64 URL 20000 60`` (see ``compare_clients/__main__.py``).
 Theory of operation: one server for every client (the embedded bench server
 in its own process by default; ``--url`` for another, which must answer
 ``GET {url}``, ``{url}size/65536`` and ``{url}size/1048576`` with bodies of
-those sizes; ``--nginx`` starts ``tests/interop/nginx.py`` and uses its HTTP/1.1
+those sizes; ``--nginx`` starts ``tests/interop/servers/nginx.py`` and uses its HTTP/1.1
 and h2c ports and static files instead). Each (client, workload) pair runs in
 a fresh process (``scripts/compare_clients``), so no client inherits another's
 warm caches, threads or sockets. Runs are interleaved, round by round, with
@@ -54,7 +54,7 @@ from httpool._bench_server import BenchServer  # noqa: E402
 
 BASE_REQUESTS = 2000
 # Workload path -> what to append to the server URL: the bench server serves
-# any size at /size/N; tests/interop/nginx.py serves these static files.
+# any size at /size/N; tests/interop/servers/nginx.py serves these static files.
 BENCH_PATHS = {"": "", "size/65536": "size/65536", "size/1048576": "size/1048576"}
 NGINX_PATHS = {"": "small.txt", "size/65536": "64k.bin", "size/1048576": "1m.bin"}
 Run = dict[str, typing.Any]
@@ -88,7 +88,7 @@ def start_servers(
     ``--url``/``--url-h2``, else bench servers (h2c only if a workload needs it)."""
     paths = dict(BENCH_PATHS)
     if args.nginx:
-        from tests.interop.nginx import Nginx
+        from tests.interop.servers import Nginx
 
         nginx = stack.enter_context(Nginx())
         args.url, args.url_h2, paths = nginx.http_url, nginx.h2c_url, dict(NGINX_PATHS)
@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--nginx",
         action="store_true",
-        help="serve from nginx (tests/interop/nginx.py) instead of the bench server",
+        help="serve from nginx (tests/interop/servers/nginx.py) instead of the bench server",
     )
     parser.add_argument("--seed", type=int, default=None, help="of the client order shuffle")
     parser.add_argument("--json", metavar="FILE", help="write every run and the medians here")

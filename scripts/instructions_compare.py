@@ -84,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="HTTP/1.1 server root URL (default: embedded server)")
     parser.add_argument("--url-h2", help="h2c server root URL (default: embedded, in h2c mode)")
-    parser.add_argument("--nginx", action="store_true", help="serve from tests/interop/nginx.py")
+    parser.add_argument(
+        "--nginx", action="store_true", help="serve from tests/interop/servers/nginx.py"
+    )
     parser.add_argument("--workloads", default=DEFAULT_WORKLOADS, help="comma-separated")
     parser.add_argument("--peers", default=",".join(CLIENTS), help="comma-separated clients")
     parser.add_argument("--requests", type=int, default=1000, help="per run (default 1000)")

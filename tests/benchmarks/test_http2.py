@@ -20,7 +20,7 @@ import pytest
 from httpool import AsyncConnectionPool, ConnectionPool
 from httpool._bench_server import BenchServer
 from tests.benchmarks.helpers import AsyncioRunner, measure
-from tests.interop.nginx import Nginx, find_nginx
+from tests.interop.servers import Nginx, find_nginx
 
 POOL_SIZE = 10
 BATCHES = [1, 64, 1_000]
