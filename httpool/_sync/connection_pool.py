@@ -376,10 +376,11 @@ class ConnectionPool(RequestInterface):
             entry.connection.connect(request)
         except BaseException as exc:
             # A cancellation is this request's own business, not a failure
-            # to hand on to the requests parked behind the connection.
-            error = exc if isinstance(exc, Exception) else None
+            # to hand on to the requests parked behind the connection. (No
+            # local names the error: this frame is in its traceback, and the
+            # cycle would keep the connection until the collector ran.)
             with self._lock:
-                to_close = self._state.failed(entry, error)
+                to_close = self._state.failed(entry, exc if isinstance(exc, Exception) else None)
             self._close_connections(to_close)
             raise
         with self._lock:
