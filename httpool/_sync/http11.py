@@ -47,6 +47,7 @@ from .._exceptions import (
     H11_SEND_ERRORS,
     ConnectionNotAvailable,
     HttpoolError,
+    ReadTimeout,
     RemoteProtocolError,
     WriteError,
     translate,
@@ -63,6 +64,10 @@ MAX_INCOMPLETE_EVENT_SIZE = 64 * 1024
 # Pieces smaller than this are joined into one write; larger ones are written
 # as they are, because joining would copy the body.
 COALESCE_LIMIT = 64 * 1024
+# How long the check for an early answer between two chunks of a streamed upload
+# waits once the socket is readable: readable is not always a response byte (a TLS
+# 1.3 server's session tickets make it readable with no application data in them).
+EARLY_ANSWER_WAIT = 0.01
 
 _NO_RESPONSE = "Server disconnected without sending a response."
 _HTTP_VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
@@ -306,7 +311,7 @@ class HTTP11Connection(ConnectionInterface):
                 raise TypeError(f"request body chunks must be bytes, not {type(chunk).__name__}")
             if not chunk:
                 continue
-            if not pending and self._answered_early(timeout):
+            if not pending and self._answered_early():
                 return
             pending.extend(self._h11_send(h11.Data(data=chunk)))
             self._write_pieces(pending, timeout)
@@ -326,7 +331,7 @@ class HTTP11Connection(ConnectionInterface):
         if batch:
             self._network_stream.write(batch[0] if len(batch) == 1 else b"".join(batch), timeout)
 
-    def _answered_early(self, write_timeout: float | None) -> bool:
+    def _answered_early(self) -> bool:
         """Whether the server answered (or hung up) before the upload ended.
 
         Reads only what has arrived. A 100 Continue or a partial head lets the
@@ -334,7 +339,12 @@ class HTTP11Connection(ConnectionInterface):
         """
         if not self._network_stream.get_extra_info("is_readable"):
             return False
-        data = self._network_stream.read(READ_SIZE, write_timeout)
+        try:
+            data = self._network_stream.read(READ_SIZE, EARLY_ANSWER_WAIT)
+        except ReadTimeout:
+            # Only TLS records without application data (now processed), or part
+            # of a record: the upload goes on, and the next chunk looks again.
+            return False
         if not data:
             self._eof = True
             return True
