@@ -11,7 +11,8 @@ hanging it.
 
 The scenarios: a fresh connection per request, many times over (handshake and preface
 races live there); many concurrent requests (on one connection for HTTP/2); 1 MiB down
-with a checksum; 10 MB up, checked by what the server says it received; the server's
+with a checksum; 10 MB up, of known length and streamed, checked by what the server
+says it received; the server's
 request limit per connection (close or GOAWAY) under concurrent requests; an idle
 connection the server closed; and ``Connection: close``.
 """
@@ -22,6 +23,7 @@ import asyncio
 import hashlib
 import os
 import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -53,14 +55,16 @@ def _limit_workers(target: Target) -> int:
     return LIMIT_WORKERS if graceful else 1
 
 
-def cases(*, request_limit: bool = False) -> list[str]:
-    """``server-protocol`` for every protocol of every server (with a request limit)."""
+def cases(*, request_limit: bool = False, streamed_upload: bool = False) -> list[str]:
+    """``server-protocol`` for every protocol of every server (that has a request
+    limit on it, that takes a streamed upload)."""
     return [
         f"{name}-{protocol}"
         for name, cls in SERVERS.items()
         for protocol in PROTOCOLS
         if protocol in cls.protocols
         and (protocol in cls.request_limit_protocols or not request_limit)
+        and (cls.streamed_upload or not streamed_upload)
     ]
 
 
@@ -196,6 +200,45 @@ async def test_upload_10mb_async(target: Target) -> None:
     async with httpool.AsyncConnectionPool(**target.pool_options()) as pool:
         response = await pool.request(
             "POST", target.url + "upload", content=body, extensions=EXTENSIONS
+        )
+        assert response.extensions["http_version"] == target.http_version
+        assert response.status == 200
+        assert response.content == target.server.upload_reply(body)
+
+
+# Streamed: no Content-Length, so chunked on HTTP/1.1 and the end of DATA frames on
+# HTTP/2; over TLS this is where a readable socket without a response byte in it (a
+# TLS 1.3 session ticket) once stalled the upload.
+
+
+def _chunks(body: bytes) -> Iterator[bytes]:
+    for start in range(0, len(body), 1 << 20):
+        yield body[start : start + (1 << 20)]
+
+
+async def _achunks(body: bytes) -> AsyncIterator[bytes]:
+    for chunk in _chunks(body):
+        yield chunk
+
+
+@matrix(streamed_upload=True)
+def test_upload_10mb_streamed(target: Target) -> None:
+    body = _upload_body()
+    with httpool.ConnectionPool(**target.pool_options()) as pool:
+        response = pool.request(
+            "POST", target.url + "upload", content=_chunks(body), extensions=EXTENSIONS
+        )
+        assert response.extensions["http_version"] == target.http_version
+        assert response.status == 200
+        assert response.content == target.server.upload_reply(body)
+
+
+@matrix(streamed_upload=True)
+async def test_upload_10mb_streamed_async(target: Target) -> None:
+    body = _upload_body()
+    async with httpool.AsyncConnectionPool(**target.pool_options()) as pool:
+        response = await pool.request(
+            "POST", target.url + "upload", content=_achunks(body), extensions=EXTENSIONS
         )
         assert response.extensions["http_version"] == target.http_version
         assert response.status == 200

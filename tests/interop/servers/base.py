@@ -115,6 +115,8 @@ class Server:
     #: The protocols on which the server still answers the requests in flight when it
     #: reaches that limit (a server that does not is tested with one request at a time).
     graceful_limit_protocols: ClassVar[tuple[str, ...]] = PROTOCOLS
+    #: Whether ``POST /upload`` takes a body of unknown length (chunked on HTTP/1.1).
+    streamed_upload: ClassVar[bool] = True
     #: Names of the ports ``start()`` picks; "h2c" may be absent (then it is "http").
     port_names: ClassVar[tuple[str, ...]] = ("http", "h2c", "https")
 
