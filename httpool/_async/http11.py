@@ -54,6 +54,7 @@ from .._exceptions import (
     H11_RECEIVE_ERRORS,
     H11_SEND_ERRORS,
     ConnectionNotAvailable,
+    ReadTimeout,
     RemoteProtocolError,
     WriteError,
     translate,
@@ -74,6 +75,10 @@ COALESCE_LIMIT = 64 * 1024
 # A liveness probe this recent (seconds) is not repeated before the request
 # goes out; an older one is (the connection waited in between).
 PROBE_FRESH_FOR = 0.001
+# How long the check for an early answer between two chunks of a streamed upload
+# waits once the socket is readable: readable is not always a response byte (a TLS
+# 1.3 server's session tickets make it readable with no application data in them).
+EARLY_ANSWER_WAIT = 0.01
 
 _NO_RESPONSE = "Server disconnected without sending a response."
 _HTTP_VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
@@ -354,7 +359,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 raise TypeError(f"request body chunks must be bytes, not {type(chunk).__name__}")
             if not chunk:
                 continue
-            if not pending and await self._answered_early(timeout):
+            if not pending and await self._answered_early():
                 return
             pending.extend(self._h11_send(h11.Data(data=chunk)))
             await self._write_pieces(pending, timeout)
@@ -374,7 +379,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         if batch:
             await self._io.write(batch[0] if len(batch) == 1 else b"".join(batch), timeout)
 
-    async def _answered_early(self, write_timeout: float | None) -> bool:
+    async def _answered_early(self) -> bool:
         """Whether the server answered (or hung up) before the upload ended.
 
         Reads only what has arrived. A 100 Continue or a partial head lets the
@@ -382,7 +387,12 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         """
         if not self._network_stream.get_extra_info("is_readable"):
             return False
-        data = await self._io.read(READ_SIZE, write_timeout)
+        try:
+            data = await self._io.read(READ_SIZE, EARLY_ANSWER_WAIT)
+        except ReadTimeout:
+            # Only TLS records without application data (now processed), or part
+            # of a record: the upload goes on, and the next chunk looks again.
+            return False
         if not data:
             self._eof = True
             return True

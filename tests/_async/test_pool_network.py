@@ -6,6 +6,7 @@ Written once; runs on asyncio, trio and (generated) threads.
 from __future__ import annotations
 
 import socket
+import typing
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,24 @@ async def test_tls_request(tls_server: HTTPServer) -> None:
             response = await pool.request("GET", tls_server.url + "/")
             assert response.content == b"Hello, world!"
         assert tls_server.connections_accepted == 1
+
+
+async def test_streamed_upload_over_tls(tls_server: HTTPServer) -> None:
+    # A TLS 1.3 server sends session tickets after the handshake: the socket turns
+    # readable with no response byte in it. The check for an early answer between
+    # two chunks must not wait there for a response, which this server (like nginx,
+    # Apache, Caddy, h2o, Node, hypercorn) sends only once the whole body is in.
+    async def body() -> typing.AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"x" * 65536
+
+    timeouts = {"connect": 10.0, "read": 10.0, "write": 10.0, "pool": 10.0}
+    async with AsyncConnectionPool(ssl_context=tls_server.client_ssl_context) as pool:
+        response = await pool.request(
+            "POST", tls_server.url + "/echo", content=body(), extensions={"timeout": timeouts}
+        )
+        assert response.status == 200
+        assert response.content == b"x" * (4 * 65536)
 
 
 async def test_tls_with_untrusted_certificate_fails(tls_server: HTTPServer) -> None:

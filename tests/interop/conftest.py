@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .servers import H1, H1_TLS, H2_TLS, SERVERS, Server, ServerUnavailable
+from .servers import H1, H1_TLS, H2_TLS12, SERVERS, TLS_PROTOCOLS, Server, ServerUnavailable
 
 # The limits every server of the matrix runs with: a connection ends after this many
 # requests (where the server has the setting), or after this many seconds idle.
@@ -113,7 +113,7 @@ class Target:
     @property
     def url(self) -> str:
         """The base URL, ending in ``/``."""
-        if self.protocol in (H1_TLS, H2_TLS):
+        if self.protocol in TLS_PROTOCOLS:
             return self.server.https_url
         return self.server.h2c_url if self.http2 else self.server.http_url
 
@@ -121,7 +121,7 @@ class Target:
         """Keyword arguments for a pool speaking this protocol, plus ``options``."""
         if self.protocol == H1_TLS:
             options.update(ssl_context=self.ssl_context)
-        elif self.protocol == H2_TLS:
+        elif self.protocol in TLS_PROTOCOLS:
             options.update(ssl_context=self.ssl_context, http2=True)
         elif self.http2:
             options.update(http1=False, http2=True)
@@ -132,10 +132,17 @@ class Target:
 def target(request: pytest.FixtureRequest, interop_servers: Servers) -> Target:
     """Parametrized indirectly with ``"server-protocol"`` strings (see ``cases()``)."""
     name, protocol = request.param.split("-", 1)
-    server = interop_servers.get(name)
-    # One client context per test: the pools a test opens may share it, since they all
-    # set the same ALPN protocols on it.
-    context = server.client_ssl_context if protocol in (H1_TLS, H2_TLS) else None
+    return make_target(interop_servers.get(name), protocol)
+
+
+def make_target(server: Server, protocol: str) -> Target:
+    # One client context per target: the pools a test opens may share it, since they
+    # all set the same ALPN protocols on it.
+    context = None
+    if protocol in TLS_PROTOCOLS:
+        context = server.client_ssl_context
+        if protocol == H2_TLS12:
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
     return Target(server, protocol, context)
 
 

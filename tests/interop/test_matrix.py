@@ -1,7 +1,8 @@
 """The interop matrix: httpool against real servers nobody here wrote.
 
 Every server of ``tests/interop/servers`` x every protocol it speaks (``h1``, ``h1-tls``,
-``h2-tls`` by ALPN, ``h2c`` by prior knowledge) x every runtime: each scenario is written
+``h2-tls`` by ALPN, ``h2c`` by prior knowledge, and ``h2-tls12``, HTTP/2 over TLS 1.2, for
+the scenarios where the handshake matters) x every runtime: each scenario is written
 twice, as a threaded test on ``ConnectionPool`` and as an ``async def`` test on
 ``AsyncConnectionPool``, which tests/conftest.py runs on asyncio and on trio. Test ids name
 the cell, ``[nginx-h2-tls]`` (threads) or ``[asyncio-nginx-h2-tls]``. These tests are not
@@ -11,7 +12,8 @@ hanging it.
 
 The scenarios: a fresh connection per request, many times over (handshake and preface
 races live there); many concurrent requests (on one connection for HTTP/2); 1 MiB down
-with a checksum; 10 MB up, checked by what the server says it received; the server's
+with a checksum; 10 MB up, of known length and streamed, checked by what the server
+says it received; the server's
 request limit per connection (close or GOAWAY) under concurrent requests; an idle
 connection the server closed; and ``Connection: close``.
 """
@@ -22,6 +24,7 @@ import asyncio
 import hashlib
 import os
 import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -29,8 +32,8 @@ import pytest
 import httpool
 from tests.support.concurrency import AsyncTaskGroup, TaskGroup
 
-from .conftest import IDLE_TIMEOUT, KEEPALIVE_REQUESTS, Target
-from .servers import FILES, PROTOCOLS, SERVERS, SMALL_BODY, Server
+from .conftest import IDLE_TIMEOUT, KEEPALIVE_REQUESTS, Target, make_target
+from .servers import FILES, H2_TLS12, PROTOCOLS, SERVERS, SMALL_BODY, Server
 
 TIMEOUTS = {"connect": 10.0, "read": 30.0, "write": 30.0, "pool": 60.0}
 EXTENSIONS: dict[str, Any] = {"timeout": TIMEOUTS}
@@ -53,14 +56,20 @@ def _limit_workers(target: Target) -> int:
     return LIMIT_WORKERS if graceful else 1
 
 
-def cases(*, request_limit: bool = False) -> list[str]:
-    """``server-protocol`` for every protocol of every server (with a request limit)."""
+def cases(
+    *, request_limit: bool = False, streamed_upload: bool = False, tls12: bool = False
+) -> list[str]:
+    """``server-protocol`` for every protocol of every server (that has a request
+    limit on it, that takes a streamed upload); HTTP/2 over TLS 1.2 only with
+    ``tls12`` (the scenarios where the handshake matters)."""
     return [
         f"{name}-{protocol}"
         for name, cls in SERVERS.items()
         for protocol in PROTOCOLS
         if protocol in cls.protocols
+        and (protocol != H2_TLS12 or tls12)
         and (protocol in cls.request_limit_protocols or not request_limit)
+        and (cls.streamed_upload or not streamed_upload)
     ]
 
 
@@ -91,7 +100,7 @@ async def _sleep(seconds: float) -> None:
 # -- a fresh connection per request -------------------------------------------
 
 
-@matrix()
+@matrix(tls12=True)
 def test_fresh_connections(target: Target) -> None:
     for _ in range(FRESH):
         with httpool.ConnectionPool(**target.pool_options()) as pool:
@@ -100,7 +109,7 @@ def test_fresh_connections(target: Target) -> None:
             )
 
 
-@matrix()
+@matrix(tls12=True)
 async def test_fresh_connections_async(target: Target) -> None:
     for _ in range(FRESH):
         async with httpool.AsyncConnectionPool(**target.pool_options()) as pool:
@@ -123,7 +132,7 @@ def _check_concurrency(target: Target, pool_stats: httpool.PoolStats, bodies: li
         assert pool_stats.opened <= HTTP11_CONNECTIONS
 
 
-@matrix()
+@matrix(tls12=True)
 def test_concurrent_requests(target: Target) -> None:
     bodies: list[bytes] = []
 
@@ -139,7 +148,7 @@ def test_concurrent_requests(target: Target) -> None:
         _check_concurrency(target, pool.stats(), bodies)
 
 
-@matrix()
+@matrix(tls12=True)
 async def test_concurrent_requests_async(target: Target) -> None:
     bodies: list[bytes] = []
 
@@ -158,7 +167,7 @@ async def test_concurrent_requests_async(target: Target) -> None:
 # -- 1 MiB down, 10 MB up -----------------------------------------------------
 
 
-@matrix()
+@matrix(tls12=True)
 def test_download_1mib(target: Target) -> None:
     with httpool.ConnectionPool(**target.pool_options()) as pool:
         with pool.stream("GET", target.url + "1m.bin", extensions=EXTENSIONS) as response:
@@ -169,7 +178,7 @@ def test_download_1mib(target: Target) -> None:
         assert response.status == 200 and digest.hexdigest() == MIB_SHA256
 
 
-@matrix()
+@matrix(tls12=True)
 async def test_download_1mib_async(target: Target) -> None:
     async with httpool.AsyncConnectionPool(**target.pool_options()) as pool:
         async with pool.stream("GET", target.url + "1m.bin", extensions=EXTENSIONS) as response:
@@ -196,6 +205,45 @@ async def test_upload_10mb_async(target: Target) -> None:
     async with httpool.AsyncConnectionPool(**target.pool_options()) as pool:
         response = await pool.request(
             "POST", target.url + "upload", content=body, extensions=EXTENSIONS
+        )
+        assert response.extensions["http_version"] == target.http_version
+        assert response.status == 200
+        assert response.content == target.server.upload_reply(body)
+
+
+# Streamed: no Content-Length, so chunked on HTTP/1.1 and the end of DATA frames on
+# HTTP/2; over TLS this is where a readable socket without a response byte in it (a
+# TLS 1.3 session ticket) once stalled the upload.
+
+
+def _chunks(body: bytes) -> Iterator[bytes]:
+    for start in range(0, len(body), 1 << 20):
+        yield body[start : start + (1 << 20)]
+
+
+async def _achunks(body: bytes) -> AsyncIterator[bytes]:
+    for chunk in _chunks(body):
+        yield chunk
+
+
+@matrix(streamed_upload=True)
+def test_upload_10mb_streamed(target: Target) -> None:
+    body = _upload_body()
+    with httpool.ConnectionPool(**target.pool_options()) as pool:
+        response = pool.request(
+            "POST", target.url + "upload", content=_chunks(body), extensions=EXTENSIONS
+        )
+        assert response.extensions["http_version"] == target.http_version
+        assert response.status == 200
+        assert response.content == target.server.upload_reply(body)
+
+
+@matrix(streamed_upload=True)
+async def test_upload_10mb_streamed_async(target: Target) -> None:
+    body = _upload_body()
+    async with httpool.AsyncConnectionPool(**target.pool_options()) as pool:
+        response = await pool.request(
+            "POST", target.url + "upload", content=_achunks(body), extensions=EXTENSIONS
         )
         assert response.extensions["http_version"] == target.http_version
         assert response.status == 200
@@ -291,8 +339,7 @@ IDLE_WAIT = IDLE_TIMEOUT + 1.5
 
 
 def _idle_targets(server: Server) -> list[Target]:
-    context = server.client_ssl_context
-    return [Target(server, protocol, context) for protocol in server.protocols]
+    return [make_target(server, protocol) for protocol in server.protocols if protocol != H2_TLS12]
 
 
 @pytest.mark.parametrize("server", list(SERVERS), indirect=True)

@@ -9,7 +9,19 @@ compare httpool with other clients. ``scripts/ensure_servers.py`` installs the D
 from __future__ import annotations
 
 from .apache import Apache
-from .base import FILES, H1, H1_TLS, H2_TLS, H2C, PROTOCOLS, SMALL_BODY, Server, ServerUnavailable
+from .base import (
+    FILES,
+    H1,
+    H1_TLS,
+    H2_TLS,
+    H2_TLS12,
+    H2C,
+    PROTOCOLS,
+    SMALL_BODY,
+    TLS_PROTOCOLS,
+    Server,
+    ServerUnavailable,
+)
 from .caddy import Caddy
 from .h2o import H2O
 from .hypercorn import Hypercorn
@@ -28,9 +40,11 @@ __all__ = [
     "H2C",
     "H2O",
     "H2_TLS",
+    "H2_TLS12",
     "PROTOCOLS",
     "SERVERS",
     "SMALL_BODY",
+    "TLS_PROTOCOLS",
     "Apache",
     "Caddy",
     "Hypercorn",

@@ -49,6 +49,8 @@ class Apache(Server):
     # mod_http2 ignores MaxKeepAliveRequests (its GOAWAY comes from child limits such
     # as MaxConnectionsPerChild, per process, not per connection).
     request_limit_protocols = (H1, H1_TLS)
+    # mod_lua's r:requestbody() returns nil for a body without Content-Length.
+    streamed_upload = False
 
     def find_binary(self) -> str:
         found = which("apache2") or which("httpd")

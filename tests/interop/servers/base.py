@@ -59,7 +59,12 @@ H1 = "h1"  # HTTP/1.1 in cleartext
 H1_TLS = "h1-tls"  # HTTP/1.1 over TLS (the client offers only http/1.1 by ALPN)
 H2_TLS = "h2-tls"  # HTTP/2 over TLS, chosen by ALPN
 H2C = "h2c"  # HTTP/2 in cleartext with prior knowledge
-PROTOCOLS = (H1, H1_TLS, H2_TLS, H2C)
+# HTTP/2 over TLS 1.2 (ALPN): there the server's first frames come with the handshake's
+# last flight, which is where a client that drops bytes across start_tls fails (issue
+# 15); with TLS 1.3 they come after it.
+H2_TLS12 = "h2-tls12"
+PROTOCOLS = (H1, H1_TLS, H2_TLS, H2_TLS12, H2C)
+TLS_PROTOCOLS = (H1_TLS, H2_TLS, H2_TLS12)
 
 # Per-connection HTTP/2 stream limit, where a server has the setting.
 MAX_CONCURRENT_STREAMS = 128
@@ -115,6 +120,8 @@ class Server:
     #: The protocols on which the server still answers the requests in flight when it
     #: reaches that limit (a server that does not is tested with one request at a time).
     graceful_limit_protocols: ClassVar[tuple[str, ...]] = PROTOCOLS
+    #: Whether ``POST /upload`` takes a body of unknown length (chunked on HTTP/1.1).
+    streamed_upload: ClassVar[bool] = True
     #: Names of the ports ``start()`` picks; "h2c" may be absent (then it is "http").
     port_names: ClassVar[tuple[str, ...]] = ("http", "h2c", "https")
 
