@@ -211,7 +211,7 @@ class SyncStream(NetworkStream):
             self._sock.settimeout(timeout)
             self._timeout = timeout
             if isinstance(self._sock, ssl.SSLSocket):
-                return _TLSOverTLSStream(self._sock, ssl_context, server_hostname)
+                return _TLSOverTLSStream(self._sock, ssl_context, server_hostname, timeout)
             sock = ssl_context.wrap_socket(self._sock, server_hostname=server_hostname)
         except OSError as exc:
             self.close()
@@ -288,53 +288,108 @@ class SyncTLSStream(SyncStream):
 
 
 class _TLSOverTLSStream(NetworkStream):
-    """An inner TLS session whose records travel over an outer ``SSLSocket``."""
+    """An inner TLS session whose records travel over an outer ``SSLSocket``.
 
-    __slots__ = ("_incoming", "_outgoing", "_sock", "_timeout", "_tls")
+    As in ``SyncTLSStream``, an HTTP/2 connection reads in one thread while
+    another writes, and neither OpenSSL session (the inner one on memory BIOs,
+    the outer one on the socket) may run two calls at once. So every call into
+    either session holds one lock, the outer socket is non-blocking, and the
+    waiting (``poll``, with the call's own timeout) happens outside the lock.
+    Records the inner session produced are written out before its call returns.
+    """
+
+    __slots__ = ("_incoming", "_lock", "_outgoing", "_sock", "_tls", "_unsent")
 
     def __init__(
-        self, sock: ssl.SSLSocket, ssl_context: ssl.SSLContext, server_hostname: str | None
+        self,
+        sock: ssl.SSLSocket,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None,
+        timeout: float | None,
     ) -> None:
         self._sock = sock
-        self._timeout = sock.gettimeout()
+        sock.setblocking(False)
+        self._lock = threading.Lock()
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
+        self._unsent = b""  # inner records the outer socket did not take yet
         self._tls = ssl_context.wrap_bio(
             self._incoming, self._outgoing, server_hostname=server_hostname
         )
-        self._pump(self._tls.do_handshake)
+        self._pump(self._tls.do_handshake, timeout, "TLS handshake")
 
-    def _pump(self, operation: Callable[[], _T]) -> _T:
-        # Memory BIOs never block, so the only "want" is more input; output is
-        # flushed after every attempt because a handshake step may need both.
+    def _pump(
+        self,
+        operation: Callable[[], _T],
+        timeout: float | None,
+        what: str,
+        *,
+        flushed: bool = True,
+    ) -> _T:
+        """Run ``operation`` on the inner session until it needs no more input.
+
+        With ``flushed``, return only once its output is on the socket; a read
+        returns without waiting for that, so that a reader is never held up by
+        a writer's records the peer is not taking yet.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        result: _T | None = None
+        done = False
         while True:
+            with self._lock:
+                if not done:  # a call that succeeded is never made again
+                    with contextlib.suppress(ssl.SSLWantReadError):
+                        result, done = operation(), True
+                events = self._flush()
+                if done and (not events or not flushed):
+                    return typing.cast(_T, result)
+                if not done:
+                    # The inner session needs input: take what the socket has.
+                    wanted = self._feed()
+                    if not wanted:
+                        continue
+                    events |= wanted
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if (remaining is not None and remaining <= 0) or not _wait_for(
+                self._sock, events, remaining
+            ):
+                raise TimeoutError(f"{what}: nothing happened within {timeout} seconds")
+
+    def _flush(self) -> int:
+        """Write the inner session's output; the poll events to wait for, 0 if all went."""
+        self._unsent += self._outgoing.read()
+        while self._unsent:
             try:
-                result = operation()
+                sent = self._sock.send(self._unsent)
             except ssl.SSLWantReadError:
-                self._flush()
-                data = self._sock.recv(_TLS_RECORD_READ)
-                if data:
-                    self._incoming.write(data)
-                else:
-                    self._incoming.write_eof()
-                continue
-            self._flush()
-            return result
+                return select.POLLIN
+            except (ssl.SSLWantWriteError, BlockingIOError):
+                return select.POLLOUT
+            self._unsent = self._unsent[sent:]
+        return 0
 
-    def _flush(self) -> None:
-        pending = self._outgoing.read()
-        if pending:
-            self._sock.sendall(pending)
-
-    def _set_timeout(self, timeout: float | None) -> None:
-        if timeout != self._timeout:
-            self._sock.settimeout(timeout)
-            self._timeout = timeout
+    def _feed(self) -> int:
+        """Give the inner session what the socket has; poll events to wait for, 0 if fed."""
+        try:
+            data = self._sock.recv(_TLS_RECORD_READ)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return select.POLLIN
+        except ssl.SSLWantWriteError:
+            return select.POLLOUT
+        if data:
+            self._incoming.write(data)
+        else:
+            self._incoming.write_eof()
+        return 0
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
-            self._set_timeout(timeout)
-            return self._pump(lambda: self._tls.read(max_bytes))
+            return self._pump(
+                functools.partial(self._tls.read, max_bytes),
+                timeout,
+                "no data received",
+                flushed=False,
+            )
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
             # A clean close_notify, or a TCP close without one: both are the
             # end of the stream, as the outer SSLSocket treats them too.
@@ -346,10 +401,11 @@ class _TLSOverTLSStream(NetworkStream):
         if not buffer:
             return
         try:
-            self._set_timeout(timeout)
             view = memoryview(buffer)
             while view:
-                sent = self._pump(functools.partial(self._tls.write, view))
+                sent = self._pump(
+                    functools.partial(self._tls.write, view), timeout, "the peer accepted no data"
+                )
                 view = view[sent:]
         except OSError as exc:
             _raise_mapped(exc, _WRITE)

@@ -17,7 +17,7 @@ import httpool._sync.http_proxy as http_proxy_module
 from httpool import ConnectionPool, HTTPProxy, Proxy
 from httpool._sync.tls_in_tls import TLSInTLSStream
 from tests.support.concurrency import TaskGroup
-from tests.support.h2_server import H2Server, h2_tls_server
+from tests.support.h2_server import H2Server, h2_tls_server, pattern, pattern_sha256
 from tests.support.http_server import (
     HTTPServer,
     http_server_ca,
@@ -146,6 +146,37 @@ def test_https_proxy_tls_in_tls(
                 response = pool.request("GET", tls_server.url + "/bytes?size=200000")
                 assert response.content == b"x" * 200000 or len(response.content) == 200000
             assert tls_server.connections_accepted == 1
+
+
+def test_http2_uploads_in_parallel_through_an_https_proxy(
+    h2_tls_server: H2Server, http_server_ca: trustme.CA
+) -> None:
+    # One HTTP/2 connection, TLS inside TLS, written and read by many tasks (on
+    # threads: one reading while others write, which the sync backend's
+    # TLS-over-TLS stream must serialise).
+    contexts = make_tls_contexts(http_server_ca)
+    size = 256 * 1024
+    expected = f"{size} {pattern_sha256(size)}".encode()
+    results: list[bytes] = []
+    with HTTPProxyServer(ssl_context=contexts.server) as proxy:
+        with ConnectionPool(
+            proxy=Proxy(proxy.url, ssl_context=contexts.client),
+            ssl_context=h2_tls_server.client_ssl_context,
+            http2=True,
+        ) as pool:
+
+            def upload() -> None:
+                response = pool.request(
+                    "POST", h2_tls_server.url + "/upload", content=pattern(size)
+                )
+                results.append(response.content)
+
+            with TaskGroup() as group:
+                for _ in range(24):
+                    group.start_soon(upload)
+            assert results == [expected] * 24
+            assert len(proxy.connects) == 1
+            pool.check_invariants()
 
 
 def test_tls_in_tls_in_memory_fallback(

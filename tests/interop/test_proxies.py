@@ -12,6 +12,7 @@ request carries timeouts, so a proxy that stops talking fails the test.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import pytest
 import trustme
 
 import httpool
-from tests.support.h2_server import H2Server, make_tls_server
+from tests.support.h2_server import H2Server, make_tls_server, pattern, pattern_sha256
 from tests.support.http_server import HTTPServer, make_tls_contexts
 
 from .proxies import Dante, NginxTLSFront, ProxyUnavailable, TinyProxy, client_context, free_port
@@ -344,3 +345,64 @@ def test_fresh_connection_per_request(
     for _ in range(ROUNDS):
         outcome = run(variant, [url], proxy=proxy, ssl_context=client, http2=h2)
         ok(outcome.results[0], b"HTTP/2" if h2 else b"HTTP/1.1")
+
+
+def _parallel_uploads(
+    variant: str, url: str, count: int, body: bytes, **kw: typing.Any
+) -> list[bytes]:
+    """POST ``body`` to ``url`` ``count`` times at once on one pool; the responses' bodies."""
+    extensions = {"timeout": TIMEOUTS}
+    if variant == "sync":
+        with (
+            httpool.ConnectionPool(**kw) as pool,
+            concurrent.futures.ThreadPoolExecutor(count) as executor,
+        ):
+            futures = [
+                executor.submit(pool.request, "POST", url, content=body, extensions=extensions)
+                for _ in range(count)
+            ]
+            return [future.result().content for future in futures]
+
+    results: list[bytes] = []
+
+    async def upload(pool: httpool.AsyncConnectionPool) -> None:
+        response = await pool.request("POST", url, content=body, extensions=extensions)
+        results.append(response.content)
+
+    async def main() -> None:
+        async with httpool.AsyncConnectionPool(**kw) as pool:
+            if variant == "trio":
+                import trio
+
+                async with trio.open_nursery() as nursery:
+                    for _ in range(count):
+                        nursery.start_soon(upload, pool)
+            else:
+                await asyncio.gather(*(upload(pool) for _ in range(count)))
+
+    if variant == "trio":
+        import trio
+
+        trio.run(main)
+    else:
+        asyncio.run(main())
+    return results
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_parallel_http2_uploads_tls_in_tls(
+    variant: str, tls_front: tuple[NginxTLSFront, typing.Any], origins: Origins
+) -> None:
+    # One HTTP/2 connection inside TLS inside TLS, many writers and a reader at once.
+    body = pattern(512 * 1024)
+    expected = f"{len(body)} {pattern_sha256(len(body))}".encode()
+    results = _parallel_uploads(
+        variant,
+        origins.h2.url + "/upload",
+        16,
+        body,
+        proxy=httpool.Proxy(tls_front[0].url, ssl_context=tls_front[1]),
+        ssl_context=origins.h2_client,
+        http2=True,
+    )
+    assert results == [expected] * 16
