@@ -165,7 +165,6 @@ def interop(session: nox.Session) -> None:
     first when run as root. A missing server skips its tests, except under CI=true,
     where the installer and the tests fail instead."""
     session.run("python", "scripts/ensure_servers.py")
-    session.run("python", "scripts/ensure_proxies.py")  # nginx's stream module
     session.install("-e", ".[dev,interop]")
     session.run("python", "-m", "pytest", "tests/interop", *session.posargs)
 

@@ -25,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-# Binary -> Debian package. tinyproxy and danted are the proxies the proxy tests use.
+# Binary (or file) -> Debian package. tinyproxy and danted are the proxies the proxy
+# tests use.
 PACKAGES = {
     "nginx": "nginx",
     "apache2": "apache2",
@@ -34,6 +35,8 @@ PACKAGES = {
     "node": "nodejs",
     "tinyproxy": "tinyproxy",
     "danted": "dante-server",
+    # nginx's stream module: the TLS front of the https:// proxy interop tests.
+    "/usr/lib/nginx/modules/ngx_stream_module.so": "libnginx-mod-stream",
 }
 # apt-get may wait on another apt process's lock; never longer than this.
 APT_TIMEOUT = 900.0
@@ -41,6 +44,8 @@ POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 
 
 def find(binary: str) -> str | None:
+    if binary.startswith("/"):  # a file, not a command
+        return binary if Path(binary).exists() else None
     return shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/local/sbin:/sbin")
 
 
