@@ -61,6 +61,7 @@ from .._exceptions import (
     WriteTimeout,
 )
 from .._http2_headers import malformed
+from .._logging import check as check_logging
 from .._models import ByteStream, Origin, Request, Response, get_timeout
 from .._synchronization import (
     AsyncEvent,
@@ -108,6 +109,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self._network_stream = stream
         self._keepalive_expiry = keepalive_expiry
         self._clock = time.monotonic if clock is None else clock
+        check_logging()  # a connection made: notice a change of logging levels
         self._h2 = ClientH2()
         self._state = ConnectionState.ACTIVE
         self._state_lock = AsyncPoolLock()
