@@ -672,7 +672,8 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         return f"{str(self._origin)!r}, HTTP/2, {state}, Request Count: {self._request_count}"
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} [{self.info()}]>"
+        # httpcore's: without the protocol, which the class name says.
+        return f"<{type(self).__name__} [{self.info().replace(' HTTP/2,', '', 1)}]>"
 
     async def __aenter__(self) -> AsyncHTTP2Connection:
         return self

@@ -673,7 +673,8 @@ class HTTP2Connection(ConnectionInterface):
         return f"{str(self._origin)!r}, HTTP/2, {state}, Request Count: {self._request_count}"
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} [{self.info()}]>"
+        # httpcore's: without the protocol, which the class name says.
+        return f"<{type(self).__name__} [{self.info().replace(' HTTP/2,', '', 1)}]>"
 
     def __enter__(self) -> HTTP2Connection:
         return self
