@@ -71,3 +71,25 @@ def test_proxy_is_handed_to_httpool_proxy(monkeypatch: pytest.MonkeyPatch) -> No
     assert (url.scheme, url.host, url.port) == (b"http", b"127.0.0.1", 3128)
     assert made["proxy"]["auth"] == (b"user", b"secret")
     assert (b"X-Via", b"test") in made["proxy"]["headers"]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"headers": {"X": "a\nb"}}, "Invalid value for header"),
+        ({"headers": {"X y": "1"}}, "Invalid header name"),
+        ({"method": "GE T"}, "Invalid method"),
+    ],
+)
+def test_invalid_request_is_an_httpx_error(kwargs: dict[str, object], match: str) -> None:
+    # Built inside the transport, or (httpcore aliased to httpool) by httpx
+    # outside its mapping: either way httpx's error, raised when sent.
+    method = str(kwargs.pop("method", "GET"))
+    with (
+        httpx.Client(transport=HTTPTransport()) as client,
+        pytest.raises(httpx.LocalProtocolError, match=match),
+    ):
+        client.request(method, "http://127.0.0.1:1/", **kwargs)  # type: ignore[arg-type]
+    request = httpool.Request(method, "http://127.0.0.1:1/", headers=kwargs.get("headers"))  # type: ignore[arg-type]
+    with pytest.raises(httpool.LocalProtocolError, match=match):
+        _ = request.url.origin
