@@ -12,6 +12,7 @@ from either world. This module knows nothing of connections, pools or I/O.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import (
     AsyncIterable,
@@ -440,10 +441,13 @@ class Request:
     """An HTTP request, validated once here and trusted by every layer below.
 
     ``extensions`` is kept as given, e.g. ``{"timeout": {"read": 5.0}}``;
-    ``"target"`` in it overrides the URL's. Raises LocalProtocolError for an
-    invalid method, header or timeout, TypeError for wrong types. A URL
-    without an origin, or with a scheme other than http, https, ws and wss,
-    is refused when the request is sent (UnsupportedProtocol), as in httpcore.
+    ``"target"`` in it overrides the URL's. Raises TypeError for arguments of
+    the wrong type. Values httpcore accepts when building a request but
+    refuses when sending it are refused when it is sent here too, with the
+    error found now: an invalid method, header, timeout or URL is a
+    LocalProtocolError, a URL without an origin or with a scheme other than
+    http, https, ws and wss an UnsupportedProtocol (httpx builds requests
+    outside its exception mapping, and maps what sending raises).
     """
 
     __slots__ = ("extensions", "headers", "method", "stream", "url")
@@ -457,28 +461,75 @@ class Request:
         content: Content = None,
         extensions: Extensions | None = None,
     ) -> None:
-        known = _KNOWN_METHODS.get(method) if type(method) is str else None
-        if known is None:
-            known = enforce_bytes(method, name="method")
-            if known not in _KNOWN_METHOD_BYTES and _TOKEN.fullmatch(known) is None:
-                raise LocalProtocolError(f"Invalid method {known!r}: not an RFC 9110 token.")
-        self.method: bytes = known
-        url = url if type(url) is URL else enforce_url(url, name="url")
-        self.headers: Headers = [] if headers is None else enforce_headers(headers, name="headers")
-        self.stream: Stream = enforce_stream(content, name="content")
-        if extensions is None:
-            extensions = {}
-        elif extensions:
-            if "timeout" in extensions:
-                check_timeout(extensions["timeout"])
-            target = extensions.get("target")
-            if target is not None:
-                url = URL(scheme=url.scheme, host=url.host, port=url.port, target=target)
-        self.url: URL = url
-        self.extensions: Extensions = extensions
+        # One pass of checks; what fails them makes a request that fails when
+        # sent (``_unsendable``). A try block costs nothing until it catches.
+        try:
+            known = _KNOWN_METHODS.get(method) if type(method) is str else None
+            if known is None:
+                known = enforce_bytes(method, name="method")
+                if known not in _KNOWN_METHOD_BYTES and _TOKEN.fullmatch(known) is None:
+                    raise LocalProtocolError(f"Invalid method {known!r}: not an RFC 9110 token.")
+            self.method: bytes = known
+            url = url if type(url) is URL else enforce_url(url, name="url")
+            self.headers: Headers = (
+                [] if headers is None else enforce_headers(headers, name="headers")
+            )
+            self.stream: Stream = enforce_stream(content, name="content")
+            if extensions is None:
+                extensions = {}
+            elif extensions:
+                if "timeout" in extensions:
+                    check_timeout(extensions["timeout"])
+                target = extensions.get("target")
+                if target is not None:
+                    url = URL(scheme=url.scheme, host=url.host, port=url.port, target=target)
+            self.url: URL = url
+            self.extensions: Extensions = extensions
+        except LocalProtocolError as exc:
+            self._unsendable(method, url, headers, content, extensions, exc)
+
+    def _unsendable(
+        self,
+        method: bytes | str,
+        url: URL | bytes | str,
+        headers: HeaderTypes,
+        content: Content,
+        extensions: Extensions | None,
+        error: LocalProtocolError,
+    ) -> None:
+        """Build what can be built, and a URL whose origin raises ``error``."""
+        self.method = method if isinstance(method, bytes) else method.encode("utf-8", "replace")
+        try:
+            base = url if isinstance(url, URL) else URL(url)
+        except LocalProtocolError:
+            base = URL()
+        self.url = UnsendableURL(base, error)
+        self.headers = []
+        with contextlib.suppress(LocalProtocolError):  # a non-ASCII str: kept out
+            self.headers = enforce_headers(headers, name="headers", validate=False)
+        self.stream = enforce_stream(content, name="content")
+        self.extensions = {} if extensions is None else extensions
 
     def __repr__(self) -> str:
         return f"<Request [{self.method!r}]>"
+
+
+class UnsendableURL(URL):
+    """The URL of a request that cannot be sent: asking for its origin (as
+    sending does, first) raises the error found when the request was built."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, url: URL, error: LocalProtocolError) -> None:
+        super().__init__(url)
+        self.error = error
+
+    @property
+    def origin(self) -> Origin:
+        raise type(self.error)(str(self.error))
+
+    def is_requestable(self) -> bool:
+        return False
 
 
 def include_request_headers(request: Request) -> None:

@@ -14,9 +14,9 @@ Every step is also logged at DEBUG to ``logging.getLogger("httpool.<scope>")``
 
 Tracing and logging are off for nearly every request, so the off path must
 cost next to nothing: ``Trace.start`` does the extension's dict lookup and
-reads the scope logger's own level cache (no call into ``logging`` while it
-says DEBUG is off), then returns the shared ``NO_TRACE`` object, which
-allocates nothing and whose hooks return at once. The info dict of a step is
+one more (``_logging``'s ``QUIET`` mark: no call into ``logging`` while it is
+there), then returns the shared ``NO_TRACE`` object, which allocates nothing
+and whose hooks return at once. The info dict of a step is
 only built when a callback or a log record will see it.
 """
 
@@ -27,22 +27,31 @@ import logging
 import types
 import typing
 
-from ._logging import DEBUG, level_cache
+from ._logging import DEBUG, on_change, quiet
 
 if typing.TYPE_CHECKING:
     from ._models import Request
 
 TraceInfo = dict[str, typing.Any]
-# Step name ("http11.send_request_headers") -> (its scope's logger, that logger's
-# level cache, the step name without the scope). A fixed set of names.
-_STEPS: dict[str, tuple[logging.Logger, dict[int, bool], str]] = {}
+# Step name ("http11.send_request_headers") -> its scope's logger. A fixed set of names.
+_LOGGERS: dict[str, logging.Logger] = {}
 
 
-def _step(name: str) -> tuple[logging.Logger, dict[int, bool], str]:
-    scope, _, step = name.partition(".")
-    logger = logging.getLogger(f"httpool.{scope}")
-    entry = _STEPS[name] = (logger, level_cache(logger), step)
-    return entry
+def _start_logging(name: str, request: Request | None, info: TraceInfo | None = None) -> Trace:
+    """``Trace.start`` while an httpool logger may be enabled for DEBUG."""
+    callback = None if request is None else request.extensions.get("trace")
+    if callback is None and quiet():
+        return NO_TRACE
+    logger: logging.Logger | None = _LOGGERS.get(name)
+    if logger is None:
+        logger = _LOGGERS[name] = logging.getLogger("httpool." + name.partition(".")[0])
+    if not logger.isEnabledFor(DEBUG):
+        if callback is None:
+            return NO_TRACE
+        logger = None
+    if info is None:
+        info = {"request": request} if request is not None else {}
+    return Trace(callback, name, info, logger, name.partition(".")[2])
 
 
 def _log(logger: logging.Logger, step: str, info: TraceInfo) -> None:
@@ -85,21 +94,17 @@ class Trace:
         ``info`` defaults to ``{"request": request}``. Without a trace
         extension, and with the step's logger not enabled for DEBUG, this
         returns ``NO_TRACE`` and builds nothing.
+
+        This is the version for when no httpool logger is enabled for DEBUG
+        (the hot path: as cheap as it was before logging existed);
+        ``_logging`` swaps in ``_start_logging`` while one is.
         """
-        callback = None if request is None else request.extensions.get("trace")
-        entry = _STEPS.get(name)
-        if entry is None:
-            entry = _step(name)
-        logger: logging.Logger | None = entry[0]
-        # The logger's cache says False once it has answered "DEBUG is off";
-        # only when it does not (unknown yet, or on) ask the logger itself.
-        if entry[1].get(DEBUG) is False or not entry[0].isEnabledFor(DEBUG):
-            if callback is None:
-                return NO_TRACE
-            logger = None
-        if info is None:
-            info = {"request": request} if request is not None else {}
-        return Trace(callback, name, info, logger, entry[2])
+        if request is None:
+            return NO_TRACE
+        callback = request.extensions.get("trace")
+        if callback is None:
+            return NO_TRACE
+        return Trace(callback, name, {"request": request} if info is None else info)
 
     @property
     def return_value(self) -> typing.Any:
@@ -173,3 +178,13 @@ class Trace:
 
 
 NO_TRACE: typing.Final = Trace(None)
+
+
+_start_quiet = Trace.start
+
+
+def _switch(is_quiet: bool) -> None:
+    Trace.start = staticmethod(_start_quiet if is_quiet else _start_logging)  # type: ignore[method-assign]
+
+
+on_change(_switch)

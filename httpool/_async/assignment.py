@@ -67,7 +67,7 @@ import typing
 from collections import OrderedDict
 from collections.abc import Callable
 
-from .._logging import DEBUG, POOL_LEVELS, pool_log
+from .._logging import QUIET, QUIET_CACHE, pool_log
 from .._models import Origin
 from .._stats import PoolStats
 from .._synchronization import AsyncEvent
@@ -243,7 +243,7 @@ class AsyncPoolState:
             return self._flush()
         entry.state = EntryState.READY
         self._connecting -= 1
-        if POOL_LEVELS.get(DEBUG) is not False:
+        if QUIET not in QUIET_CACHE:
             pool_log("connected: %r", entry.connection)
         if entry.may_multiplex:
             entry.may_multiplex = False
@@ -442,7 +442,7 @@ class AsyncPoolState:
             # keepalive_expiry=0: no connection is ever kept idle (httpcore's rule).
             self._remove(entry, close=True, why=_NO_IDLE if head is None else _MAKE_ROOM)
             return
-        if POOL_LEVELS.get(DEBUG) is not False:
+        if QUIET not in QUIET_CACHE:
             pool_log("idle: %r", entry.connection)
         entry.idle_since = now
         o.idle[entry] = None
@@ -562,7 +562,7 @@ class AsyncPoolState:
     # ----- state changes ----------------------------------------------------------
 
     def _enqueue(self, waiter: Waiter) -> None:
-        if POOL_LEVELS.get(DEBUG) is not False:
+        if QUIET not in QUIET_CACHE:
             pool_log("queued: a request for %s (the pool is full)", waiter.origin)
         self._queue[waiter] = None
 
@@ -571,7 +571,7 @@ class AsyncPoolState:
             del self._queue[waiter]
         waiter.parked = True
         self._origins[waiter.origin].parked += 1
-        if POOL_LEVELS.get(DEBUG) is not False:
+        if QUIET not in QUIET_CACHE:
             pool_log(
                 "queued: a request for %s (waits for that origin's connections)", waiter.origin
             )
@@ -608,7 +608,7 @@ class AsyncPoolState:
         self._requests += 1
         waiter.entry = entry
         waiter.connect = connect
-        if POOL_LEVELS.get(DEBUG) is not False:
+        if QUIET not in QUIET_CACHE:
             how = "opened" if connect else "shared" if entry.multiplexed else "reused"
             pool_log("assigned (%s): %r to a request for %s", how, entry.connection, o.origin)
         if waiter.event is not None:
@@ -623,7 +623,7 @@ class AsyncPoolState:
             self._active -= 1
 
     def _remove(self, entry: PoolEntry, close: bool, why: str) -> None:
-        if POOL_LEVELS.get(DEBUG) is not False:
+        if QUIET not in QUIET_CACHE:
             pool_log("closed: %r to %s: %s", entry.connection, entry.origin.origin, why)
         o = entry.origin
         if entry.state is EntryState.CONNECTING:

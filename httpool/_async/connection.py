@@ -36,6 +36,7 @@ from .._exceptions import (
     UnsupportedProtocol,
     map_exceptions,
 )
+from .._logging import check as check_logging
 from .._models import REQUEST_SCHEMES, Origin, Request, Response, get_timeout, unsupported_protocol
 from .._ssl import ssl_context_for
 from .._synchronization import AsyncShieldCancellation, uninterruptible
@@ -131,6 +132,7 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
             return
         if self._closed:
             raise ConnectionNotAvailable()
+        check_logging()  # notice a change of logging levels before the first step
         try:
             if self._origin.scheme not in REQUEST_SCHEMES:
                 raise unsupported_protocol(self._origin.scheme)

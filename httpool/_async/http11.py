@@ -60,6 +60,7 @@ from .._exceptions import (
     translate,
 )
 from .._http11_events import request_event, response_head
+from .._logging import check as check_logging
 from .._models import ByteStream, Origin, Request, Response, timeouts
 from .._synchronization import AsyncShieldCancellation, uninterruptible
 from .._trace import NO_TRACE, Trace
@@ -154,6 +155,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._origin = origin
+        check_logging()  # a connection made: notice a change of logging levels
         self._network_stream = stream
         # What the exchange reads and writes: the stream, or the stream bounded
         # by the request's total deadline (deadline_stream.py).

@@ -68,7 +68,7 @@ import typing
 from collections import OrderedDict
 from collections.abc import Callable
 
-from .._logging import DEBUG, POOL_LEVELS, pool_log
+from .._logging import QUIET, QUIET_CACHE, pool_log
 from .._models import Origin
 from .._stats import PoolStats
 from .._synchronization import Event
@@ -244,7 +244,7 @@ class PoolState:
             return self._flush()
         entry.state = EntryState.READY
         self._connecting -= 1
-        if POOL_LEVELS.get(DEBUG) is not False:
+        if QUIET not in QUIET_CACHE:
             pool_log("connected: %r", entry.connection)
         if entry.may_multiplex:
             entry.may_multiplex = False
@@ -443,7 +443,7 @@ class PoolState:
             # keepalive_expiry=0: no connection is ever kept idle (httpcore's rule).
             self._remove(entry, close=True, why=_NO_IDLE if head is None else _MAKE_ROOM)
             return
-        if POOL_LEVELS.get(DEBUG) is not False:
+        if QUIET not in QUIET_CACHE:
             pool_log("idle: %r", entry.connection)
         entry.idle_since = now
         o.idle[entry] = None
@@ -563,7 +563,7 @@ class PoolState:
     # ----- state changes ----------------------------------------------------------
 
     def _enqueue(self, waiter: Waiter) -> None:
-        if POOL_LEVELS.get(DEBUG) is not False:
+        if QUIET not in QUIET_CACHE:
             pool_log("queued: a request for %s (the pool is full)", waiter.origin)
         self._queue[waiter] = None
 
@@ -572,7 +572,7 @@ class PoolState:
             del self._queue[waiter]
         waiter.parked = True
         self._origins[waiter.origin].parked += 1
-        if POOL_LEVELS.get(DEBUG) is not False:
+        if QUIET not in QUIET_CACHE:
             pool_log(
                 "queued: a request for %s (waits for that origin's connections)", waiter.origin
             )
@@ -609,7 +609,7 @@ class PoolState:
         self._requests += 1
         waiter.entry = entry
         waiter.connect = connect
-        if POOL_LEVELS.get(DEBUG) is not False:
+        if QUIET not in QUIET_CACHE:
             how = "opened" if connect else "shared" if entry.multiplexed else "reused"
             pool_log("assigned (%s): %r to a request for %s", how, entry.connection, o.origin)
         if waiter.event is not None:
@@ -624,7 +624,7 @@ class PoolState:
             self._active -= 1
 
     def _remove(self, entry: PoolEntry, close: bool, why: str) -> None:
-        if POOL_LEVELS.get(DEBUG) is not False:
+        if QUIET not in QUIET_CACHE:
             pool_log("closed: %r to %s: %s", entry.connection, entry.origin.origin, why)
         o = entry.origin
         if entry.state is EntryState.CONNECTING:

@@ -37,6 +37,7 @@ from .._exceptions import (
     UnsupportedProtocol,
     map_exceptions,
 )
+from .._logging import check as check_logging
 from .._models import REQUEST_SCHEMES, Origin, Request, Response, get_timeout, unsupported_protocol
 from .._ssl import ssl_context_for
 from .._synchronization import ShieldCancellation, uninterruptible
@@ -132,6 +133,7 @@ class HTTPConnection(ConnectionInterface):
             return
         if self._closed:
             raise ConnectionNotAvailable()
+        check_logging()  # notice a change of logging levels before the first step
         try:
             if self._origin.scheme not in REQUEST_SCHEMES:
                 raise unsupported_protocol(self._origin.scheme)

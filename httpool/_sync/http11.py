@@ -61,6 +61,7 @@ from .._exceptions import (
     translate,
 )
 from .._http11_events import request_event, response_head
+from .._logging import check as check_logging
 from .._models import ByteStream, Origin, Request, Response, timeouts
 from .._synchronization import ShieldCancellation, uninterruptible
 from .._trace import NO_TRACE, Trace
@@ -155,6 +156,7 @@ class HTTP11Connection(ConnectionInterface):
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._origin = origin
+        check_logging()  # a connection made: notice a change of logging levels
         self._network_stream = stream
         # What the exchange reads and writes: the stream, or the stream bounded
         # by the request's total deadline (deadline_stream.py).

@@ -64,6 +64,7 @@ from .._exceptions import (
     WriteTimeout,
 )
 from .._http2_headers import malformed
+from .._logging import check as check_logging
 from .._models import ByteStream, Origin, Request, Response, get_timeout
 from .._synchronization import (
     Event,
@@ -122,6 +123,7 @@ class HTTP2Connection(ConnectionInterface):
         self._network_stream = stream
         self._keepalive_expiry = keepalive_expiry
         self._clock = time.monotonic if clock is None else clock
+        check_logging()  # a connection made: notice a change of logging levels
         self._h2 = ClientH2()
         self._state = ConnectionState.ACTIVE
         self._state_lock = PoolLock()
@@ -712,7 +714,8 @@ class HTTP2Connection(ConnectionInterface):
         return f"{str(self._origin)!r}, HTTP/2, {state}, Request Count: {self._request_count}"
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} [{self.info()}]>"
+        # httpcore's: without the protocol, which the class name says.
+        return f"<{type(self).__name__} [{self.info().replace(' HTTP/2,', '', 1)}]>"
 
     def __enter__(self) -> HTTP2Connection:
         return self

@@ -35,6 +35,8 @@ async def test_requests_on_a_given_stream() -> None:
         assert response.extensions["http_version"] == b"HTTP/2"
         assert conn.is_available()
         assert conn.info() == "'https://example.com:443', HTTP/2, IDLE, Request Count: 1"
+        name = type(conn).__name__
+        assert repr(conn) == f"<{name} ['https://example.com:443', IDLE, Request Count: 1]>"
     assert stream.closed
 
 

@@ -10,7 +10,15 @@ import logging
 
 import pytest
 
-from httpool import AsyncConnectionPool, AsyncMockBackend, PoolTimeout, Request
+from httpool import (
+    AsyncConnectionPool,
+    AsyncHTTP11Connection,
+    AsyncMockBackend,
+    AsyncMockStream,
+    Origin,
+    PoolTimeout,
+    Request,
+)
 from httpool._trace import NO_TRACE, Trace
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, world!"
@@ -96,6 +104,27 @@ async def test_nothing_is_built_with_logging_off(caplog: pytest.LogCaptureFixtur
     async with AsyncConnectionPool(network_backend=AsyncMockBackend([OK])) as pool:
         await pool.request("GET", "http://example.com/")
     assert caplog.records == []
-    # Turned on later, it is noticed at once.
+    # Turned on later, it is noticed at the pool's next decision ...
     caplog.set_level(logging.DEBUG, logger="httpool.http11")
-    assert Trace.start("http11.send_request_headers", request) is not NO_TRACE
+    async with AsyncConnectionPool(network_backend=AsyncMockBackend([OK])) as pool:
+        await pool.request("GET", "http://example.com/")
+    assert "send_request_headers.complete" in _records(caplog, "httpool.http11")
+    assert not _records(caplog, "httpool.connection_pool")  # not enabled
+    # ... and so is turning it off: nothing is built again.
+    caplog.set_level(logging.INFO, logger="httpool.http11")
+    caplog.clear()
+    async with AsyncConnectionPool(network_backend=AsyncMockBackend([OK])) as pool:
+        await pool.request("GET", "http://example.com/")
+    assert caplog.records == []
+    assert Trace.start("http11.send_request_headers", request) is NO_TRACE
+
+
+async def test_a_connection_made_notices_logging(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="httpool")
+    async with AsyncConnectionPool(network_backend=AsyncMockBackend([OK])) as pool:
+        await pool.request("GET", "http://example.com/")  # logging known to be off
+    caplog.set_level(logging.DEBUG, logger="httpool.http11")
+    conn = AsyncHTTP11Connection(Origin(b"http", b"example.com", 80), AsyncMockStream([OK]))
+    await conn.request("GET", "http://example.com/")
+    await conn.aclose()
+    assert "send_request_headers.complete" in _records(caplog, "httpool.http11")

@@ -11,7 +11,15 @@ import logging
 
 import pytest
 
-from httpool import ConnectionPool, MockBackend, PoolTimeout, Request
+from httpool import (
+    ConnectionPool,
+    HTTP11Connection,
+    MockBackend,
+    MockStream,
+    Origin,
+    PoolTimeout,
+    Request,
+)
 from httpool._trace import NO_TRACE, Trace
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, world!"
@@ -95,6 +103,27 @@ def test_nothing_is_built_with_logging_off(caplog: pytest.LogCaptureFixture) -> 
     with ConnectionPool(network_backend=MockBackend([OK])) as pool:
         pool.request("GET", "http://example.com/")
     assert caplog.records == []
-    # Turned on later, it is noticed at once.
+    # Turned on later, it is noticed at the pool's next decision ...
     caplog.set_level(logging.DEBUG, logger="httpool.http11")
-    assert Trace.start("http11.send_request_headers", request) is not NO_TRACE
+    with ConnectionPool(network_backend=MockBackend([OK])) as pool:
+        pool.request("GET", "http://example.com/")
+    assert "send_request_headers.complete" in _records(caplog, "httpool.http11")
+    assert not _records(caplog, "httpool.connection_pool")  # not enabled
+    # ... and so is turning it off: nothing is built again.
+    caplog.set_level(logging.INFO, logger="httpool.http11")
+    caplog.clear()
+    with ConnectionPool(network_backend=MockBackend([OK])) as pool:
+        pool.request("GET", "http://example.com/")
+    assert caplog.records == []
+    assert Trace.start("http11.send_request_headers", request) is NO_TRACE
+
+
+def test_a_connection_made_notices_logging(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="httpool")
+    with ConnectionPool(network_backend=MockBackend([OK])) as pool:
+        pool.request("GET", "http://example.com/")  # logging known to be off
+    caplog.set_level(logging.DEBUG, logger="httpool.http11")
+    conn = HTTP11Connection(Origin(b"http", b"example.com", 80), MockStream([OK]))
+    conn.request("GET", "http://example.com/")
+    conn.close()
+    assert "send_request_headers.complete" in _records(caplog, "httpool.http11")
