@@ -91,12 +91,7 @@ def _pool_arguments(
     if proxy is None:
         return arguments
     proxy = httpx.Proxy(url=proxy) if isinstance(proxy, (str, httpx.URL)) else proxy
-    proxy_class = getattr(httpool, "Proxy", None)
-    if proxy_class is None:
-        raise NotImplementedError(
-            "httpool.httpx: proxy= needs httpool.Proxy, which this httpool does not have yet."
-        )
-    arguments["proxy"] = proxy_class(
+    arguments["proxy"] = httpool.Proxy(
         url=httpool.URL(
             scheme=proxy.url.raw_scheme,
             host=proxy.url.raw_host,
@@ -151,8 +146,7 @@ class HTTPTransport(httpx.BaseTransport):
     """An ``httpx.HTTPTransport`` that sends through an ``httpool.ConnectionPool``.
 
     Takes ``httpx.HTTPTransport``'s arguments; ``pool`` is the pool, for its
-    ``stats()``. Raises ``NotImplementedError`` for ``proxy=`` while httpool
-    has no ``Proxy``.
+    ``stats()``.
     """
 
     def __init__(
@@ -234,8 +228,7 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
     (on asyncio or trio, whichever runs it).
 
     Takes ``httpx.AsyncHTTPTransport``'s arguments; ``pool`` is the pool, for
-    its ``stats()``. Raises ``NotImplementedError`` for ``proxy=`` while
-    httpool has no ``Proxy``.
+    its ``stats()``.
     """
 
     def __init__(

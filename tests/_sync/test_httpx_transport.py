@@ -16,6 +16,7 @@ import httpool
 import httpool.httpx
 from tests.support.h2_server import H2Server, h2_tls_server
 from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
+from tests.support.proxy_server import HTTPProxyServer
 
 __all__ = ["h2_tls_server", "http_server_ca", "server", "tls_server"]
 
@@ -115,7 +116,22 @@ def test_early_response_is_read_through_httpx(server: HTTPServer) -> None:
         assert response.status_code == 413
 
 
-def test_proxy_needs_httpool_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(httpool, "Proxy", raising=False)
-    with pytest.raises(NotImplementedError, match=r"httpool\.Proxy"):
-        httpool.httpx.HTTPTransport(proxy="http://127.0.0.1:8080")
+def test_through_an_http_proxy(server: HTTPServer, tls_server: HTTPServer) -> None:
+    with HTTPProxyServer(auth=("user", "secret")) as proxy:
+        url = proxy.url.replace("://", "://user:secret@")
+        transport = httpool.httpx.HTTPTransport(proxy=url, verify=tls_server.client_ssl_context)
+        with httpx.Client(transport=transport) as client:
+            # http:// is forwarded, https:// goes through a CONNECT tunnel.
+            assert (client.get(server.url + "/")).text == "Hello, world!"
+            assert (client.get(tls_server.url + "/")).text == "Hello, world!"
+        assert len(proxy.forwarded) == 1 and proxy.connections_accepted == 2
+
+
+def test_proxy_refusal_is_httpx_proxy_error(tls_server: HTTPServer) -> None:
+    with HTTPProxyServer(auth=("user", "secret")) as proxy:
+        transport = httpool.httpx.HTTPTransport(
+            proxy=proxy.url, verify=tls_server.client_ssl_context
+        )
+        with httpx.Client(transport=transport) as client:
+            with pytest.raises(httpx.ProxyError, match="407"):
+                client.get(tls_server.url + "/")
