@@ -16,11 +16,13 @@ import typing
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 import h2.frame_buffer
 import h2.settings
 import h2.stream
+import hpack
 from hyperframe.frame import ContinuationFrame, GoAwayFrame
 
 from .._exceptions import RemoteProtocolError, StreamRefused
@@ -86,6 +88,10 @@ _PROGRESS = frozenset(
         h2.events.StreamReset,
     )
 )
+
+
+class _CompressionError(h2.exceptions.ProtocolError):
+    error_code = h2.errors.ErrorCodes.COMPRESSION_ERROR
 
 
 class _FrameBuffer(h2.frame_buffer.FrameBuffer):
@@ -176,7 +182,16 @@ class ClientH2(h2.connection.H2Connection):
             raise h2.exceptions.ProtocolError(
                 f"The server sent HEADERS on stream {frame.stream_id}, which it may not open."
             )
-        return super()._receive_headers_frame(frame)
+        try:
+            return super()._receive_headers_frame(frame)
+        except h2.exceptions.ProtocolError as exc:
+            # h2 calls a field block it cannot decode a PROTOCOL_ERROR; RFC 9113
+            # 4.3 names it COMPRESSION_ERROR (our decoder's state is lost).
+            if type(exc) is h2.exceptions.ProtocolError and isinstance(
+                exc.__cause__, hpack.HPACKError
+            ):
+                raise _CompressionError(str(exc)) from exc
+            raise
 
     def _receive_rst_stream_frame(self, frame: typing.Any) -> typing.Any:
         stream_id = frame.stream_id
