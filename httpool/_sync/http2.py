@@ -127,6 +127,7 @@ class HTTP2Connection(ConnectionInterface):
         self._socket_closed = False
         # A connection error of the server's: h2 has queued our GOAWAY (RFC 9113 5.4.1).
         self._goaway_owed = False
+        self._last_data = self._idle_since  # when bytes last arrived
 
     @property
     def request_count(self) -> int:
@@ -324,12 +325,33 @@ class HTTP2Connection(ConnectionInterface):
         return status, headers
 
     def _next_event(self, stream_id: int, timeout: float | None) -> typing.Any:
-        """The next event of ``stream_id``, reading the socket while there is none."""
+        """The next event of ``stream_id``, reading the socket while there is none.
+
+        ``timeout`` bounds the wait for this stream's next event: frames for
+        other streams, PINGs and the like do not restart it."""
         stream = self._streams[stream_id]
+        if not stream.events:
+            try:
+                self._wait_for_event(stream, stream_id, timeout)
+            except ReadTimeout:
+                self._retire_if_stalled(timeout)
+                raise
+        event = stream.events.popleft()
+        if isinstance(event, BaseException):
+            raise event
+        return event
+
+    def _wait_for_event(self, stream: StreamInbox, stream_id: int, timeout: float | None) -> None:
+        deadline = None if timeout is None else self._clock() + timeout
+        wait = timeout
         while not stream.events:
             self._raise_if_failed(stream_id)
+            if deadline is not None:
+                wait = deadline - self._clock()
+                if wait <= 0:
+                    raise ReadTimeout(f"No data for this stream within {timeout} seconds.")
             if self._read_lock.try_acquire():
-                self._read_as_reader(stream, timeout)
+                self._read_as_reader(stream, wait)
                 continue
             # Another stream is reading. Wait to be woken: by events for this
             # stream, or by the reader leaving (then this one may read). Not
@@ -343,10 +365,10 @@ class HTTP2Connection(ConnectionInterface):
             if self._read_lock.try_acquire():  # the reader left meanwhile
                 with self._state_lock:
                     self._waiting.pop(stream, None)
-                self._read_as_reader(stream, timeout)
+                self._read_as_reader(stream, wait)
                 continue
             try:
-                woken = wakeup.wait(timeout)
+                woken = wakeup.wait(wait)
             except BaseException:
                 self._stop_waiting(stream)  # cancelled
                 raise
@@ -354,10 +376,18 @@ class HTTP2Connection(ConnectionInterface):
                 self._stop_waiting(stream)
                 if not stream.events:
                     raise ReadTimeout(f"No data for this stream within {timeout} seconds.")
-        event = stream.events.popleft()
-        if isinstance(event, BaseException):
-            raise event
-        return event
+
+    def _retire_if_stalled(self, timeout: float | None) -> None:
+        """A stream's read timed out. If the server stopped in mid-frame and has
+        sent nothing for that long, what comes next cannot be read as frames
+        by anyone: the connection fails (the pool then closes it)."""
+        with self._state_lock:
+            if (
+                timeout is not None
+                and self._h2.mid_frame()
+                and self._clock() - self._last_data >= timeout
+            ):
+                self._fail(RemoteProtocolError("The server stopped in mid-frame."))
 
     def _read_as_reader(self, stream: StreamInbox, timeout: float | None) -> None:
         """Read once for everyone (the read lock is held), unless this stream
@@ -461,11 +491,6 @@ class HTTP2Connection(ConnectionInterface):
         try:
             data = self._network_stream.read(READ_SIZE, timeout)
         except ReadTimeout:
-            if self._h2.mid_frame():
-                # Stalled inside a frame: whatever comes next cannot be read
-                # as frames by anyone, so the connection is of no further use.
-                with self._state_lock:
-                    self._fail(RemoteProtocolError("The server stopped in mid-frame."))
             raise
         except Exception as exc:
             with self._state_lock:
@@ -475,6 +500,7 @@ class HTTP2Connection(ConnectionInterface):
             if not data:
                 self._fail(RemoteProtocolError("The server closed the HTTP/2 connection."))
                 return
+            self._last_data = self._clock()
             try:
                 events = self._h2.receive_data(data)
             except h2.exceptions.ProtocolError as exc:

@@ -31,6 +31,7 @@ from httpool._backends.default import async_default_backend
 from tests.support.concurrency import AsyncTaskGroup
 from tests.support.h2_hostile import (
     ATTACKS,
+    CANCEL,
     COMPRESSION_ERROR,
     ENHANCE_YOUR_CALM,
     FLOW_CONTROL_ERROR,
@@ -77,6 +78,9 @@ CASES: dict[str, Expect] = {
     "unknown-frame-flood": FLOOD,
     "empty-data-flood": FLOOD,
     "informational-flood": FLOOD,
+    # Frames that carry nothing, slowly: the read timeout counts the stream's
+    # own events, so a PING every 0.1 s does not keep a request waiting for ever.
+    "ping-drip": Expect(httpool.ReadTimeout, reset=CANCEL, new_connection=False, timeouts=SHORT),
     # h2's own limit of 64 CONTINUATION frames; our limit of 128 KiB of header block.
     "continuation-flood": BROKEN,
     "continuation-flood-large": FLOOD,

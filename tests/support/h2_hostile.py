@@ -56,7 +56,7 @@ END_STREAM = ACK = 0x1
 END_HEADERS = 0x4
 # Error codes (RFC 9113 section 7).
 NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0, 1, 2, 3
-STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM = 5, 6, 7
+STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL = 5, 6, 7, 8
 COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 9, 11
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -290,6 +290,16 @@ def _flooding(chunk: bytes, *, head: bool = False) -> Callable[[HostileConnectio
     return attack
 
 
+def _ping_drip(connection: HostileConnection, stream_id: int) -> bool:
+    # A PING every 0.1 s, for ever, and no answer: bytes keep arriving, none for the stream.
+    def drip() -> None:
+        connection.send_raw(frame(PING, 0, 0, b"dripdrip"))
+        connection._later(0.1, drip)
+
+    drip()
+    return True
+
+
 def _raw(
     make: Callable[[HostileConnection, int], bytes],
 ) -> Callable[[HostileConnection, int], bool]:
@@ -470,6 +480,7 @@ ATTACKS: dict[str, Attack] = {
         on_request=_flooding(_frame_on(WINDOW_UPDATE, 0, struct.pack(">I", 1)))
     ),
     "priority-flood": Attack(on_request=_flooding(_frame_on(PRIORITY, 0, b"\x00\x00\x00\x00\x10"))),
+    "ping-drip": Attack(on_request=_ping_drip),
     "unknown-frame-flood": Attack(on_request=_flooding(_frame_on(0xFA, 0, b"x"))),
     "empty-data-flood": Attack(on_request=_flooding(_frame_on(DATA, 0, b""), head=True)),
     "informational-flood": Attack(
