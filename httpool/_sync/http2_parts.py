@@ -24,7 +24,7 @@ import h2.frame_buffer
 import h2.settings
 import h2.stream
 import hpack
-from hyperframe.frame import ContinuationFrame, GoAwayFrame
+from hyperframe.frame import GoAwayFrame
 
 from .._exceptions import RemoteProtocolError, StreamRefused
 from .._http2_headers import CONNECTION_SPECIFIC
@@ -103,23 +103,22 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
 
     def __init__(self) -> None:
         super().__init__(server=False)
-        self._header_block = 0
 
     def __next__(self) -> typing.Any:
-        if len(self._data) >= 9:
-            self._validate_frame_length(int.from_bytes(self._data[:3], "big"))
-        return super().__next__()
-
-    def _update_header_buffer(self, f: typing.Any) -> typing.Any:
-        if type(f) is ContinuationFrame and self._headers_buffer:
-            if len(self._headers_buffer) == 1:
-                self._header_block = len(self._headers_buffer[0].data)
-            self._header_block += len(f.data)
-            if self._header_block > MAX_HEADER_BLOCK:
+        if self._headers_buffer and len(self._data) >= 9:
+            # Inside a header block (h2 comes back here for each CONTINUATION).
+            block = sum(len(f.data) for f in self._headers_buffer)
+            if block + int.from_bytes(self._data[:3], "big") > MAX_HEADER_BLOCK:
                 raise h2.exceptions.DenialOfServiceError(
                     f"The server sent a header block larger than {MAX_HEADER_BLOCK} bytes."
                 )
-        return super()._update_header_buffer(f)
+        try:
+            return super().__next__()
+        except StopIteration:
+            # Not a whole frame yet: is what its header announces allowed?
+            if len(self._data) >= 9:
+                self._validate_frame_length(int.from_bytes(self._data[:3], "big"))
+            raise
 
     def mid_frame(self) -> bool:
         """Whether part of a frame or of a header block is waiting for the rest."""
@@ -164,10 +163,11 @@ class ClientH2(h2.connection.H2Connection):
 
     def _receive_frame(self, frame: typing.Any) -> typing.Any:
         events = super()._receive_frame(frame)
-        for event in events:
-            if type(event) in _PROGRESS and (
-                type(event) is not h2.events.DataReceived or event.data
-            ):
+        if events:
+            # A stream's last event from a frame says what the frame carried.
+            last: typing.Any = events[-1]
+            kind = type(last)
+            if kind in _PROGRESS and (kind is not h2.events.DataReceived or last.data):
                 self.idle_frames = 0
                 return events
         self.idle_frames += 1
