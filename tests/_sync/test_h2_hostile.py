@@ -49,7 +49,8 @@ __all__ = ["make_hostile_server"]
 
 MakeServer = Callable[..., tuple[H2Server, Hostility]]
 
-# Generous for a loaded machine; the floods end after 10,000 frames, in about a second.
+# Generous for a loaded machine: the floods end after 10,000 frames, in 1 to 3 s here;
+# a client that never gives up runs into the server's SAFETY_TIMEOUT, twice as long.
 TIME_BOUND = SAFETY_TIMEOUT / 2
 MiB = 1024 * 1024
 PROMPT = {"timeout": {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}}

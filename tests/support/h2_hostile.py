@@ -45,7 +45,7 @@ from hyperframe.frame import SettingsFrame
 from tests.support.h2_server import H2Server
 from tests.support.h2_server_connection import Closed, Connection
 
-SAFETY_TIMEOUT = 20.0
+SAFETY_TIMEOUT = 60.0
 # Keep this much flood queued for the socket; it is topped up as it drains.
 FLOOD_LOW_WATER = 64 * 1024
 
