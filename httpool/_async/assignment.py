@@ -23,6 +23,8 @@ The structures (insertion-ordered dicts used as O(1) sets and queues):
   recently used reused first), its multiplexing connections with a free slot
   (``spare``), its waiters in arrival order, its connection count, and how
   many of its connections are still connecting and may turn out to multiplex.
+  A request retrying a stream the server refused passes over the connection
+  that refused it (``Waiter.avoid``) when another is spare: two looked at, at most.
 - ``_queue``: waiters blocked only by ``max_connections``, in arrival order.
   A waiter blocked by its own origin (at ``max_connections_per_origin``, or
   waiting for a connection that may multiplex) is *parked*: it stays in its

@@ -142,6 +142,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self._socket_closed = False
         # A connection error of the server's: h2 has queued our GOAWAY (RFC 9113 5.4.1).
         self._goaway_owed = False
+        self._last_data = self._idle_since  # when bytes last arrived
 
     @property
     def request_count(self) -> int:
@@ -365,48 +366,76 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self, stream_id: int, timeout: float | None, deadline: Deadline | None = None
     ) -> typing.Any:
         """The next event of ``stream_id``, reading the socket while there is none.
-        Each wait takes at most ``timeout``, and what is left of ``deadline``."""
+
+        ``timeout`` bounds the wait for this stream's next event: frames for
+        other streams, PINGs and the like do not restart it. So does what is
+        left of ``deadline``, the request's total deadline."""
         stream = self._streams[stream_id]
-        read_timeout, by_deadline = timeout, False
-        try:
-            while not stream.events:
-                self._raise_if_failed(stream_id)
-                if deadline is not None:
-                    timeout, by_deadline = deadline.limit(read_timeout, ReadTimeout, _READING)
-                if self._read_lock.try_acquire():
-                    await self._read_as_reader(stream, timeout)
-                    continue
-                # Another stream is reading. Wait to be woken: by events for this
-                # stream, or by the reader leaving (then this one may read). Not
-                # queueing on the lock: a stream whose events have arrived must
-                # not wait behind streams that are still waiting for theirs.
-                with self._state_lock:
-                    if stream.events:
-                        break
-                    wakeup = stream.wakeup = AsyncEvent()
-                    self._waiting[stream] = None
-                if self._read_lock.try_acquire():  # the reader left meanwhile
-                    with self._state_lock:
-                        self._waiting.pop(stream, None)
-                    await self._read_as_reader(stream, timeout)
-                    continue
-                try:
-                    woken = await wakeup.wait(timeout)
-                except BaseException:
-                    self._stop_waiting(stream)  # cancelled
-                    raise
-                if not woken:
-                    self._stop_waiting(stream)
-                    if not stream.events:
-                        raise ReadTimeout(f"No data for this stream within {timeout} seconds.")
-        except ReadTimeout as exc:
-            if deadline is not None and by_deadline:
-                raise deadline.error(ReadTimeout, _READING) from exc
-            raise
+        if not stream.events:
+            wait, by_deadline = timeout, False
+            if deadline is not None:
+                wait, by_deadline = deadline.limit(timeout, ReadTimeout, _READING)
+            try:
+                await self._wait_for_event(stream, stream_id, wait)
+            except ReadTimeout as exc:
+                self._retire_if_stalled(wait)
+                if deadline is not None and by_deadline:
+                    raise deadline.error(ReadTimeout, _READING) from exc
+                raise
         event = stream.events.popleft()
         if isinstance(event, BaseException):
             raise event
         return event
+
+    async def _wait_for_event(
+        self, stream: StreamInbox, stream_id: int, timeout: float | None
+    ) -> None:
+        deadline = None if timeout is None else self._clock() + timeout
+        wait = timeout
+        while not stream.events:
+            self._raise_if_failed(stream_id)
+            if deadline is not None:
+                wait = deadline - self._clock()
+                if wait <= 0:
+                    raise ReadTimeout(f"No data for this stream within {timeout} seconds.")
+            if self._read_lock.try_acquire():
+                await self._read_as_reader(stream, wait)
+                continue
+            # Another stream is reading. Wait to be woken: by events for this
+            # stream, or by the reader leaving (then this one may read). Not
+            # queueing on the lock: a stream whose events have arrived must
+            # not wait behind streams that are still waiting for theirs.
+            with self._state_lock:
+                if stream.events:
+                    break
+                wakeup = stream.wakeup = AsyncEvent()
+                self._waiting[stream] = None
+            if self._read_lock.try_acquire():  # the reader left meanwhile
+                with self._state_lock:
+                    self._waiting.pop(stream, None)
+                await self._read_as_reader(stream, wait)
+                continue
+            try:
+                woken = await wakeup.wait(wait)
+            except BaseException:
+                self._stop_waiting(stream)  # cancelled
+                raise
+            if not woken:
+                self._stop_waiting(stream)
+                if not stream.events:
+                    raise ReadTimeout(f"No data for this stream within {timeout} seconds.")
+
+    def _retire_if_stalled(self, timeout: float | None) -> None:
+        """A stream's read timed out. If the server stopped in mid-frame and has
+        sent nothing for that long, what comes next cannot be read as frames
+        by anyone: the connection fails (the pool then closes it)."""
+        with self._state_lock:
+            if (
+                timeout is not None
+                and self._h2.mid_frame()
+                and self._clock() - self._last_data >= timeout
+            ):
+                self._fail(RemoteProtocolError("The server stopped in mid-frame."))
 
     async def _read_as_reader(self, stream: StreamInbox, timeout: float | None) -> None:
         """Read once for everyone (the read lock is held), unless this stream
@@ -519,11 +548,6 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         try:
             data = await self._network_stream.read(READ_SIZE, timeout)
         except ReadTimeout:
-            if self._h2.mid_frame():
-                # Stalled inside a frame: whatever comes next cannot be read
-                # as frames by anyone, so the connection is of no further use.
-                with self._state_lock:
-                    self._fail(RemoteProtocolError("The server stopped in mid-frame."))
             raise
         except Exception as exc:
             with self._state_lock:
@@ -533,6 +557,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             if not data:
                 self._fail(RemoteProtocolError("The server closed the HTTP/2 connection."))
                 return
+            self._last_data = self._clock()
             try:
                 events = self._h2.receive_data(data)
             except h2.exceptions.ProtocolError as exc:

@@ -17,12 +17,14 @@ import typing
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 import h2.frame_buffer
 import h2.settings
 import h2.stream
-from hyperframe.frame import ContinuationFrame, GoAwayFrame
+import hpack
+from hyperframe.frame import GoAwayFrame
 
 from .._deadline import deadline_of
 from .._exceptions import RemoteProtocolError, StreamRefused
@@ -104,6 +106,10 @@ _PROGRESS = frozenset(
 )
 
 
+class _CompressionError(h2.exceptions.ProtocolError):
+    error_code = h2.errors.ErrorCodes.COMPRESSION_ERROR
+
+
 class _FrameBuffer(h2.frame_buffer.FrameBuffer):
     """h2's frame splitter, refusing an overlong frame as soon as its header
     arrives (h2 buffers all of it first: up to 16 MiB) and a header block
@@ -112,23 +118,22 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
 
     def __init__(self) -> None:
         super().__init__(server=False)
-        self._header_block = 0
 
     def __next__(self) -> typing.Any:
-        if len(self._data) >= 9:
-            self._validate_frame_length(int.from_bytes(self._data[:3], "big"))
-        return super().__next__()
-
-    def _update_header_buffer(self, f: typing.Any) -> typing.Any:
-        if type(f) is ContinuationFrame and self._headers_buffer:
-            if len(self._headers_buffer) == 1:
-                self._header_block = len(self._headers_buffer[0].data)
-            self._header_block += len(f.data)
-            if self._header_block > MAX_HEADER_BLOCK:
+        if self._headers_buffer and len(self._data) >= 9:
+            # Inside a header block (h2 comes back here for each CONTINUATION).
+            block = sum(len(f.data) for f in self._headers_buffer)
+            if block + int.from_bytes(self._data[:3], "big") > MAX_HEADER_BLOCK:
                 raise h2.exceptions.DenialOfServiceError(
                     f"The server sent a header block larger than {MAX_HEADER_BLOCK} bytes."
                 )
-        return super()._update_header_buffer(f)
+        try:
+            return super().__next__()
+        except StopIteration:
+            # Not a whole frame yet: is what its header announces allowed?
+            if len(self._data) >= 9:
+                self._validate_frame_length(int.from_bytes(self._data[:3], "big"))
+            raise
 
     def mid_frame(self) -> bool:
         """Whether part of a frame or of a header block is waiting for the rest."""
@@ -173,10 +178,11 @@ class ClientH2(h2.connection.H2Connection):
 
     def _receive_frame(self, frame: typing.Any) -> typing.Any:
         events = super()._receive_frame(frame)
-        for event in events:
-            if type(event) in _PROGRESS and (
-                type(event) is not h2.events.DataReceived or event.data
-            ):
+        if events:
+            # A stream's last event from a frame says what the frame carried.
+            last: typing.Any = events[-1]
+            kind = type(last)
+            if kind in _PROGRESS and (kind is not h2.events.DataReceived or last.data):
                 self.idle_frames = 0
                 return events
         self.idle_frames += 1
@@ -192,7 +198,16 @@ class ClientH2(h2.connection.H2Connection):
             raise h2.exceptions.ProtocolError(
                 f"The server sent HEADERS on stream {frame.stream_id}, which it may not open."
             )
-        return super()._receive_headers_frame(frame)
+        try:
+            return super()._receive_headers_frame(frame)
+        except h2.exceptions.ProtocolError as exc:
+            # h2 calls a field block it cannot decode a PROTOCOL_ERROR; RFC 9113
+            # 4.3 names it COMPRESSION_ERROR (our decoder's state is lost).
+            if type(exc) is h2.exceptions.ProtocolError and isinstance(
+                exc.__cause__, hpack.HPACKError
+            ):
+                raise _CompressionError(str(exc)) from exc
+            raise
 
     def _receive_rst_stream_frame(self, frame: typing.Any) -> typing.Any:
         stream_id = frame.stream_id

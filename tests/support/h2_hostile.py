@@ -9,7 +9,7 @@ as the client listens. Frames h2 would refuse to send are written as raw
 bytes (``frame``); header blocks go through the connection's own HPACK
 encoder where the client's decoder must stay in step with it.
 
-Only the first connection is hostile (unless the attack says otherwise), and
+Only the first connection is hostile (unless the attack names others), and
 only for its first ``Attack.streams`` requests (after ``Attack.after``
 ordinary ones): later requests and connections get the ordinary server, so
 a test can check that the pool recovers on a clean connection.
@@ -29,6 +29,7 @@ time bound the test checks) instead of hanging it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import socket
 import struct
 import threading
@@ -44,7 +45,7 @@ from hyperframe.frame import SettingsFrame
 from tests.support.h2_server import H2Server
 from tests.support.h2_server_connection import Closed, Connection
 
-SAFETY_TIMEOUT = 20.0
+SAFETY_TIMEOUT = 60.0
 # Keep this much flood queued for the socket; it is topped up as it drains.
 FLOOD_LOW_WATER = 64 * 1024
 
@@ -55,7 +56,7 @@ END_STREAM = ACK = 0x1
 END_HEADERS = 0x4
 # Error codes (RFC 9113 section 7).
 NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0, 1, 2, 3
-STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM = 5, 6, 7
+STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL = 5, 6, 7, 8
 COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 9, 11
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -128,7 +129,7 @@ class Attack:
     on_request: Callable[[HostileConnection, int], bool] | None = None
     streams: int = 1  # how many requests meet on_request
     after: int = 0  # ordinary requests before the first hostile one
-    every_connection: bool = False
+    connections: tuple[int, ...] | None = (1,)  # the hostile ones (by number); None: all
 
 
 class Hostility:
@@ -166,7 +167,8 @@ class HostileConnection(Connection):
         super().__init__(server, sock, number)
         self.hostility = hostility
         self.attack = hostility.attack
-        self.hostile = number == 1 or self.attack.every_connection
+        hostile = self.attack.connections
+        self.hostile = hostile is None or number in hostile
         self.client_frames = ClientFrames()
         self.deaf = False
         self.flood: Flood | None = None
@@ -288,6 +290,16 @@ def _flooding(chunk: bytes, *, head: bool = False) -> Callable[[HostileConnectio
     return attack
 
 
+def _ping_drip(connection: HostileConnection, stream_id: int) -> bool:
+    # A PING every 0.1 s, for ever, and no answer: bytes keep arriving, none for the stream.
+    def drip() -> None:
+        connection.send_raw(frame(PING, 0, 0, b"dripdrip"))
+        connection._later(0.1, drip)
+
+    drip()
+    return True
+
+
 def _raw(
     make: Callable[[HostileConnection, int], bytes],
 ) -> Callable[[HostileConnection, int], bool]:
@@ -377,6 +389,13 @@ def _data_beyond_window(connection: HostileConnection, stream_id: int) -> bytes:
     return head + chunk * (4 * 64 + 1)
 
 
+def _tiny_data(connection: HostileConnection, stream_id: int) -> bytes:
+    # A 30,000-byte body in one-byte DATA frames: 300 KB on the wire, and an
+    # event object per byte for a client that queues each frame as it comes.
+    head = frame(HEADERS, END_HEADERS, stream_id, connection.head_block(OK_HEAD))
+    return head + frame(DATA, 0, stream_id, b"x") * 30_000 + frame(DATA, END_STREAM, stream_id)
+
+
 def _data_on_closed_stream(connection: HostileConnection, stream_id: int) -> bytes:
     # The previous request's stream (answered and ended) gets more DATA.
     return frame(DATA, 0, stream_id - 2, b"late")
@@ -442,7 +461,7 @@ def _half_a_frame(connection: HostileConnection) -> None:
 
 def _no_status(connection: HostileConnection, stream_id: int) -> bytes:
     block = connection.head_block([(b"content-type", b"text/plain")])
-    return frame(HEADERS, END_HEADERS | END_STREAM, stream_id, block)
+    return frame(HEADERS, END_HEADERS, stream_id, block)  # the stream stays open
 
 
 def _after_promised_goaway(connection: HostileConnection, stream_id: int) -> bytes:
@@ -461,6 +480,7 @@ ATTACKS: dict[str, Attack] = {
         on_request=_flooding(_frame_on(WINDOW_UPDATE, 0, struct.pack(">I", 1)))
     ),
     "priority-flood": Attack(on_request=_flooding(_frame_on(PRIORITY, 0, b"\x00\x00\x00\x00\x10"))),
+    "ping-drip": Attack(on_request=_ping_drip),
     "unknown-frame-flood": Attack(on_request=_flooding(_frame_on(0xFA, 0, b"x"))),
     "empty-data-flood": Attack(on_request=_flooding(_frame_on(DATA, 0, b""), head=True)),
     "informational-flood": Attack(
@@ -484,6 +504,7 @@ ATTACKS: dict[str, Attack] = {
         on_request=_raw(lambda c, s: window_update_frame(s, 2**31 - 1))
     ),
     "data-beyond-window": Attack(on_request=_raw(_data_beyond_window)),
+    "tiny-data": Attack(on_request=_raw(_tiny_data)),
     # Frames on streams that are not open.
     "headers-on-idle-stream": Attack(
         on_request=_raw(lambda c, s: frame(HEADERS, END_HEADERS, s + 2, c.head_block(OK_HEAD)))
@@ -502,7 +523,10 @@ ATTACKS: dict[str, Attack] = {
     "push-promise": Attack(on_request=_raw(_push_promise)),
     # Resets and GOAWAY.
     "reset-every-stream": Attack(on_request=_reset, streams=5),
-    "refuse-for-a-while": Attack(on_request=_refusing(0.5), streams=2**62, every_connection=True),
+    "refuse-for-a-while": Attack(on_request=_refusing(0.5), streams=2**62, connections=None),
+    "refuse-on-second-connection": Attack(
+        on_request=_refusing(math.inf), streams=2**62, after=1, connections=(2,)
+    ),
     "goaway-then-silence": Attack(on_request=_raw(lambda c, s: goaway_frame(0))),
     "promised-goaway-then-silence": Attack(on_request=_raw(_after_promised_goaway)),
     "goaway-growing": Attack(
