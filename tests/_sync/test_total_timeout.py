@@ -204,8 +204,12 @@ def test_http2_server_that_never_sends_its_settings() -> None:
 
 @pytest.mark.parametrize("total", [-1, float("nan"), float("inf"), 2e9, "1", True])
 def test_invalid_totals_are_refused(total: object) -> None:
-    with pytest.raises(httpool.LocalProtocolError, match="'total'"):
-        Request("GET", "http://example.com/", extensions={"timeout": {"total": total}})
+    # Refused when sent, before any connection (a Request is built without
+    # raising, as httpcore's is).
+    with ConnectionPool() as pool:
+        with pytest.raises(httpool.LocalProtocolError, match="'total'"):
+            pool.request("GET", "http://127.0.0.1:9/", extensions={"timeout": {"total": total}})
+        assert pool.stats().opened == 0
 
 
 def test_deadline_arithmetic() -> None:
