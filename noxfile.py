@@ -79,9 +79,9 @@ def _find_pyenv_pythons() -> None:
     ``.python-version`` file, the global one), and CI's environment makes
     none of the others active. So the newest ``X.Y.Z`` under
     ``$PYENV_ROOT/versions`` (``~/.pyenv`` by default) has its ``bin`` put in
-    front of PATH, in this process only: nox and the sessions then find
-    ``pythonX.Y`` there. Never an interpreter from elsewhere: nox would
-    otherwise download one, which is not the Python the machine has.
+    front of PATH, in this process only: nox finds ``pythonX.Y`` there. (Its
+    ``python3`` comes first too, for commands nox runs outside a session's
+    virtualenv; the sessions run their own.)
     """
     root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
     for version in PYTHONS:
@@ -114,6 +114,7 @@ def _pytest(session: nox.Session, *args: str, coverage: bool = False) -> None:
         session.run("python", "-m", "pytest", *args, *session.posargs)
 
 
+# Never downloaded: a Python nox fetched is not the one the machine has.
 @nox.session(python=PYTHONS, download_python="never")
 def tests(session: nox.Session) -> None:
     """The test suite on each supported Python: all of it (not the benchmarks)
