@@ -32,9 +32,11 @@ WHOLE_SUITE_ON = RUNNING if RUNNING in PYTHONS else PYTHONS[-1]
 # step (tokenize changed in 3.12). Left to the whole-suite run: pure logic
 # and data (models, URLs, the assignment rules and their hypothesis tests,
 # h11 events, exports), the test servers' own tests and the CLI, which run the
-# same code on every version. Four whole runs under coverage do not fit in
-# CI's 20 minutes on 2 cores; measured figures are in the commit that made
-# this split.
+# same code on every version. Why not four whole runs: CI has 20 minutes on
+# 2 cores, and .ci/run with this split took 16 and 20 minutes on such a
+# machine shared with other jobs (the whole suite 4.5 minutes under coverage
+# on 3.11, this part 2 to 3 minutes on each other version); four whole runs
+# leave no margin.
 VERSION_SENSITIVE = [
     "tests/_async",
     "tests/_sync",
