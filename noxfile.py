@@ -32,9 +32,11 @@ WHOLE_SUITE_ON = RUNNING if RUNNING in PYTHONS else PYTHONS[-1]
 # step (tokenize changed in 3.12). Left to the whole-suite run: pure logic
 # and data (models, URLs, the assignment rules and their hypothesis tests,
 # h11 events, exports), the test servers' own tests and the CLI, which run the
-# same code on every version. Four whole runs under coverage do not fit in
-# CI's 20 minutes on 2 cores; measured figures are in the commit that made
-# this split.
+# same code on every version. Why not four whole runs: CI has 20 minutes on
+# 2 cores, and .ci/run with this split took 16 and 20 minutes on such a
+# machine shared with other jobs (the whole suite 4.5 minutes under coverage
+# on 3.11, this part 2 to 3 minutes on each other version); four whole runs
+# leave no margin.
 VERSION_SENSITIVE = [
     "tests/_async",
     "tests/_sync",
@@ -79,9 +81,9 @@ def _find_pyenv_pythons() -> None:
     ``.python-version`` file, the global one), and CI's environment makes
     none of the others active. So the newest ``X.Y.Z`` under
     ``$PYENV_ROOT/versions`` (``~/.pyenv`` by default) has its ``bin`` put in
-    front of PATH, in this process only: nox and the sessions then find
-    ``pythonX.Y`` there. Never an interpreter from elsewhere: nox would
-    otherwise download one, which is not the Python the machine has.
+    front of PATH, in this process only: nox finds ``pythonX.Y`` there. (Its
+    ``python3`` comes first too, for commands nox runs outside a session's
+    virtualenv; the sessions run their own.)
     """
     root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
     for version in PYTHONS:
@@ -114,6 +116,7 @@ def _pytest(session: nox.Session, *args: str, coverage: bool = False) -> None:
         session.run("python", "-m", "pytest", *args, *session.posargs)
 
 
+# Never downloaded: a Python nox fetched is not the one the machine has.
 @nox.session(python=PYTHONS, download_python="never")
 def tests(session: nox.Session) -> None:
     """The test suite on each supported Python: all of it (not the benchmarks)
