@@ -15,6 +15,7 @@ from __future__ import annotations
 import socket
 import ssl
 import types
+import typing
 from collections.abc import Mapping
 
 import h11
@@ -125,6 +126,39 @@ def translate(exc: BaseException, mapping: ExceptionMapping) -> BaseException:
             new.__cause__ = exc
             return new
     return exc
+
+
+class ConvertExceptions:
+    """A ``with`` block that raises ``convert(error)`` from any ``Exception``
+    raised in it, unless ``convert`` returns None (the error goes on as it is).
+
+    A class rather than a ``@contextmanager`` generator, for the reason
+    ``_MapExceptions`` gives: the converted error must not keep its
+    request's frames alive in a reference cycle."""
+
+    __slots__ = ("_convert",)
+
+    def __init__(self, convert: typing.Callable[[Exception], BaseException | None]) -> None:
+        self._convert = convert
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        if not isinstance(exc_value, Exception):
+            return
+        new = self._convert(exc_value)
+        if new is None or new is exc_value:
+            return
+        try:
+            raise new from exc_value
+        finally:
+            del new
 
 
 def map_exceptions(mapping: ExceptionMapping) -> _MapExceptions:

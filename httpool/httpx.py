@@ -18,7 +18,6 @@ import it.
 
 from __future__ import annotations
 
-import contextlib
 import ssl
 import types
 import typing
@@ -29,7 +28,7 @@ import httpx
 import httpool
 
 from ._backends.base import SOCKET_OPTION
-from ._exceptions import HttpoolError
+from ._exceptions import ConvertExceptions, HttpoolError
 
 __all__ = ["AsyncHTTPTransport", "HTTPTransport"]
 
@@ -65,13 +64,13 @@ def httpx_exception(exc: HttpoolError) -> httpx.TransportError:
     raise AssertionError("unreachable: HttpoolError is mapped")  # pragma: no cover
 
 
-@contextlib.contextmanager
-def map_httpool_exceptions() -> Iterator[None]:
+def _to_httpx(exc: Exception) -> BaseException | None:
+    return httpx_exception(exc) if isinstance(exc, HttpoolError) else None
+
+
+def map_httpool_exceptions() -> ConvertExceptions:
     """Re-raise any httpool error as its httpx counterpart, chained to it."""
-    try:
-        yield
-    except HttpoolError as exc:
-        raise httpx_exception(exc) from exc
+    return ConvertExceptions(_to_httpx)
 
 
 def _pool_arguments(

@@ -242,3 +242,47 @@ def _referrer_chain(ref: weakref.ref[typing.Any], depth: int = 4) -> str:
         seen.add(id(holder))
         current = holder
     return "\n".join(lines)
+
+
+@pytest.mark.parametrize("runtime", ["sync", "asyncio", "trio"])
+def test_httpx_errors_free_their_connections_without_the_collector(
+    tls_server: HTTPServer, runtime: str, gc_disabled: None
+) -> None:
+    """A request that fails through the httpx transport (its error converted to
+    httpx's) leaves no cycle holding its connection: the TLS stream it opened
+    is freed by reference counting."""
+    import httpx
+
+    import httpool.httpx
+
+    streams: list[weakref.ref[typing.Any]] = []
+
+    def record(name: str, info: dict[str, typing.Any]) -> None:
+        if name == "connection.start_tls.complete":
+            streams.append(weakref.ref(info["return_value"]))
+
+    async def arecord(name: str, info: dict[str, typing.Any]) -> None:
+        record(name, info)
+
+    url = tls_server.url + "/hang"
+    if runtime == "sync":
+        transport = httpool.httpx.HTTPTransport(verify=tls_server.client_ssl_context)
+        with httpx.Client(transport=transport) as client, pytest.raises(httpx.ReadTimeout):
+            client.get(url, timeout=0.05, extensions={"trace": record})
+    else:
+
+        async def main() -> None:
+            transport = httpool.httpx.AsyncHTTPTransport(verify=tls_server.client_ssl_context)
+            async with httpx.AsyncClient(transport=transport) as client:
+                with pytest.raises(httpx.ReadTimeout):
+                    await client.get(url, timeout=0.05, extensions={"trace": arecord})
+
+        if runtime == "asyncio":
+            asyncio.run(main())
+        else:
+            import trio
+
+            trio.run(main)
+    assert len(streams) == 1
+    chains = [_referrer_chain(ref) for ref in streams if ref() is not None]
+    assert not chains, "\n".join(chains)

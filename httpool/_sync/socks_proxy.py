@@ -20,14 +20,14 @@ SOCKS proxy is used, so ``import httpool`` works without it.
 
 from __future__ import annotations
 
-import contextlib
 import ssl
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from .._backends.base import SOCKET_OPTION, NetworkBackend, NetworkStream
 from .._exceptions import (
     ConnectTimeout,
+    ConvertExceptions,
     ProxyError,
     ReadError,
     ReadTimeout,
@@ -151,20 +151,22 @@ class SOCKS5Connection(HTTPConnection):
         return stream
 
 
-@contextlib.contextmanager
-def _handshake_errors() -> Iterator[None]:
+def _handshake_error(exc: Exception) -> BaseException | None:
     """Every failure of a handshake step as ``ProxyError`` (timeouts: ``ConnectTimeout``)."""
     from socksio.exceptions import SOCKSError
 
-    try:
-        yield
-    except (SOCKSError, ValueError, OverflowError) as exc:
+    if isinstance(exc, (SOCKSError, ValueError, OverflowError)):
         # A malformed reply (socksio), or a name or credential too long to send.
-        raise ProxyError(f"SOCKS5 handshake failed: {exc}") from exc
-    except (ReadTimeout, WriteTimeout) as exc:
-        raise ConnectTimeout(f"SOCKS5 handshake timed out: {exc}") from exc
-    except (ReadError, WriteError) as exc:
-        raise ProxyError(f"SOCKS5 handshake failed: {exc}") from exc
+        return ProxyError(f"SOCKS5 handshake failed: {exc}")
+    if isinstance(exc, (ReadTimeout, WriteTimeout)):
+        return ConnectTimeout(f"SOCKS5 handshake timed out: {exc}")
+    if isinstance(exc, (ReadError, WriteError)):
+        return ProxyError(f"SOCKS5 handshake failed: {exc}")
+    return None
+
+
+def _handshake_errors() -> ConvertExceptions:
+    return ConvertExceptions(_handshake_error)
 
 
 class _Handshake:
