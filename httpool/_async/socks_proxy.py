@@ -76,8 +76,9 @@ def import_socksio() -> types.ModuleType:
     return socksio.socks5
 
 
-class AsyncSOCKS5Connection(AsyncHTTPConnection):
-    """A connection to ``remote_origin`` through a SOCKS5 proxy.
+class AsyncSocks5Connection(AsyncHTTPConnection):
+    """A connection to ``remote_origin`` through a SOCKS5 proxy (httpcore's class
+    name, so that its repr reads as httpcore's).
 
     Args:
         proxy_origin: the proxy; scheme ``socks5`` (resolve the origin's host

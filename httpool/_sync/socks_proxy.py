@@ -77,8 +77,9 @@ def import_socksio() -> types.ModuleType:
     return socksio.socks5
 
 
-class SOCKS5Connection(HTTPConnection):
-    """A connection to ``remote_origin`` through a SOCKS5 proxy.
+class Socks5Connection(HTTPConnection):
+    """A connection to ``remote_origin`` through a SOCKS5 proxy (httpcore's class
+    name, so that its repr reads as httpcore's).
 
     Args:
         proxy_origin: the proxy; scheme ``socks5`` (resolve the origin's host

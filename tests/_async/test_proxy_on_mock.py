@@ -100,6 +100,11 @@ async def test_socks5_on_a_mock_backend_resolves_without_dns(no_dns: list[object
     ) as pool:
         response = await pool.request("GET", "http://example.com/")
         assert response.content == b"Hello, world!"
+        # httpcore's repr, class name included.
+        assert repr(pool.connections[0]) in (
+            "<AsyncSocks5Connection ['http://example.com:80', HTTP/1.1, IDLE, Request Count: 1]>",
+            "<Socks5Connection ['http://example.com:80', HTTP/1.1, IDLE, Request Count: 1]>",
+        )
     assert no_dns == []
     # CONNECT to IPv4 127.0.0.1:80: the mock's answer for any name.
     assert _connect_request(backend) == b"\x05\x01\x00\x01\x7f\x00\x00\x01\x00\x50"
