@@ -22,6 +22,9 @@ deselected by node id (``INTERNET``, with the reason), and a second plugin, load
 both runs, makes any other connection or name lookup fail at once (``socket.connect``
 to a non-loopback address, ``getaddrinfo`` of anything but ``localhost`` or a loopback
 literal raise ``OSError``), so a test that would reach out fails instead of leaking.
+
+The figures last measured, and every test that passes on httpcore and fails on httpool
+with its reason, are in README.md ("The drop-in promise, measured").
 """
 
 from __future__ import annotations
