@@ -188,9 +188,9 @@ class AsyncConnectionPool(AsyncRequestInterface):
             "socket_options": self._socket_options,
         }
         if proxy.is_socks:
-            from .socks_proxy import AsyncSOCKS5Connection
+            from .socks_proxy import AsyncSocks5Connection
 
-            return AsyncSOCKS5Connection(
+            return AsyncSocks5Connection(
                 proxy_origin=proxy.url.origin,
                 remote_origin=origin,
                 proxy_auth=proxy.auth,

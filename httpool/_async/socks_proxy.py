@@ -10,7 +10,8 @@ connection, so a SOCKS connection serves one origin only.
 socksio builds every message and parses every reply; this module only
 reads exactly as many bytes as the next reply is long, so that nothing the
 origin sends after the handshake is read into the wrong hands. ``socks5``
-sends the address resolved here, ``socks5h`` the host name for the proxy
+sends the address resolved here (by the network backend's ``resolve``, so a
+mock backend never touches DNS), ``socks5h`` the host name for the proxy
 to resolve. Every failure of the handshake (no acceptable method, refused
 credentials, a refused CONNECT, a malformed reply, a connection lost
 midway) is a ``ProxyError`` naming it. socksio is imported only when a
@@ -75,8 +76,9 @@ def import_socksio() -> types.ModuleType:
     return socksio.socks5
 
 
-class AsyncSOCKS5Connection(AsyncHTTPConnection):
-    """A connection to ``remote_origin`` through a SOCKS5 proxy.
+class AsyncSocks5Connection(AsyncHTTPConnection):
+    """A connection to ``remote_origin`` through a SOCKS5 proxy (httpcore's class
+    name, so that its repr reads as httpcore's).
 
     Args:
         proxy_origin: the proxy; scheme ``socks5`` (resolve the origin's host
@@ -139,7 +141,7 @@ class AsyncSOCKS5Connection(AsyncHTTPConnection):
                     await handshake.authenticate(self._proxy_auth)
                 if self._proxy_origin.scheme == b"socks5":
                     # Resolved here, once the proxy has let us in.
-                    host = await AsyncResolver().resolve(host, port)
+                    host = await _resolve(self._network_backend, host, port)
                 with _handshake_errors():
                     await handshake.connect(host, port)
                 trace.return_value = stream
@@ -148,6 +150,15 @@ class AsyncSOCKS5Connection(AsyncHTTPConnection):
                 await stream.aclose()
             raise
         return stream
+
+
+async def _resolve(backend: AsyncNetworkBackend, host: str, port: int) -> str:
+    """The address ``socks5`` sends for ``host``: the backend's ``resolve`` (a mock
+    answers without DNS), the system resolver for a backend that has none."""
+    resolve = getattr(backend, "resolve", None)
+    if resolve is None:
+        return await AsyncResolver().resolve(host, port)
+    return str(await resolve(host, port))
 
 
 def _handshake_error(exc: Exception) -> BaseException | None:

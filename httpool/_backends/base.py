@@ -22,7 +22,10 @@ over whole instead of sliced (copied) into 64 KiB pieces.
 
 Beyond httpcore's interface each backend has ``now()``, the monotonic clock
 the pool reads for keep-alive expiry, so that the mock backend can run on
-virtual time.
+virtual time, and ``resolve(host, port)``, the address a ``socks5://`` proxy
+is sent for a host name (the system resolver here; the mock backends answer
+without DNS). A backend without ``resolve`` (written for httpcore) gets the
+system resolver.
 
 The shape matches httpcore 1.x so third-party backends port unchanged.
 """
@@ -86,6 +89,12 @@ class NetworkBackend:
     def now(self) -> float:
         return time.monotonic()
 
+    def resolve(self, host: str, port: int) -> str:
+        """The first address ``host`` resolves to (system resolver). Raises ``ConnectError``."""
+        from .._resolver import Resolver
+
+        return Resolver().resolve(host, port)
+
 
 class AsyncNetworkStream:
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
@@ -133,3 +142,9 @@ class AsyncNetworkBackend:
 
     def now(self) -> float:
         return time.monotonic()
+
+    async def resolve(self, host: str, port: int) -> str:
+        """The first address ``host`` resolves to (system resolver). Raises ``ConnectError``."""
+        from .._resolver import AsyncResolver
+
+        return await AsyncResolver().resolve(host, port)

@@ -21,6 +21,7 @@ deque pop per read, a list append per write.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import ssl
 import typing
 from collections import deque
@@ -53,15 +54,23 @@ class MockSSLObject:
         return "h2" if self._http2 else "http/1.1"
 
 
-class _Script:
-    """The state shared by the sync and async streams: pending reads, writes."""
+_ALPN = {False: MockSSLObject(False), True: MockSSLObject(True)}
 
-    __slots__ = ("_pending", "_reply", "_ssl_object", "closed", "peer_closed", "written")
+
+class _Script:
+    """The state shared by the sync and async streams: pending reads, writes.
+
+    ``_http2`` is read at every ``get_extra_info("ssl_object")``, as httpcore's
+    mock does, so a subclass may flip it (in ``start_tls``, say: a proxy that
+    speaks HTTP/1.1 and an origin that answers ALPN "h2" inside the tunnel).
+    """
+
+    __slots__ = ("_http2", "_pending", "_reply", "closed", "peer_closed", "written")
 
     def __init__(self, buffer: Iterable[ScriptItem], http2: bool, reply: bytes | None) -> None:
         self._pending: deque[ScriptItem] = deque(buffer)
         self._reply = reply
-        self._ssl_object = MockSSLObject(http2)
+        self._http2 = http2
         self.written: list[bytes] = []
         self.peer_closed = False
         self.closed = False
@@ -97,7 +106,7 @@ class _Script:
 
     def get_extra_info(self, info: str) -> typing.Any:
         if info == "ssl_object":
-            return self._ssl_object
+            return _ALPN[bool(self._http2)]
         if info == "is_readable":
             return self.peer_closed
         if info == "client_addr":
@@ -212,6 +221,15 @@ class _MockBackendState:
             self.connect_error = None
             raise error
 
+    @staticmethod
+    def _address(host: str) -> str:
+        """No DNS in a mock: an IP literal stands, every name is 127.0.0.1."""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return "127.0.0.1"
+        return host
+
     def now(self) -> float:
         """The virtual clock, in seconds since the backend was made."""
         return self._now
@@ -275,6 +293,10 @@ class MockBackend(_MockBackendState, NetworkBackend):
         """Advance the virtual clock by ``seconds``; returns at once."""
         self._now += seconds
 
+    def resolve(self, host: str, port: int) -> str:
+        """Without DNS: an IP literal as it is, any name ``127.0.0.1``."""
+        return self._address(host)
+
 
 class AsyncMockBackend(_MockBackendState, AsyncNetworkBackend):
     """The async twin of ``MockBackend``; connects and sleeps yield once."""
@@ -320,3 +342,8 @@ class AsyncMockBackend(_MockBackendState, AsyncNetworkBackend):
         """Advance the virtual clock by ``seconds``, then yield once."""
         self._now += seconds
         await _yield_once(current_async_library() == "trio")
+
+    async def resolve(self, host: str, port: int) -> str:
+        """Without DNS: an IP literal as it is, any name ``127.0.0.1``; yields once."""
+        await _yield_once(current_async_library() == "trio")
+        return self._address(host)

@@ -189,9 +189,9 @@ class ConnectionPool(RequestInterface):
             "socket_options": self._socket_options,
         }
         if proxy.is_socks:
-            from .socks_proxy import SOCKS5Connection
+            from .socks_proxy import Socks5Connection
 
-            return SOCKS5Connection(
+            return Socks5Connection(
                 proxy_origin=proxy.url.origin,
                 remote_origin=origin,
                 proxy_auth=proxy.auth,
