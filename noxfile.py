@@ -20,35 +20,17 @@ import nox
 # The versions httpool supports; the classifiers in pyproject.toml list the
 # same ones, and CI proves each.
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
-# The interpreter running nox gets the whole suite; each other version gets
-# the tests that can behave differently from one Python to the next (see
-# VERSION_SENSITIVE). Nox on an unsupported Python: the newest gets it.
+# Every version gets the whole suite; the interpreter running nox gets it
+# under coverage (coverage is about httpool's code, not the interpreter's).
+# Nox on an unsupported Python: the newest one gets the coverage run.
 RUNNING = f"{sys.version_info[0]}.{sys.version_info[1]}"
-WHOLE_SUITE_ON = RUNNING if RUNNING in PYTHONS else PYTHONS[-1]
-# What the language and runtime can change: the asyncio, trio and threads
-# variants of every connection and pool test (the _async and _sync trees),
-# the backends' fast paths, cancellation and Ctrl-C on trio, the thread-shared
-# pool, what the garbage collector must not be needed for, and the build
-# step (tokenize changed in 3.12). Left to the whole-suite run: pure logic
-# and data (models, URLs, the assignment rules and their hypothesis tests,
-# h11 events, exports), the test servers' own tests and the CLI, which run the
-# same code on every version. Why not four whole runs: CI has 20 minutes on
-# 2 cores, and .ci/run with this split took 16 and 20 minutes on such a
-# machine shared with other jobs (the whole suite 4.5 minutes under coverage
-# on 3.11, this part 2 to 3 minutes on each other version); four whole runs
-# leave no margin.
-VERSION_SENSITIVE = [
-    "tests/_async",
-    "tests/_sync",
-    "tests/test_async_pool_input.py",
-    "tests/test_backend_fast_paths.py",
-    "tests/test_mock_backend.py",
-    "tests/test_pool_cancellation.py",
-    "tests/test_resources.py",
-    "tests/test_sync_pool_threads.py",
-    "tests/test_trio_keyboard_interrupt.py",
-    "tests/test_unasync.py",
-]
+COVERAGE_ON = RUNNING if RUNNING in PYTHONS else PYTHONS[-1]
+# pytest-xdist workers. The suite mostly waits (servers, timeouts, sleeps), so
+# more workers than cores pay: on 2 cores the whole suite takes about 1.5
+# minutes with 4 workers against 4 to 5 with one, which is what lets CI run
+# all of it on all four versions within its 20 minutes. HTTPOOL_TEST_WORKERS=0
+# runs it in one process (pytest-xdist's "-n 0").
+WORKERS = os.environ.get("HTTPOOL_TEST_WORKERS", "4")
 
 nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
@@ -106,25 +88,29 @@ def _install(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
 
 
-def _pytest(session: nox.Session, *args: str, coverage: bool = False) -> None:
-    """Install the package with its dev extras, then run pytest with ``args``."""
+def _pytest(
+    session: nox.Session, *args: str, coverage: bool = False, workers: str = WORKERS
+) -> None:
+    """Install the package with its dev extras, then run pytest with ``args``
+    on ``workers`` processes (pytest-cov gathers coverage from all of them)."""
     _install(session)
+    options = ["-n", workers]
     if coverage:
-        session.run("coverage", "run", "-m", "pytest", *args, *session.posargs)
-        session.run("coverage", "report")
-    else:
-        session.run("python", "-m", "pytest", *args, *session.posargs)
+        options += ["--cov", "--cov-report=term-missing:skip-covered"]
+    session.run("python", "-m", "pytest", *options, *args, *session.posargs)
 
 
 # Never downloaded: a Python nox fetched is not the one the machine has.
 @nox.session(python=PYTHONS, download_python="never")
 def tests(session: nox.Session) -> None:
-    """The test suite on each supported Python: all of it (not the benchmarks)
-    under coverage on the one running nox, VERSION_SENSITIVE on the others."""
-    if session.python == WHOLE_SUITE_ON:
-        _pytest(session, "--ignore=tests/benchmarks", "--ignore=tests/interop", coverage=True)
-    else:
-        _pytest(session, *VERSION_SENSITIVE)
+    """The whole test suite (not the benchmarks or interop) on each supported
+    Python, under coverage on the one running nox."""
+    _pytest(
+        session,
+        "--ignore=tests/benchmarks",
+        "--ignore=tests/interop",
+        coverage=session.python == COVERAGE_ON,
+    )
 
 
 @nox.session
@@ -136,6 +122,7 @@ def bench(session: nox.Session) -> None:
         "tests/benchmarks",
         "--benchmark-only",
         "--benchmark-json=.benchmarks/bench.json",
+        workers="0",  # pytest-benchmark measures nothing under xdist
     )
     session.run("python", "scripts/bench_report.py", ".benchmarks/bench.json")
 
