@@ -41,10 +41,9 @@ stream interface; the clock it reads for keep-alive expiry is injected.
 
 from __future__ import annotations
 
-import enum
 import time
 import typing
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 
 import h11
 
@@ -60,7 +59,11 @@ from .._exceptions import (
     translate,
 )
 from .._http11_events import request_event, response_head
-from .._models import ByteStream, Origin, Request, Response, timeouts
+from .._http11_state import TRANSITIONS as TRANSITIONS
+from .._http11_state import ConnectionEvent as ConnectionEvent
+from .._http11_state import HTTPConnectionState as HTTPConnectionState
+from .._http11_state import next_state as next_state
+from .._models import ByteStream, Origin, Request, Response
 from .._synchronization import AsyncShieldCancellation, uninterruptible
 from .._trace import NO_TRACE, Trace
 from .deadline_stream import AsyncDeadlineStream
@@ -81,52 +84,8 @@ _HTTP_VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
 _END = h11.EndOfMessage()  # events are immutable: one serves every request
 
 
-class HTTPConnectionState(enum.Enum):
-    # Members are singletons compared by identity: hashing them the same way
-    # is a C call instead of Enum's Python one, on every table lookup.
-    __hash__ = object.__hash__
-
-    NEW = "NEW"
-    ACTIVE = "ACTIVE"
-    IDLE = "IDLE"
-    CLOSED = "CLOSED"
-
-
-class ConnectionEvent(enum.Enum):
-    __hash__ = object.__hash__  # as above
-
-    REQUEST = "REQUEST"
-    RESPONSE_DONE_KEEPALIVE = "RESPONSE_DONE_KEEPALIVE"
-    RESPONSE_DONE_CLOSE = "RESPONSE_DONE_CLOSE"
-    ERROR = "ERROR"
-    CLOSE = "CLOSE"
-
-
 _S = HTTPConnectionState
 _E = ConnectionEvent
-TRANSITIONS: typing.Final[Mapping[tuple[HTTPConnectionState, ConnectionEvent], _S]] = {
-    (_S.NEW, _E.REQUEST): _S.ACTIVE,
-    (_S.IDLE, _E.REQUEST): _S.ACTIVE,
-    (_S.ACTIVE, _E.RESPONSE_DONE_KEEPALIVE): _S.IDLE,
-    (_S.ACTIVE, _E.RESPONSE_DONE_CLOSE): _S.CLOSED,
-    (_S.ACTIVE, _E.ERROR): _S.CLOSED,
-    # The pool may close a connection while its response is still being read;
-    # the read then fails on a connection that is already CLOSED.
-    (_S.CLOSED, _E.ERROR): _S.CLOSED,
-    (_S.NEW, _E.CLOSE): _S.CLOSED,
-    (_S.ACTIVE, _E.CLOSE): _S.CLOSED,
-    (_S.IDLE, _E.CLOSE): _S.CLOSED,
-    (_S.CLOSED, _E.CLOSE): _S.CLOSED,
-}
-
-
-def next_state(state: HTTPConnectionState, event: ConnectionEvent) -> HTTPConnectionState:
-    """The state after ``event``; ``RuntimeError`` for a move the table forbids."""
-    try:
-        return TRANSITIONS[state, event]
-    except KeyError:
-        message = f"HTTP/1.1 connection: no transition for {event.name} in {state.name}"
-        raise RuntimeError(message) from None
 
 
 class AsyncHTTP11Connection(AsyncConnectionInterface):
@@ -237,15 +196,16 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         self._request_count += 1
         self._expire_at = None
         self._reset_exchange()
-        _, read_timeout, write_timeout, _ = timeouts(request.extensions)
         timeout = request.extensions.get("timeout")
-        if timeout and timeout.get("total") is not None:
-            request = start_deadline(request, self._clock)
-            deadline = deadline_of(request)
-            assert deadline is not None
-            self._io = AsyncDeadlineStream(self._network_stream, deadline)
-        else:
-            self._io = self._network_stream
+        read_timeout = write_timeout = None
+        self._io = self._network_stream
+        if timeout:
+            read_timeout, write_timeout = timeout.get("read"), timeout.get("write")
+            if timeout.get("total") is not None:
+                request = start_deadline(request, self._clock)
+                deadline = deadline_of(request)
+                assert deadline is not None
+                self._io = AsyncDeadlineStream(self._network_stream, deadline)
         try:
             write_error = await self._send_request(request, write_timeout)
             async with Trace.start("http11.receive_response_headers", request) as trace:
