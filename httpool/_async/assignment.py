@@ -108,6 +108,7 @@ class Waiter:
         "fresh",
         "origin",
         "parked",
+        "probed",
         "seq",
     )
 
@@ -120,6 +121,8 @@ class Waiter:
         # A retry: it gets a new connection when the limits allow one.
         self.fresh = False
         self.parked = False
+        # Given an idle connection that the liveness probe has just passed.
+        self.probed = False
         self.seq = 0
 
 
@@ -367,6 +370,7 @@ class AsyncPoolState:
             entry = next(reversed(o.idle))
             if entry.connection.is_alive():
                 self._assign(waiter, entry)
+                waiter.probed = True
                 return True
             self._remove(entry, close=True)
         return False

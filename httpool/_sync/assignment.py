@@ -109,6 +109,7 @@ class Waiter:
         "fresh",
         "origin",
         "parked",
+        "probed",
         "seq",
     )
 
@@ -121,6 +122,8 @@ class Waiter:
         # A retry: it gets a new connection when the limits allow one.
         self.fresh = False
         self.parked = False
+        # Given an idle connection that the liveness probe has just passed.
+        self.probed = False
         self.seq = 0
 
 
@@ -368,6 +371,7 @@ class PoolState:
             entry = next(reversed(o.idle))
             if entry.connection.is_alive():
                 self._assign(waiter, entry)
+                waiter.probed = True
                 return True
             self._remove(entry, close=True)
         return False

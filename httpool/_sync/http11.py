@@ -15,9 +15,9 @@ No byte beyond a response ever reaches the next request (response splitting,
 RFC 9112 section 11.1): a response after which h11 or the bypass holds unread
 bytes is not reused, and bytes that reach the stream or the socket later are
 seen by a readability probe before the next request on the connection is
-sent, by the pool's ``is_alive`` or, when the connection went straight to a
-waiting request, by ``handle_async_request`` itself. A head with both
-Transfer-Encoding and Content-Length is refused.
+sent: the pool's ``is_alive``, which it runs on every connection it reuses,
+or else ``handle_async_request`` itself (a connection used without a pool).
+A head with both Transfer-Encoding and Content-Length is refused.
 
 Writes are few: the request head and a bytes body under ``COALESCE_LIMIT`` go
 out in one write; a larger body is written as it is, never copied. Between the
@@ -76,9 +76,6 @@ MAX_INCOMPLETE_EVENT_SIZE = 64 * 1024
 # Pieces smaller than this are joined into one write; larger ones are written
 # as they are, because joining would copy the body.
 COALESCE_LIMIT = 64 * 1024
-# A liveness probe this recent (seconds) is not repeated before the request
-# goes out; an older one is (the connection waited in between).
-PROBE_FRESH_FOR = 0.001
 
 _NO_RESPONSE = "Server disconnected without sending a response."
 _HTTP_VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
@@ -122,8 +119,9 @@ class HTTP11Connection(ConnectionInterface):
         self._clock = time.monotonic if clock is None else clock
         self._expire_at: float | None = None
         self._state = HTTPConnectionState.NEW
-        # When the pool's liveness probe last found this IDLE connection clean.
-        self._probed_at: float | None = None
+        # Whether the liveness probe (``is_alive``) has passed this IDLE
+        # connection since it was last used.
+        self._probed = False
         self._request_count = 0
         self._h11 = self._new_parser()
         self._reset_exchange()
@@ -182,15 +180,11 @@ class HTTP11Connection(ConnectionInterface):
         if state is None:
             raise ConnectionNotAvailable()
         if self._state is _S.IDLE:
-            # Reused. Unless the pool's liveness probe has just looked (it
-            # does when it takes an idle connection, not when it hands one
-            # straight from a closing response to a waiting request), bytes
-            # or an EOF that arrived since would be read as this response.
-            probed_at = self._probed_at
-            self._probed_at = None
-            if (
-                probed_at is None or self._clock() - probed_at > PROBE_FRESH_FOR
-            ) and self._network_stream.get_extra_info("is_readable"):
+            # Reused. Unless the liveness probe has just passed it (the pool
+            # probes every connection it reuses, right before the request),
+            # bytes or an EOF that arrived since would be read as this response.
+            probed, self._probed = self._probed, False
+            if not probed and self._network_stream.get_extra_info("is_readable"):
                 self._close(_E.CLOSE)
                 raise ConnectionNotAvailable()
         self._state = state
@@ -541,10 +535,8 @@ class HTTP11Connection(ConnectionInterface):
             return False
         if self._state is HTTPConnectionState.IDLE:
             # Nothing is owed to us while IDLE: readable means EOF or junk.
-            if self._network_stream.get_extra_info("is_readable"):
-                return False
-            self._probed_at = self._clock()
-            return True
+            self._probed = not self._network_stream.get_extra_info("is_readable")
+            return self._probed
         return True
 
     def info(self) -> str:
