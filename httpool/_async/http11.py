@@ -14,9 +14,9 @@ No byte beyond a response ever reaches the next request (response splitting,
 RFC 9112 section 11.1): a response after which h11 or the bypass holds unread
 bytes is not reused, and bytes that reach the stream or the socket later are
 seen by a readability probe before the next request on the connection is
-sent, by the pool's ``is_alive`` or, when the connection went straight to a
-waiting request, by ``handle_async_request`` itself. A head with both
-Transfer-Encoding and Content-Length is refused.
+sent: the pool's ``is_alive``, which it runs on every connection it reuses,
+or else ``handle_async_request`` itself (a connection used without a pool).
+A head with both Transfer-Encoding and Content-Length is refused.
 
 Writes are few: the request head and a bytes body under ``COALESCE_LIMIT`` go
 out in one write; a larger body is written as it is, never copied. Between the
@@ -41,10 +41,9 @@ stream interface; the clock it reads for keep-alive expiry is injected.
 
 from __future__ import annotations
 
-import enum
 import time
 import typing
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 
 import h11
 
@@ -60,8 +59,12 @@ from .._exceptions import (
     translate,
 )
 from .._http11_events import request_event, response_head
+from .._http11_state import TRANSITIONS as TRANSITIONS
+from .._http11_state import ConnectionEvent as ConnectionEvent
+from .._http11_state import HTTPConnectionState as HTTPConnectionState
+from .._http11_state import next_state as next_state
 from .._logging import check as check_logging
-from .._models import ByteStream, Origin, Request, Response, timeouts
+from .._models import ByteStream, Origin, Request, Response
 from .._synchronization import AsyncShieldCancellation, uninterruptible
 from .._trace import NO_TRACE, Trace
 from .deadline_stream import AsyncDeadlineStream
@@ -73,9 +76,6 @@ MAX_INCOMPLETE_EVENT_SIZE = 64 * 1024
 # Pieces smaller than this are joined into one write; larger ones are written
 # as they are, because joining would copy the body.
 COALESCE_LIMIT = 64 * 1024
-# A liveness probe this recent (seconds) is not repeated before the request
-# goes out; an older one is (the connection waited in between).
-PROBE_FRESH_FOR = 0.001
 # How long the check for an early answer between two chunks of a streamed upload
 # waits once the socket is readable: readable is not always a response byte (a TLS
 # 1.3 server's session tickets make it readable with no application data in them).
@@ -86,52 +86,8 @@ _HTTP_VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
 _END = h11.EndOfMessage()  # events are immutable: one serves every request
 
 
-class HTTPConnectionState(enum.Enum):
-    # Members are singletons compared by identity: hashing them the same way
-    # is a C call instead of Enum's Python one, on every table lookup.
-    __hash__ = object.__hash__
-
-    NEW = "NEW"
-    ACTIVE = "ACTIVE"
-    IDLE = "IDLE"
-    CLOSED = "CLOSED"
-
-
-class ConnectionEvent(enum.Enum):
-    __hash__ = object.__hash__  # as above
-
-    REQUEST = "REQUEST"
-    RESPONSE_DONE_KEEPALIVE = "RESPONSE_DONE_KEEPALIVE"
-    RESPONSE_DONE_CLOSE = "RESPONSE_DONE_CLOSE"
-    ERROR = "ERROR"
-    CLOSE = "CLOSE"
-
-
 _S = HTTPConnectionState
 _E = ConnectionEvent
-TRANSITIONS: typing.Final[Mapping[tuple[HTTPConnectionState, ConnectionEvent], _S]] = {
-    (_S.NEW, _E.REQUEST): _S.ACTIVE,
-    (_S.IDLE, _E.REQUEST): _S.ACTIVE,
-    (_S.ACTIVE, _E.RESPONSE_DONE_KEEPALIVE): _S.IDLE,
-    (_S.ACTIVE, _E.RESPONSE_DONE_CLOSE): _S.CLOSED,
-    (_S.ACTIVE, _E.ERROR): _S.CLOSED,
-    # The pool may close a connection while its response is still being read;
-    # the read then fails on a connection that is already CLOSED.
-    (_S.CLOSED, _E.ERROR): _S.CLOSED,
-    (_S.NEW, _E.CLOSE): _S.CLOSED,
-    (_S.ACTIVE, _E.CLOSE): _S.CLOSED,
-    (_S.IDLE, _E.CLOSE): _S.CLOSED,
-    (_S.CLOSED, _E.CLOSE): _S.CLOSED,
-}
-
-
-def next_state(state: HTTPConnectionState, event: ConnectionEvent) -> HTTPConnectionState:
-    """The state after ``event``; ``RuntimeError`` for a move the table forbids."""
-    try:
-        return TRANSITIONS[state, event]
-    except KeyError:
-        message = f"HTTP/1.1 connection: no transition for {event.name} in {state.name}"
-        raise RuntimeError(message) from None
 
 
 class AsyncHTTP11Connection(AsyncConnectionInterface):
@@ -168,8 +124,9 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         self._clock = time.monotonic if clock is None else clock
         self._expire_at: float | None = None
         self._state = HTTPConnectionState.NEW
-        # When the pool's liveness probe last found this IDLE connection clean.
-        self._probed_at: float | None = None
+        # Whether the liveness probe (``is_alive``) has passed this IDLE
+        # connection since it was last used.
+        self._probed = False
         self._request_count = 0
         self._h11 = self._new_parser()
         self._reset_exchange()
@@ -228,30 +185,27 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         if state is None:
             raise ConnectionNotAvailable()
         if self._state is _S.IDLE:
-            # Reused. Unless the pool's liveness probe has just looked (it
-            # does when it takes an idle connection, not when it hands one
-            # straight from a closing response to a waiting request), bytes
-            # or an EOF that arrived since would be read as this response.
-            probed_at = self._probed_at
-            self._probed_at = None
-            if (
-                probed_at is None or self._clock() - probed_at > PROBE_FRESH_FOR
-            ) and self._network_stream.get_extra_info("is_readable"):
+            # Reused. Unless the liveness probe has just passed it (the pool
+            # probes every connection it reuses, right before the request),
+            # bytes or an EOF that arrived since would be read as this response.
+            probed, self._probed = self._probed, False
+            if not probed and self._network_stream.get_extra_info("is_readable"):
                 await self._close(_E.CLOSE)
                 raise ConnectionNotAvailable()
         self._state = state
         self._request_count += 1
         self._expire_at = None
         self._reset_exchange()
-        _, read_timeout, write_timeout, _ = timeouts(request.extensions)
         timeout = request.extensions.get("timeout")
-        if timeout and timeout.get("total") is not None:
-            request = start_deadline(request, self._clock)
-            deadline = deadline_of(request)
-            assert deadline is not None
-            self._io = AsyncDeadlineStream(self._network_stream, deadline)
-        else:
-            self._io = self._network_stream
+        read_timeout = write_timeout = None
+        self._io = self._network_stream
+        if timeout:
+            read_timeout, write_timeout = timeout.get("read"), timeout.get("write")
+            if timeout.get("total") is not None:
+                request = start_deadline(request, self._clock)
+                deadline = deadline_of(request)
+                assert deadline is not None
+                self._io = AsyncDeadlineStream(self._network_stream, deadline)
         try:
             write_error = await self._send_request(request, write_timeout)
             async with Trace.start("http11.receive_response_headers", request) as trace:
@@ -597,10 +551,8 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             return False
         if self._state is HTTPConnectionState.IDLE:
             # Nothing is owed to us while IDLE: readable means EOF or junk.
-            if self._network_stream.get_extra_info("is_readable"):
-                return False
-            self._probed_at = self._clock()
-            return True
+            self._probed = not self._network_stream.get_extra_info("is_readable")
+            return self._probed
         return True
 
     def info(self) -> str:

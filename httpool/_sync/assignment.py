@@ -131,6 +131,7 @@ class Waiter:
         "fresh",
         "origin",
         "parked",
+        "probed",
         "seq",
     )
 
@@ -146,6 +147,8 @@ class Waiter:
         # A retry: it gets a new connection when the limits allow one.
         self.fresh = False
         self.parked = False
+        # Given an idle connection that the liveness probe has just passed.
+        self.probed = False
         self.seq = 0
         # Connections it was parked behind that failed, and the error it ends
         # with when there were too many (then ``entry`` stays None).
@@ -423,6 +426,7 @@ class PoolState:
             entry = next(reversed(o.idle))
             if entry.connection.is_alive():
                 self._assign(waiter, entry)
+                waiter.probed = True
                 return True
             self._remove(entry, close=True, why="the liveness probe found it closed by the server")
         return False

@@ -284,6 +284,14 @@ class ConnectionPool(RequestInterface):
             if waiter.connect:
                 self._connect(entry, request)
             try:
+                # Handed straight over from a closing response, unprobed: bytes
+                # or an EOF that came since would be read as this request's
+                # response (and after a cancelled hand-over the connection may
+                # remember an older probe). Probe it now, just before the request.
+                if not (
+                    waiter.connect or waiter.probed or entry.multiplexed or connection.is_alive()
+                ):
+                    raise ConnectionNotAvailable()
                 response = connection.handle_request(request)
             except BaseException as exc:
                 if not entry.multiplexed and not connection.is_closed():
