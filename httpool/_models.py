@@ -35,7 +35,6 @@ Extensions: TypeAlias = MutableMapping[str, Any]
 Headers: TypeAlias = list[tuple[bytes, bytes]]
 Content: TypeAlias = bytes | Iterable[bytes] | AsyncIterable[bytes] | None
 Stream: TypeAlias = Iterable[bytes] | AsyncIterable[bytes]
-Timeouts: TypeAlias = tuple[float | None, float | None, float | None, float | None]
 
 _WEB_PORTS = {b"http": 80, b"https": 443, b"ws": 80, b"wss": 443}
 # SOCKS schemes are here so that proxy URLs parse; a Request takes only REQUEST_SCHEMES.
@@ -672,9 +671,3 @@ class Response:
 def get_timeout(extensions: Mapping[str, Any], key: str) -> float | None:
     """The ``key`` ("connect", "read", "write", "pool") timeout, or ``None``."""
     return cast("float | None", (extensions.get("timeout") or {}).get(key))
-
-
-def timeouts(extensions: Mapping[str, Any]) -> Timeouts:
-    """The connect, read, write and pool timeouts of a request's extensions."""
-    get = (extensions.get("timeout") or {}).get
-    return (get("connect"), get("read"), get("write"), get("pool"))
