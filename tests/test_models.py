@@ -24,7 +24,6 @@ from httpool._models import (
     enforce_stream,
     get_timeout,
     include_request_headers,
-    timeouts,
 )
 
 
@@ -315,9 +314,8 @@ def test_request_target_extension() -> None:
 )
 def test_valid_timeouts(timeout: dict[str, Any]) -> None:
     request = Request("GET", "http://a/", extensions={"timeout": timeout})
-    expected = tuple(timeout.get(key) for key in ("connect", "read", "write", "pool"))
-    assert timeouts(request.extensions) == expected
-    assert get_timeout(request.extensions, "read") == timeout.get("read")
+    for key in ("connect", "read", "write", "pool"):
+        assert get_timeout(request.extensions, key) == timeout.get(key)
 
 
 @pytest.mark.parametrize(
@@ -340,7 +338,6 @@ def test_invalid_timeouts(timeout: Any, match: str) -> None:
 
 
 def test_timeout_helpers_without_timeouts() -> None:
-    assert timeouts({}) == (None, None, None, None)
     assert get_timeout({}, "pool") is None
     assert get_timeout({"timeout": {"pool": 3}}, "pool") == 3
     assert get_timeout({"timeout": {"pool": 3}}, "read") is None

@@ -143,7 +143,9 @@ class HTTP2Connection(ConnectionInterface):
         self._socket_closed = False
         # A connection error of the server's: h2 has queued our GOAWAY (RFC 9113 5.4.1).
         self._goaway_owed = False
-        self._last_data = self._idle_since  # when bytes last arrived
+        # When the last read that completed a frame (gave h2 events) ended: bytes
+        # that only add to an unfinished frame are not progress (see _retire_if_stalled).
+        self._last_events = self._idle_since
 
     @property
     def request_count(self) -> int:
@@ -425,14 +427,16 @@ class HTTP2Connection(ConnectionInterface):
                     raise ReadTimeout(f"No data for this stream within {timeout} seconds.")
 
     def _retire_if_stalled(self, timeout: float | None) -> None:
-        """A stream's read timed out. If the server stopped in mid-frame and has
-        sent nothing for that long, what comes next cannot be read as frames
-        by anyone: the connection fails (the pool then closes it)."""
+        """A stream's read timed out. If the server stopped in mid-frame and no
+        frame has completed for that long (bytes that only add to the unfinished
+        frame do not count: a server that announced a long frame and then sent
+        other frames' bytes is as stuck), what comes next cannot be read as
+        frames by anyone: the connection fails (the pool then closes it)."""
         with self._state_lock:
             if (
                 timeout is not None
                 and self._h2.mid_frame()
-                and self._clock() - self._last_data >= timeout
+                and self._clock() - self._last_events >= timeout
             ):
                 self._fail(RemoteProtocolError("The server stopped in mid-frame."))
 
@@ -556,7 +560,6 @@ class HTTP2Connection(ConnectionInterface):
             if not data:
                 self._fail(RemoteProtocolError("The server closed the HTTP/2 connection."))
                 return
-            self._last_data = self._clock()
             try:
                 events = self._h2.receive_data(data)
             except h2.exceptions.ProtocolError as exc:
@@ -565,6 +568,8 @@ class HTTP2Connection(ConnectionInterface):
                 self._goaway_owed = True
                 self._fail(RemoteProtocolError(describe(exc)))
                 return
+            if events:
+                self._last_events = self._clock()
             for event in events:
                 self._dispatch(event)
         if self._h2.has_output():
