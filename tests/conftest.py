@@ -15,6 +15,7 @@ import gc
 import inspect
 import os
 import time
+import typing
 from collections.abc import Iterator
 
 import pytest
@@ -38,10 +39,46 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if pyfuncitem.callspec.params["async_runtime"] == "trio":
         import trio
 
-        trio.run(call)
+        trio.run(_trio_within_limit, call)
     else:
-        asyncio.run(call())
+        asyncio.run(_asyncio_within_limit(call))
     return True
+
+
+# A hung async test fails after this many seconds with the traceback of where
+# it waited, instead of hanging the run (sync tests: faulthandler_timeout in
+# pyproject.toml prints every thread's stack).
+TEST_LIMIT = 180.0
+
+
+async def _trio_within_limit(call: functools.partial[typing.Any]) -> None:
+    import trio
+
+    with trio.fail_after(TEST_LIMIT):
+        await call()
+
+
+async def _asyncio_within_limit(call: functools.partial[typing.Any]) -> None:
+    # The test runs in this task (no wait_for, which would move it to another):
+    # the limit cancels it, and the cancellation is reported as the hang.
+    task = asyncio.current_task()
+    assert task is not None
+    hung = False
+
+    def cancel() -> None:
+        nonlocal hung
+        hung = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(TEST_LIMIT, cancel)
+    try:
+        await call()
+    except asyncio.CancelledError:
+        if hung:
+            raise TimeoutError(f"the test did not finish within {TEST_LIMIT} seconds") from None
+        raise
+    finally:
+        timer.cancel()
 
 
 def _open_fds() -> dict[str, str]:
