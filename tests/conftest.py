@@ -73,9 +73,10 @@ async def _asyncio_within_limit(call: functools.partial[typing.Any]) -> None:
     timer = asyncio.get_running_loop().call_later(TEST_LIMIT, cancel)
     try:
         await call()
-    except asyncio.CancelledError:
+    except asyncio.CancelledError as exc:
         if hung:
-            raise TimeoutError(f"the test did not finish within {TEST_LIMIT} seconds") from None
+            # Chained: the cancellation's traceback shows where the test waited.
+            raise TimeoutError(f"the test did not finish within {TEST_LIMIT} seconds") from exc
         raise
     finally:
         timer.cancel()

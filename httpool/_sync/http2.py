@@ -398,6 +398,10 @@ class HTTP2Connection(ConnectionInterface):
             if deadline is not None:
                 wait = deadline - self._clock()
                 if wait <= 0:
+                    # Woken to read next just as time ran out: pass the turn on,
+                    # or the streams still waiting would wait for a reader
+                    # that never comes.
+                    self._stop_waiting(stream)
                     raise ReadTimeout(f"No data for this stream within {timeout} seconds.")
             if self._read_lock.try_acquire():
                 self._read_as_reader(stream, wait)
