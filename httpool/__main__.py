@@ -1,10 +1,6 @@
-"""``python -m httpool``: the command line, see ``httpool._cli``."""
+"""``python -m httpool``: the ``httpool`` command line (``httpool._bench.cli``)."""
 
-from __future__ import annotations
-
-import sys
-
-from ._cli import main
+from ._bench.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

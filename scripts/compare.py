@@ -50,7 +50,7 @@ sys.path.insert(1, str(SCRIPTS.parent))
 
 from compare_clients import CLIENTS, WORKLOADS, Workload  # noqa: E402
 
-from httpool._bench_server import BenchServer  # noqa: E402
+from httpool._bench.server import BenchServer  # noqa: E402
 
 BASE_REQUESTS = 2000
 # Workload path -> what to append to the server URL: the bench server serves

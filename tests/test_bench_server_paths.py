@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from httpool._bench_server import BenchServer, build_response
+from httpool._bench.server import BenchServer, build_response
 
 h2_connection = pytest.importorskip("h2.connection")
 h2_config = pytest.importorskip("h2.config")

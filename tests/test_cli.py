@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from httpool._bench_server import BenchServer
-from httpool._cli import main
-from httpool._loadgen import BenchConfig, BenchResult, Recorder
+from httpool._bench.cli import main
+from httpool._bench.loadgen import BenchConfig, BenchResult, Recorder
+from httpool._bench.server import BenchServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60

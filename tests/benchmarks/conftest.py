@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from httpool._bench_server import BenchServer
+from httpool._bench.server import BenchServer
 from tests.benchmarks.helpers import AsyncioRunner
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from httpool import AsyncConnectionPool, ConnectionPool
-from httpool._bench_server import BenchServer
+from httpool._bench.server import BenchServer
 from tests.benchmarks.helpers import AsyncioRunner, measure
 from tests.interop.servers import Nginx, find_nginx
 

@@ -16,7 +16,7 @@ import concurrent.futures
 import pytest
 
 from httpool import AsyncConnectionPool, ConnectionPool
-from httpool._bench_server import BenchServer
+from httpool._bench.server import BenchServer
 from tests.benchmarks.helpers import AsyncioRunner, measure
 
 POOL_SIZE = 10

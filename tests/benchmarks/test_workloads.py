@@ -25,7 +25,7 @@ import pytest
 import trio
 
 from httpool import AsyncConnectionPool, ConnectionPool
-from httpool._bench_server import BenchServer
+from httpool._bench.server import BenchServer
 from tests.benchmarks.helpers import AsyncioRunner, measure
 
 T = typing.TypeVar("T")

@@ -14,7 +14,7 @@ and before the pool closes, so they show what the run left behind (idle
 connections, connections opened in total).
 
 This module knows nothing of argument parsing or of the embedded server;
-``httpool._cli`` does.
+``httpool._bench.cli`` does.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ import time
 import typing
 from collections.abc import Awaitable, Callable
 
-from ._async.connection_pool import AsyncConnectionPool
-from ._exceptions import UnsupportedProtocol
-from ._models import URL
-from ._stats import PoolStats
-from ._sync.connection_pool import ConnectionPool
+from .._async.connection_pool import AsyncConnectionPool
+from .._exceptions import UnsupportedProtocol
+from .._models import URL
+from .._stats import PoolStats
+from .._sync.connection_pool import ConnectionPool
 
 RUNTIMES = ("sync", "asyncio", "trio")
 # Seconds between two refreshes of the progress line.

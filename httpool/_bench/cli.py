@@ -3,8 +3,8 @@
 Theory of operation: this module only parses arguments, checks up front what
 would make the whole run pointless (a bad URL, a missing optional library),
 starts the embedded server when no URL is given, and prints the result. The
-runners and statistics live in ``httpool._loadgen``, the server in
-``httpool._bench_server``.
+runners and statistics live in ``httpool._bench.loadgen``, the server in
+``httpool._bench.server``.
 
 Exit status: 0 when every request succeeded, 1 when any failed, 2 for a usage
 error (bad arguments, bad URL, missing trio or h2), 130 after Ctrl-C. The
@@ -21,9 +21,9 @@ import ssl
 import sys
 from collections.abc import Sequence
 
-from ._bench_server import MAX_H2C_BODY, BenchServer
-from ._exceptions import HttpoolError
-from ._loadgen import RUNNERS, RUNTIMES, BenchConfig, check_url
+from .._exceptions import HttpoolError
+from .loadgen import RUNNERS, RUNTIMES, BenchConfig, check_url
+from .server import MAX_H2C_BODY, BenchServer
 
 _PROG = "httpool"
 

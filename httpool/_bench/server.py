@@ -2,7 +2,7 @@
 
 Theory of operation: the server exists to cost the client as little as
 possible, so that a benchmark measures the pool and not the server. It runs
-in its own process (``python -m httpool._bench_server``) so that on a small
+in its own process (``python -m httpool._bench.server``) so that on a small
 machine it does not share the client's GIL. Each connection is an asyncio
 ``Protocol`` that scans its buffer for complete requests: a head ends at the
 first ``b"\\r\\n\\r\\n"``; a ``Content-Length`` or chunked body after it is
@@ -307,7 +307,7 @@ async def serve(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m httpool._bench_server",
+        prog="python -m httpool._bench.server",
         description="Answer every HTTP/1.1 request with the same small response.",
     )
     parser.add_argument("--host", default="127.0.0.1")
@@ -373,7 +373,7 @@ class BenchServer:
         argv = [
             sys.executable,
             "-m",
-            "httpool._bench_server",
+            "httpool._bench.server",
             "--host",
             self.host,
             "--port",
