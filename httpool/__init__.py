@@ -35,8 +35,6 @@ from ._exceptions import TimeoutException as TimeoutException
 from ._exceptions import UnsupportedProtocol as UnsupportedProtocol
 from ._exceptions import WriteError as WriteError
 from ._exceptions import WriteTimeout as WriteTimeout
-from ._models import URL as URL
-from ._models import Origin as Origin
 from ._models import Request as Request
 from ._models import Response as Response
 from ._proxy import Proxy as Proxy
@@ -48,6 +46,8 @@ from ._sync.http11 import HTTP11Connection as HTTP11Connection
 from ._sync.http_proxy import HTTPProxy as HTTPProxy
 from ._sync.interfaces import ConnectionInterface as ConnectionInterface
 from ._sync.socks_proxy import SOCKSProxy as SOCKSProxy
+from ._urls import URL as URL
+from ._urls import Origin as Origin
 
 __version__ = "0.1.0"
 

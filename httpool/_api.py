@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator
 
-from ._models import URL, Extensions, HeaderTypes, Response
+from ._models import Extensions, HeaderTypes, Response
 from ._sync.connection_pool import ConnectionPool
+from ._urls import URL
 
 
 def request(

@@ -15,7 +15,8 @@ import ssl
 import urllib.parse
 
 from ._exceptions import UnsupportedProtocol
-from ._models import URL, Headers, HeaderTypes, enforce_bytes, enforce_headers, enforce_url
+from ._models import Headers, HeaderTypes, enforce_headers
+from ._urls import URL, enforce_bytes, enforce_url
 
 HTTP_PROXY_SCHEMES = frozenset((b"http", b"https"))
 SOCKS_PROXY_SCHEMES = frozenset((b"socks5", b"socks5h"))

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from httpool._async.assignment import MAX_SHARED_FAILURES, AsyncPoolState, PoolEntry, Waiter
-from httpool._models import Origin
+from httpool._urls import Origin
 
 ORIGINS = [Origin(b"http", f"host{i}.test".encode(), 80) for i in range(4)]
 

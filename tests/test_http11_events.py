@@ -6,10 +6,11 @@ from __future__ import annotations
 import h11
 import pytest
 
-import httpool._models
+import httpool._urls
 from httpool import URL, LocalProtocolError, Request
 from httpool._http11_events import _trusted_headers, request_event, response_head
-from httpool._models import Headers, enforce_url, include_request_headers
+from httpool._models import Headers, include_request_headers
+from httpool._urls import enforce_url
 
 
 def _wire(event: h11.Request) -> bytes:
@@ -117,7 +118,7 @@ def test_response_head(head: bytes, length: int | None) -> None:
 def test_parsed_urls_are_copies_sharing_the_origin(monkeypatch: pytest.MonkeyPatch) -> None:
     # An empty cache: the tests before this one may have filled it, and a full
     # cache parses every new URL afresh (no shared origin).
-    monkeypatch.setattr(httpool._models, "_parsed_urls", {})
+    monkeypatch.setattr(httpool._urls, "_parsed_urls", {})
     first = enforce_url("http://cache.example:81/x", name="url")
     second = enforce_url("http://cache.example:81/x", name="url")
     assert first == second and first is not second

@@ -11,20 +11,18 @@ from typing import Any
 
 import pytest
 
-from httpool import ConnectionPool, MockBackend, _models
+from httpool import ConnectionPool, MockBackend, _models, _urls
 from httpool._exceptions import ConnectError, LocalProtocolError, UnsupportedProtocol
 from httpool._models import (
-    URL,
     ByteStream,
-    Origin,
     Request,
     Response,
-    enforce_bytes,
     enforce_headers,
     enforce_stream,
     get_timeout,
     include_request_headers,
 )
+from httpool._urls import URL, Origin, enforce_bytes
 
 
 def refused_when_sent(request: Request) -> LocalProtocolError:
@@ -146,12 +144,13 @@ def test_header_name_cache_does_not_hide_errors() -> None:
 
 def test_header_name_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_models, "_CACHE_LIMIT", 0)
+    monkeypatch.setattr(_urls, "_CACHE_LIMIT", 0)
     assert enforce_headers([(b"X-Not-Cached-Yet", b"1")], name="h") == [(b"X-Not-Cached-Yet", b"1")]
     assert b"X-Not-Cached-Yet" not in _models._valid_names
     with pytest.raises(LocalProtocolError):
         enforce_headers([(b"X Not Cached", b"1")], name="h")
     assert URL("http://Not-Cached.example/").host == b"not-cached.example"
-    assert b"Not-Cached.example" not in _models._valid_hosts
+    assert b"Not-Cached.example" not in _urls._valid_hosts
     with pytest.raises(LocalProtocolError):
         URL("http://not<cached/")
 

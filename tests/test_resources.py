@@ -31,8 +31,8 @@ import pytest
 import httpool
 from httpool._async.interfaces import AsyncConnectionInterface
 from httpool._backends.base import AsyncNetworkBackend, AsyncNetworkStream, NetworkBackend
-from httpool._models import Origin
 from httpool._sync.interfaces import ConnectionInterface
+from httpool._urls import Origin
 from scripts.queued_memory import measure
 from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
 

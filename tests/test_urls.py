@@ -10,10 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from httpool._exceptions import ConnectError, LocalProtocolError, UnsupportedProtocol
-from httpool._models import (
-    URL,
-    enforce_url,
-)
+from httpool._urls import URL, enforce_url
 
 # URL parsing
 

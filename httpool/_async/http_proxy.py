@@ -27,11 +27,12 @@ from collections.abc import Iterable
 
 from .._backends.base import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
 from .._exceptions import CONNECT_ERRORS, ProxyError, map_exceptions
-from .._models import URL, Headers, HeaderTypes, Origin, Request, Response
+from .._models import Headers, HeaderTypes, Request, Response
 from .._proxy import Proxy
 from .._ssl import ssl_context_for
 from .._synchronization import AsyncShieldCancellation, uninterruptible
 from .._trace import Trace
+from .._urls import URL, Origin
 from .connection import AsyncHTTPConnection
 from .connection_pool import AsyncConnectionPool
 from .http11 import AsyncHTTP11Connection

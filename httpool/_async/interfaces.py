@@ -18,15 +18,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator
 
-from .._models import (
-    URL,
-    Extensions,
-    HeaderTypes,
-    Origin,
-    Request,
-    Response,
-    include_request_headers,
-)
+from .._models import Extensions, HeaderTypes, Request, Response, include_request_headers
+from .._urls import URL, Origin
 
 
 class AsyncRequestInterface:

@@ -34,11 +34,12 @@ from .._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from .._models import URL, Origin, Request
+from .._models import Request
 from .._proxy import Proxy
 from .._resolver import AsyncResolver
 from .._synchronization import AsyncShieldCancellation
 from .._trace import Trace
+from .._urls import URL, Origin
 from .connection import AsyncHTTPConnection
 from .connection_pool import AsyncConnectionPool
 from .http_proxy import connect_to_proxy

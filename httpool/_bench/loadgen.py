@@ -32,9 +32,9 @@ from collections.abc import Awaitable, Callable
 
 from .._async.connection_pool import AsyncConnectionPool
 from .._exceptions import UnsupportedProtocol
-from .._models import URL
 from .._stats import PoolStats
 from .._sync.connection_pool import ConnectionPool
+from .._urls import URL
 
 RUNTIMES = ("sync", "asyncio", "trio")
 # Seconds between two refreshes of the progress line.

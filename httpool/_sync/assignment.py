@@ -71,9 +71,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .._logging import QUIET, QUIET_CACHE, pool_log
-from .._models import Origin
 from .._stats import PoolStats
 from .._synchronization import Event
+from .._urls import Origin
 from .interfaces import ConnectionInterface
 
 # How many connections a parked waiter may see fail while it waits for them

@@ -38,10 +38,11 @@ from .._exceptions import (
     map_exceptions,
 )
 from .._logging import check as check_logging
-from .._models import REQUEST_SCHEMES, Origin, Request, Response, get_timeout, unsupported_protocol
+from .._models import Request, Response, get_timeout
 from .._ssl import ssl_context_for
 from .._synchronization import ShieldCancellation, uninterruptible
 from .._trace import Trace
+from .._urls import REQUEST_SCHEMES, Origin, unsupported_protocol
 from .http11 import HTTP11Connection
 from .interfaces import ConnectionInterface
 

@@ -35,14 +35,7 @@ from .._exceptions import (
     StreamRefused,
     WriteError,
 )
-from .._models import (
-    REQUEST_SCHEMES,
-    ByteStream,
-    Origin,
-    Request,
-    Response,
-    unsupported_protocol,
-)
+from .._models import ByteStream, Request, Response
 from .._proxy import Proxy
 from .._stats import PoolStats
 from .._synchronization import (
@@ -51,6 +44,7 @@ from .._synchronization import (
     protect_on_trio,
     uninterruptible,
 )
+from .._urls import REQUEST_SCHEMES, Origin, unsupported_protocol
 from .assignment import PoolEntry, PoolState, Waiter
 from .connection import HTTPConnection
 from .interfaces import ConnectionInterface, RequestInterface

@@ -65,9 +65,10 @@ from .._http11_state import ConnectionEvent as ConnectionEvent
 from .._http11_state import HTTPConnectionState as HTTPConnectionState
 from .._http11_state import next_state as next_state
 from .._logging import check as check_logging
-from .._models import ByteStream, Origin, Request, Response
+from .._models import ByteStream, Request, Response
 from .._synchronization import ShieldCancellation, uninterruptible
 from .._trace import NO_TRACE, Trace
+from .._urls import Origin
 from .deadline_stream import DeadlineStream
 from .interfaces import ConnectionInterface
 from .upgrade import HTTP11UpgradeStream

@@ -65,7 +65,7 @@ from .._exceptions import (
 )
 from .._http2_headers import malformed
 from .._logging import check as check_logging
-from .._models import ByteStream, Origin, Request, Response, get_timeout
+from .._models import ByteStream, Request, Response, get_timeout
 from .._synchronization import (
     Event,
     Lock,
@@ -74,6 +74,7 @@ from .._synchronization import (
     uninterruptible,
 )
 from .._trace import Trace
+from .._urls import Origin
 from .http2_parts import (
     CANCEL,
     HEADER_EVENTS,

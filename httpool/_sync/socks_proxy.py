@@ -35,11 +35,12 @@ from .._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from .._models import URL, Origin, Request
+from .._models import Request
 from .._proxy import Proxy
 from .._resolver import Resolver
 from .._synchronization import ShieldCancellation
 from .._trace import Trace
+from .._urls import URL, Origin
 from .connection import HTTPConnection
 from .connection_pool import ConnectionPool
 from .http_proxy import connect_to_proxy

@@ -26,7 +26,7 @@ import pytest
 
 import httpool
 from httpool import AsyncConnectionPool, AsyncMockBackend
-from httpool._validation import MAX_TIMEOUT
+from httpool._models import MAX_TIMEOUT
 from tests.support.fault_server import OK, FaultServer, fault_server
 
 __all__ = ["fault_server"]
