@@ -11,8 +11,12 @@ A context passed in by the user is the user's: the connection sets the ALPN
 protocols it wants on it, exactly as httpcore does.
 
 The contexts verify the server (``CERT_REQUIRED``, ``check_hostname``), refuse
-anything older than TLS 1.2, and trust the ``certifi`` bundle when it is
-installed, else the system's default CA store.
+anything older than TLS 1.2, and trust the system's CA store, as
+``ssl.create_default_context()`` loads it (OpenSSL's default paths, which
+``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` override; on Windows also the system's
+certificate stores). That is a declared choice, the same on every machine: no
+other bundle (certifi) is picked up because it happens to be importable. A
+caller who wants another store passes its own context.
 """
 
 from __future__ import annotations
@@ -25,12 +29,7 @@ _contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
 
 
 def _build(alpn: tuple[str, ...]) -> ssl.SSLContext:
-    try:
-        import certifi
-    except ImportError:  # pragma: no cover - certifi is installed in the test env
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    else:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=certifi.where())
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     # create_default_context already sets both; stating them keeps the promise
     # made above true whatever a future Python picks as its default.
     context.verify_mode = ssl.CERT_REQUIRED

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import sys
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from httpool import _urls
 from httpool._exceptions import ConnectError, LocalProtocolError, UnsupportedProtocol
+from httpool._models import Request
 from httpool._urls import URL, enforce_url
 
 # URL parsing
@@ -78,6 +81,26 @@ def test_url_idna_host() -> None:
     assert URL("https://b\u00fccher.example/".encode()).host == b"xn--bcher-kva.example"
     assert URL(scheme="https", host="b\u00fccher.example").host == b"xn--bcher-kva.example"
     assert URL("http://xn--bcher-kva.example").host == b"xn--bcher-kva.example"
+
+
+def test_idna_is_2008_with_uts46_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The declared choice, the idna package: the standard library's IDNA 2003
+    # codec would map the sharp s to "ss" (b"fass.example").
+    monkeypatch.setattr(_urls, "_valid_hosts", {})
+    assert URL("http://Fa\u00df.example/").host == b"xn--fa-hia.example"
+
+
+def test_non_ascii_host_without_idna_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if idna were not installed: no silent fallback to another IDNA.
+    monkeypatch.setitem(sys.modules, "idna", None)
+    monkeypatch.setattr(_urls, "_valid_hosts", {})
+    monkeypatch.setattr(_urls, "_parsed_urls", {})
+    with pytest.raises(ImportError, match=r"'idna' extra.*pip install httpool\[idna\]"):
+        URL("http://b\u00fccher.example/")
+    with pytest.raises(ImportError, match="idna"):
+        Request("GET", "http://b\u00fccher.example/")
+    # ASCII hosts, IDNA-encoded ones included, never need it.
+    assert URL("http://xn--bcher-kva.example/").host == b"xn--bcher-kva.example"
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,7 @@ class ConnectionPool(RequestInterface):
     """A pool of HTTP connections shared by concurrent requests.
 
     Args:
-        ssl_context: for https; the default verifies against certifi or the system store.
+        ssl_context: for https; the default verifies against the system CA store.
         proxy: send every request through this ``Proxy`` (HTTP, HTTPS or SOCKS5).
         max_connections: connections open at once, over all origins.
         max_keepalive_connections: idle connections kept; the oldest beyond it are closed.
