@@ -49,4 +49,3 @@ def test_default_context_trusts_the_system_store_not_certifi(
     assert _ca_entry(certifi_ca) not in trusted
     assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
     assert context.minimum_version is ssl.TLSVersion.TLSv1_2
-
