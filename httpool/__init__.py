@@ -1,4 +1,12 @@
-"""httpool: a fast, correct HTTP/1.1 connection pool for threads, asyncio and trio."""
+"""httpool: a fast, correct HTTP/1.1 and HTTP/2 connection pool for threads, asyncio and trio.
+
+This module only re-exports. Every public class and function says it lives
+here (``__module__ == "httpool"``, as in httpcore and trio), so reprs,
+tracebacks and pickles show ``httpool.ConnectError``, not the private module
+that defines it; the lazily imported names get the same on first access.
+"""
+
+import types as _types
 
 from ._api import request as request
 from ._api import stream as stream
@@ -48,8 +56,7 @@ from ._sync.interfaces import ConnectionInterface as ConnectionInterface
 from ._sync.socks_proxy import SOCKSProxy as SOCKSProxy
 from ._urls import URL as URL
 from ._urls import Origin as Origin
-
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 # Names whose modules import an optional library (h2, trio) or are rarely
 # needed: resolved on first use, so that `import httpool` needs neither.
@@ -74,8 +81,15 @@ def __getattr__(name: str) -> object:
         raise ImportError(
             f"httpool.{name} needs the {extra!r} extra: pip install httpool[{extra}]"
         ) from exc
+    _publish(value)
     globals()[name] = value
     return value
+
+
+def _publish(value: object) -> None:
+    """Show ``value`` (a class or function) as defined here: ``httpool.Name``."""
+    if isinstance(value, (type, _types.FunctionType)):
+        value.__module__ = __name__
 
 
 def __dir__() -> list[str]:
@@ -143,3 +157,8 @@ __all__ = [
     "ReadError",
     "WriteError",
 ]
+
+for _name in __all__:
+    if _name not in _LAZY:
+        _publish(globals()[_name])
+del _name

@@ -3,9 +3,11 @@
 from __future__ import annotations
 import __future__
 
+import pickle
 import subprocess
 import sys
 import textwrap
+import traceback
 import types
 from pathlib import Path
 
@@ -89,3 +91,39 @@ def test_lazy_names_without_their_extra() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert "pip install httpool[http2]" in done.stdout, done.stderr
+
+
+# A type alias (a union of tuples): neither a class nor a function, no module of its own.
+_ALIASES = {"SOCKET_OPTION"}
+
+
+def test_every_public_name_shows_as_httpool() -> None:
+    # As httpcore and trio do: reprs, tracebacks and pickles name httpool.X,
+    # not the private module that defines it (the lazy names included).
+    for name in httpool.__all__:
+        value = getattr(httpool, name)
+        if name in _ALIASES:
+            assert not isinstance(value, (type, types.FunctionType)), name
+            continue
+        assert value.__module__ == "httpool", name
+        assert value.__qualname__ == name, name
+        assert pickle.loads(pickle.dumps(value)) is value, name
+    assert repr(httpool.ConnectionPool).startswith("<class 'httpool.ConnectionPool'")
+
+
+def test_exceptions_pickle_and_show_as_httpool() -> None:
+    values = [getattr(httpool, name) for name in httpool.__all__]
+    errors = [v for v in values if isinstance(v, type) and issubclass(v, BaseException)]
+    assert httpool.ConnectError in errors and httpool.HttpoolError in errors
+    for cls in errors:
+        copy = pickle.loads(pickle.dumps(cls("boom")))
+        assert type(copy) is cls and copy.args == ("boom",)
+    shown = traceback.format_exception_only(httpool.ConnectError, httpool.ConnectError("refused"))
+    assert shown == ["httpool.ConnectError: refused\n"]
+
+
+def test_httpx_transports_keep_their_module() -> None:
+    import httpool.httpx
+
+    for name in httpool.httpx.__all__:
+        assert getattr(httpool.httpx, name).__module__ == "httpool.httpx", name

@@ -1,12 +1,19 @@
 """The package's metadata claims what CI proves: the Python classifiers in
 pyproject.toml are exactly the versions ``nox -s tests`` runs on (PYTHONS in
-noxfile.py), and ``requires-python`` starts at the oldest of them."""
+noxfile.py), and ``requires-python`` starts at the oldest of them; the version
+is written once; the console script names a function that exists."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.metadata
 import pathlib
 import re
+
+import pytest
+
+import httpool
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -29,3 +36,32 @@ def test_classifiers_list_exactly_the_pythons_ci_tests() -> None:
     assert classified == pythons
     oldest = min(pythons, key=lambda v: tuple(map(int, v.split("."))))
     assert f'requires-python = ">={oldest}"' in pyproject
+
+
+def test_the_version_is_written_once() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'build-backend = "hatchling.build"' in pyproject
+    assert re.search(r"^version\s*=", pyproject, re.MULTILINE) is None
+    assert 'dynamic = ["version"]' in pyproject
+    assert '[tool.hatch.version]\npath = "httpool/_version.py"' in pyproject
+    # Hatch's default pattern for that file.
+    source = (ROOT / "httpool" / "_version.py").read_text()
+    pattern = r"""(?i)^(__version__|VERSION) *= *(['"])v?(?P<version>.+?)\2"""
+    found = re.search(pattern, source, re.MULTILINE)
+    assert found is not None and found["version"] == httpool.__version__
+
+
+def test_installed_metadata_reports_the_version() -> None:
+    try:
+        installed = importlib.metadata.version("httpool")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("httpool is not installed, only importable")
+    assert installed == httpool.__version__
+
+
+def test_console_script_names_the_cli() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    found = re.search(r'^\[project\.scripts\]\nhttpool = "([\w.]+):(\w+)"$', pyproject, re.M)
+    assert found is not None
+    module = importlib.import_module(found[1])
+    assert module.__name__ == "httpool._bench.cli" and callable(getattr(module, found[2]))

@@ -241,7 +241,7 @@ async def test_unsupported_scheme() -> None:
 
 async def test_server_choosing_h2_that_was_not_offered(monkeypatch: pytest.MonkeyPatch) -> None:
     # As in httpcore: HTTP/2 is spoken if h2 is there (a scripted stream does this) ...
-    package = AsyncHTTPConnection.__module__.rpartition(".")[0]
+    package = AsyncHTTPConnection.aconnect.__module__.rpartition(".")[0]
     fake = types.ModuleType(package + ".http2")
     fake.AsyncHTTP2Connection = AsyncFakeHTTP2Connection  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, package + ".http2", fake)
@@ -338,7 +338,7 @@ async def test_http2_without_its_module(
     server: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As if h2 were not installed: the import of the http2 module fails.
-    package = AsyncHTTPConnection.__module__.rpartition(".")[0]
+    package = AsyncHTTPConnection.aconnect.__module__.rpartition(".")[0]
     monkeypatch.setitem(sys.modules, package + ".http2", None)
     async with AsyncHTTPConnection(_origin(server), http2=True) as conn:
         assert (await conn.request("GET", server.url + "/")).status == 200
@@ -368,7 +368,7 @@ class AsyncFakeHTTP2Connection:
 async def test_http2_is_chosen_once_its_module_exists(
     monkeypatch: pytest.MonkeyPatch, scheme: bytes, http1: bool, alpn_h2: bool
 ) -> None:
-    package = AsyncHTTPConnection.__module__.rpartition(".")[0]
+    package = AsyncHTTPConnection.aconnect.__module__.rpartition(".")[0]
     fake = types.ModuleType(package + ".http2")
     fake.AsyncFakeHTTP2Connection = AsyncFakeHTTP2Connection  # type: ignore[attr-defined]
     fake.AsyncHTTP2Connection = AsyncFakeHTTP2Connection  # type: ignore[attr-defined]

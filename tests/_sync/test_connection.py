@@ -242,7 +242,7 @@ def test_unsupported_scheme() -> None:
 
 def test_server_choosing_h2_that_was_not_offered(monkeypatch: pytest.MonkeyPatch) -> None:
     # As in httpcore: HTTP/2 is spoken if h2 is there (a scripted stream does this) ...
-    package = HTTPConnection.__module__.rpartition(".")[0]
+    package = HTTPConnection.connect.__module__.rpartition(".")[0]
     fake = types.ModuleType(package + ".http2")
     fake.HTTP2Connection = FakeHTTP2Connection  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, package + ".http2", fake)
@@ -337,7 +337,7 @@ def test_closed_before_connecting() -> None:
 
 def test_http2_without_its_module(server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
     # As if h2 were not installed: the import of the http2 module fails.
-    package = HTTPConnection.__module__.rpartition(".")[0]
+    package = HTTPConnection.connect.__module__.rpartition(".")[0]
     monkeypatch.setitem(sys.modules, package + ".http2", None)
     with HTTPConnection(_origin(server), http2=True) as conn:
         assert (conn.request("GET", server.url + "/")).status == 200
@@ -367,7 +367,7 @@ class FakeHTTP2Connection:
 def test_http2_is_chosen_once_its_module_exists(
     monkeypatch: pytest.MonkeyPatch, scheme: bytes, http1: bool, alpn_h2: bool
 ) -> None:
-    package = HTTPConnection.__module__.rpartition(".")[0]
+    package = HTTPConnection.connect.__module__.rpartition(".")[0]
     fake = types.ModuleType(package + ".http2")
     fake.FakeHTTP2Connection = FakeHTTP2Connection  # type: ignore[attr-defined]
     fake.HTTP2Connection = FakeHTTP2Connection  # type: ignore[attr-defined]
