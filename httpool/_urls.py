@@ -16,7 +16,8 @@ a silent fallback to the standard library's IDNA 2003 codec, whose answers
 differ (``faß.de``). ASCII hosts never need it.
 
 This module knows nothing of headers, bodies, requests, connections or I/O;
-``_models`` builds on it, never the reverse.
+``_models`` builds on it, never the reverse (so ``enforce_bytes``, which both
+use, lives here).
 """
 
 from __future__ import annotations
@@ -218,7 +219,8 @@ class URL:
     without brackets; ``port`` is ``None`` for the default; ``target`` is the
     path and query, percent-encoded, ``b"/"`` if empty. Fragment and userinfo
     are dropped. Raises LocalProtocolError for CR, LF, NUL, space or tab, an
-    invalid host, or a port in a URL string that is not a number in 0-65535.
+    invalid host, or a port in a URL string that is not a number in 0-65535;
+    ImportError for a Unicode host without the ``idna`` extra.
 
     What httpcore accepts when a URL is built, httpool accepts too: a missing
     or unknown scheme, an empty host, a port part out of range. Such a URL
