@@ -1,6 +1,6 @@
 """Resource bounds: memory of queued requests, and no cycles that keep connections alive.
 
-- Memory: ``scripts/queued_memory.py`` measures with tracemalloc what a queued
+- Memory: ``tests/support/queued_memory.py`` measures with tracemalloc what a queued
   request costs on asyncio and trio; here 10,000 of them must cost under
   4 KiB each beyond a bare parked task, and under 8 KiB all told.
 - Cycles: with the garbage collector off, every connection object a pool made
@@ -33,8 +33,8 @@ from httpool._async.interfaces import AsyncConnectionInterface
 from httpool._backends.base import AsyncNetworkBackend, AsyncNetworkStream, NetworkBackend
 from httpool._models import Origin
 from httpool._sync.interfaces import ConnectionInterface
-from scripts.queued_memory import measure
 from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
+from tests.support.queued_memory import measure
 
 __all__ = ["http_server_ca", "server", "tls_server"]
 

@@ -28,7 +28,7 @@ from httpool._bench_server import BenchServer
 from httpool._cli import main
 from httpool._loadgen import BenchConfig, BenchResult, Recorder
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
 
 
