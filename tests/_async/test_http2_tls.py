@@ -24,11 +24,9 @@ from httpool._async import assignment, http2
 from httpool._backends.default import async_default_backend
 from tests.support.concurrency import AsyncTaskGroup
 from tests.support.fault_server import HANG, FaultServer, send
-from tests.support.h2_server import H2Server, h2_tls_server, make_h2_server, tls_material
+from tests.support.h2_server import H2Server, tls_material
 from tests.support.tls import make_server_context
 from tests.support.tls_script_server import TLSScriptServer, limit_version
-
-__all__ = ["h2_tls_server", "make_h2_server"]
 
 # Stops a broken server that still holds requests after this long: far beyond
 # what the pool's bounds allow, so only a regression trips it.

@@ -16,17 +16,9 @@ import httpool._async.http_proxy as http_proxy_module
 from httpool import AsyncConnectionPool, AsyncHTTPProxy, Proxy
 from httpool._async.tls_in_tls import AsyncTLSInTLSStream
 from tests.support.concurrency import AsyncTaskGroup
-from tests.support.h2_server import H2Server, h2_tls_server, pattern, pattern_sha256
-from tests.support.http_server import (
-    HTTPServer,
-    http_server_ca,
-    make_tls_contexts,
-    server,
-    tls_server,
-)
+from tests.support.h2_server import H2Server, pattern, pattern_sha256
+from tests.support.http_server import HTTPServer, make_tls_contexts
 from tests.support.proxy_server import HTTPProxyServer
-
-__all__ = ["h2_tls_server", "http_server_ca", "server", "tls_server"]
 
 
 def _with_userinfo(url: str, userinfo: str) -> str:

@@ -12,11 +12,9 @@ import pytest
 
 import httpool
 from httpool import AsyncConnectionPool, AsyncSOCKSProxy, Proxy
-from tests.support.h2_server import H2Server, h2_tls_server
-from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
+from tests.support.h2_server import H2Server
+from tests.support.http_server import HTTPServer
 from tests.support.proxy_server import SOCKS5Server
-
-__all__ = ["h2_tls_server", "http_server_ca", "server", "tls_server"]
 
 
 def _localhost_ipv4() -> bool:

@@ -28,9 +28,7 @@ import pytest
 import httpool
 from httpool import ConnectionPool, MockBackend
 from httpool._validation import MAX_TIMEOUT
-from tests.support.fault_server import OK, FaultServer, fault_server
-
-__all__ = ["fault_server"]
+from tests.support.fault_server import OK, FaultServer
 
 PROMPT = {"timeout": {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}}
 

@@ -17,17 +17,9 @@ import httpool._sync.http_proxy as http_proxy_module
 from httpool import ConnectionPool, HTTPProxy, Proxy
 from httpool._sync.tls_in_tls import TLSInTLSStream
 from tests.support.concurrency import TaskGroup
-from tests.support.h2_server import H2Server, h2_tls_server, pattern, pattern_sha256
-from tests.support.http_server import (
-    HTTPServer,
-    http_server_ca,
-    make_tls_contexts,
-    server,
-    tls_server,
-)
+from tests.support.h2_server import H2Server, pattern, pattern_sha256
+from tests.support.http_server import HTTPServer, make_tls_contexts
 from tests.support.proxy_server import HTTPProxyServer
-
-__all__ = ["h2_tls_server", "http_server_ca", "server", "tls_server"]
 
 
 def _with_userinfo(url: str, userinfo: str) -> str:

@@ -33,10 +33,8 @@ from httpool._async.interfaces import AsyncConnectionInterface
 from httpool._backends.base import AsyncNetworkBackend, AsyncNetworkStream, NetworkBackend
 from httpool._models import Origin
 from httpool._sync.interfaces import ConnectionInterface
-from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
+from tests.support.http_server import HTTPServer
 from tests.support.queued_memory import measure
-
-__all__ = ["http_server_ca", "server", "tls_server"]
 
 HANG = {"timeout": {"read": 0.05}}
 OPTIONS = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]

@@ -19,12 +19,10 @@ import pytest
 
 from httpool import AsyncConnectionPool
 from httpool._async.connection import AsyncHTTPConnection
-from tests.support.h2_server import H2Server, h2_server
-from tests.support.http_server import HTTPServer, server
+from tests.support.h2_server import H2Server
+from tests.support.http_server import HTTPServer
 
 trio = pytest.importorskip("trio")
-
-__all__ = ["h2_server", "server"]
 
 
 def _recording_trace(seen: dict[str, bool]) -> typing.Callable[..., typing.Awaitable[None]]:

@@ -25,8 +25,6 @@ import typing
 from collections.abc import Callable, Iterator
 from types import TracebackType
 
-import pytest
-
 Mode = typing.Literal["echo", "close", "silent", "stall"]
 
 _T = typing.TypeVar("_T")
@@ -248,13 +246,6 @@ class EchoServer:
                 return
             if self.mode == "echo":
                 channel.sendall(data)
-
-
-@pytest.fixture
-def echo_server() -> Iterator[EchoServer]:
-    """A plain TCP echo server."""
-    with EchoServer() as server:
-        yield server
 
 
 @contextlib.contextmanager

@@ -28,9 +28,7 @@ import socket
 import struct
 import threading
 import typing
-from collections.abc import Iterator, Mapping, Sequence
-
-import pytest
+from collections.abc import Mapping, Sequence
 
 from tests.support.threaded_server import ThreadedServer
 
@@ -321,11 +319,3 @@ class FaultServer(ThreadedServer):
         body = bytes(buffer[:end])
         del buffer[:end]
         return body
-
-
-@pytest.fixture
-def fault_server() -> Iterator[FaultServer]:
-    """A ``FaultServer`` with the built-in ``FAULTS`` routes, stopped after the test."""
-    with FaultServer() as srv:
-        yield srv
-    assert srv.open_connections == 0

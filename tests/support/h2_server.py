@@ -14,10 +14,9 @@ nothing survives it, no socket, no thread.
 The request path picks the behaviour (see ``H2Server``); the server counts
 what it saw so that tests assert on the client's wire behaviour.
 
-Fixtures (import them by name into a test module, with ``__all__`` naming
-them, as for ``tests/support/http_server.py``): ``h2_server`` (h2c with
-prior knowledge), ``h2_tls_server`` (TLS, ALPN ``h2``) and
-``make_h2_server(tls=False, **options)``.
+Fixtures (in ``tests/support/fixtures.py``, seen by every test module):
+``h2_server`` (h2c with prior knowledge), ``h2_tls_server`` (TLS, ALPN
+``h2``) and ``make_h2_server(tls=False, **options)``.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ import typing
 from collections.abc import Callable, Iterator
 
 import h2.settings
-import pytest
 import trustme
 
 from tests.support.h2_server_connection import PATTERN_BLOCK, PATTERN_PERIOD, Connection
@@ -221,33 +219,3 @@ def make_tls_server(**options: typing.Any) -> H2Server:
     server = H2Server(ssl_context=make_server_context(certificate, alpn=["h2"]), **options)
     server.client_ssl_context = make_client_context(ca)
     return server
-
-
-@pytest.fixture
-def h2_server() -> Iterator[H2Server]:
-    """A plain-TCP HTTP/2 server (prior knowledge), stopped after the test."""
-    with H2Server() as server:
-        yield server
-
-
-@pytest.fixture
-def h2_tls_server() -> Iterator[H2Server]:
-    """An HTTP/2 server over TLS; ``client_ssl_context`` trusts it (set ALPN yourself)."""
-    with make_tls_server() as server:
-        yield server
-
-
-@pytest.fixture
-def make_h2_server() -> Iterator[Callable[..., H2Server]]:
-    """A factory: ``make_h2_server(tls=False, **H2Server options)`` returns a
-    started server, stopped after the test."""
-    servers: list[H2Server] = []
-
-    def make(*, tls: bool = False, **options: typing.Any) -> H2Server:
-        server = make_tls_server(**options) if tls else H2Server(**options)
-        servers.append(server.start())
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()

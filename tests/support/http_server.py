@@ -23,10 +23,8 @@ import threading
 import time
 import typing
 import urllib.parse
-from collections.abc import Iterator
 
 import h11
-import pytest
 import trustme
 
 from tests.support.threaded_server import ThreadedServer
@@ -359,27 +357,3 @@ def make_tls_contexts(
     client = ssl.create_default_context()
     ca.configure_trust(client)
     return TLSContexts(server, client)
-
-
-@pytest.fixture(scope="session")
-def http_server_ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def server() -> Iterator[HTTPServer]:
-    """A plain HTTP server, stopped (and checked for leaks) after the test."""
-    with HTTPServer() as srv:
-        yield srv
-    assert srv.open_connections == 0
-
-
-@pytest.fixture
-def tls_server(http_server_ca: trustme.CA) -> Iterator[HTTPServer]:
-    """An HTTPS server; ``tls_server.client_ssl_context`` trusts its certificate,
-    which is valid for 127.0.0.1, localhost and example.org."""
-    contexts = make_tls_contexts(http_server_ca, hostnames=("example.org",))
-    with HTTPServer(ssl_context=contexts.server) as srv:
-        srv.client_ssl_context = contexts.client
-        yield srv
-    assert srv.open_connections == 0
