@@ -138,7 +138,7 @@ def lint(session: nox.Session) -> None:
 def typing(session: nox.Session) -> None:
     _install(session)
     session.install("nox")  # so that mypy can check this file
-    session.run("mypy", "--strict", "httpool", "unasync.py", "noxfile.py")
+    session.run("mypy", "--strict", "httpool", "unasync.py", "noxfile.py", "tests")
 
 
 @nox.session

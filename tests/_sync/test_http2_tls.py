@@ -55,6 +55,7 @@ def _h2_tls_pool(server: H2Server, **kwargs: object) -> ConnectionPool:
 def test_a_fresh_connection_per_request(h2_tls_server: H2Server, version: str) -> None:
     # Where the handshake race of issue 15 lives: the server's SETTINGS come
     # right behind its last handshake flight, on every connection.
+    assert h2_tls_server.client_ssl_context is not None
     limit_version(h2_tls_server.client_ssl_context, version)
     requests = 200
     with _h2_tls_pool(h2_tls_server) as pool:

@@ -344,12 +344,13 @@ def test_tunnels_obey_the_pool_limits(tls_server: HTTPServer) -> None:
 
 def test_http_proxy_class_matches_httpcore(tls_server: HTTPServer) -> None:
     with HTTPProxyServer() as proxy:
-        with HTTPProxy(
+        proxied = HTTPProxy(
             proxy_url=proxy.url.encode(),
             proxy_headers=[(b"X-Via", b"test")],
             ssl_context=tls_server.client_ssl_context,
-        ) as pool:
-            assert pool._proxy_url == httpool.URL(proxy.url)
+        )
+        with proxied as pool:
+            assert proxied._proxy_url == httpool.URL(proxy.url)
             assert (pool.request("GET", tls_server.url + "/")).status == 200
             assert len(proxy.connects) == 1
         with pytest.raises(ValueError):

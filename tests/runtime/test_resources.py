@@ -263,14 +263,16 @@ def test_httpx_errors_free_their_connections_without_the_collector(
         record(name, info)
 
     url = tls_server.url + "/hang"
+    verify = tls_server.client_ssl_context
+    assert verify is not None
     if runtime == "sync":
-        transport = httpool.httpx.HTTPTransport(verify=tls_server.client_ssl_context)
+        transport = httpool.httpx.HTTPTransport(verify=verify)
         with httpx.Client(transport=transport) as client, pytest.raises(httpx.ReadTimeout):
             client.get(url, timeout=0.05, extensions={"trace": record})
     else:
 
         async def main() -> None:
-            transport = httpool.httpx.AsyncHTTPTransport(verify=tls_server.client_ssl_context)
+            transport = httpool.httpx.AsyncHTTPTransport(verify=verify)
             async with httpx.AsyncClient(transport=transport) as client:
                 with pytest.raises(httpx.ReadTimeout):
                     await client.get(url, timeout=0.05, extensions={"trace": arecord})

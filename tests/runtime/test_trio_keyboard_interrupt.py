@@ -111,7 +111,7 @@ def test_ctrl_c_while_streams_share_a_connection(
     http2 = protocol == "http2"
     url = (h2_server.url if http2 else server.url) + "/"
     pool = AsyncConnectionPool(http1=not http2, http2=http2, max_connections=4)
-    fired = []
+    fired: list[bool] = []
 
     async def trace(name: str, info: dict[str, typing.Any]) -> None:
         if name.endswith("receive_response_headers.started") and not fired:

@@ -89,7 +89,7 @@ def _big_head(size: int) -> bytes:
     """A 200 response whose head (status line to blank line) is exactly ``size`` bytes."""
     start, end = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", b"\r\n"
     filler = size - len(start) - len(end)
-    lines = []
+    lines: list[bytes] = []
     while filler > 0:
         # "X-Fill-NNNN: " + value + CRLF, at most ~4 KiB per line.
         name = b"X-Fill-%04d: " % len(lines)
