@@ -207,7 +207,7 @@ class FaultServer(ThreadedServer):
         """The base URL, without a trailing slash: ``http://127.0.0.1:PORT``."""
         return f"http://127.0.0.1:{self.port}"
 
-    def _accepted(self, sock: socket.socket) -> threading.Thread:
+    def _accepted(self, sock: socket.socket, address: typing.Any) -> threading.Thread:
         script = self._on_accept.pop(0) if self._on_accept else None
         return self._serve_in_thread(sock, self._serve_connection, script)
 

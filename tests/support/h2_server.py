@@ -148,7 +148,7 @@ class H2Server(ThreadedServer):
 
     # Connections.
 
-    def _accepted(self, sock: socket.socket) -> threading.Thread:
+    def _accepted(self, sock: socket.socket, address: typing.Any) -> threading.Thread:
         connection = self.connection_factory(self, sock, self.connections_accepted)
         thread = threading.Thread(target=connection.run, name=f"{self.name}-conn", daemon=True)
         self._connections[connection] = thread

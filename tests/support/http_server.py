@@ -140,7 +140,7 @@ class HTTPServer(ThreadedServer):
         with self.lock:
             self.sni_names.append(name)
 
-    def _accepted(self, sock: socket.socket) -> threading.Thread:
+    def _accepted(self, sock: socket.socket, address: typing.Any) -> threading.Thread:
         return self._serve_in_thread(sock, self._serve_connection)
 
     # One connection.

@@ -52,7 +52,7 @@ class _ProxyServer(ThreadedServer):
             time.sleep(0.001)
         return len(clients)
 
-    def _accepted(self, sock: socket.socket) -> threading.Thread:
+    def _accepted(self, sock: socket.socket, address: typing.Any) -> threading.Thread:
         self._clients.add(sock)
         return self._serve_in_thread(sock, self._run)
 

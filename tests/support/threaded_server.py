@@ -71,6 +71,7 @@ class ThreadedServer:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind(("127.0.0.1", 0))
             self.port = listener.getsockname()[1]
+        self._listening(listener)
         listener.listen(self.backlog)
         self._listener = listener
         self._accept_thread = threading.Thread(
@@ -111,9 +112,13 @@ class ThreadedServer:
 
     # What subclasses provide or use.
 
-    def _accepted(self, sock: socket.socket) -> threading.Thread:
-        """Take charge of ``sock`` (called under ``lock``, after
-        ``connections_accepted`` counted it); return the thread to serve it."""
+    def _listening(self, listener: socket.socket) -> None:
+        """Configure the bound listener before it listens (by default, nothing)."""
+
+    def _accepted(self, sock: socket.socket, address: typing.Any) -> threading.Thread:
+        """Take charge of ``sock``, connected from ``address`` (called under
+        ``lock``, after ``connections_accepted`` counted it); return the thread
+        to serve it, unstarted."""
         raise NotImplementedError
 
     def _serve_in_thread(
@@ -157,12 +162,12 @@ class ThreadedServer:
             if any(fd == self._wake_r.fileno() for fd, _ in ready):
                 return
             try:
-                sock, _ = self._listener.accept()
+                sock, address = self._listener.accept()
             except OSError:  # pragma: no cover - the client gave up mid-accept
                 continue
             with self.lock:
                 self.connections_accepted += 1
-                thread = self._accepted(sock)
+                thread = self._accepted(sock, address)
             thread.start()
 
     def _connection_thread(
