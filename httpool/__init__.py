@@ -7,6 +7,7 @@ that defines it; the lazily imported names get the same on first access.
 """
 
 import types as _types
+import typing as _typing
 
 from ._api import request as request
 from ._api import stream as stream
@@ -66,6 +67,12 @@ _LAZY = {
     "AsyncIOBackend": "._backends.asyncio",
     "TrioBackend": "._backends.trio",
 }
+
+if _typing.TYPE_CHECKING:  # what __getattr__ resolves them to, for type checkers only
+    from ._async.http2 import AsyncHTTP2Connection as AsyncHTTP2Connection
+    from ._backends.asyncio import AsyncIOBackend as AsyncIOBackend
+    from ._backends.trio import TrioBackend as TrioBackend
+    from ._sync.http2 import HTTP2Connection as HTTP2Connection
 
 
 def __getattr__(name: str) -> object:

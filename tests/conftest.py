@@ -1,24 +1,25 @@
-"""Runs every ``async def`` test on asyncio and on trio, and guards against leaked sockets.
+"""Runs every ``async def`` test on asyncio and on trio; registers the fixtures.
 
-A coroutine test gets a pseudo-parameter ``async_runtime`` (ids ``[asyncio]``
-and ``[trio]``) and is then run to completion by that library's ``run``;
-its fixtures are ordinary synchronous fixtures, passed in as usual. The
+Only hooks live here. A coroutine test gets a pseudo-parameter
+``async_runtime`` (ids ``[asyncio]`` and ``[trio]``) and is then run to
+completion by that library's ``run``, within ``TEST_LIMIT`` seconds; its
+fixtures are ordinary synchronous fixtures, passed in as usual. The
 generated twins in ``tests/_sync`` are plain functions and run on threads.
+The fixtures (servers, TLS material, the leaked-fd check) are a plugin,
+``tests/support/fixtures.py``: pytest takes ``pytest_plugins`` only from
+the rootmost conftest, which is this one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import gc
 import inspect
-import os
-import time
 import typing
-from collections.abc import Iterator
 
 import pytest
+
+pytest_plugins = ["tests.support.fixtures"]
 
 ASYNC_RUNTIMES = ("asyncio", "trio")
 
@@ -80,37 +81,3 @@ async def _asyncio_within_limit(call: functools.partial[typing.Any]) -> None:
         raise
     finally:
         timer.cancel()
-
-
-def _open_fds() -> dict[str, str]:
-    fds: dict[str, str] = {}
-    for fd in os.listdir("/proc/self/fd"):
-        # The descriptor listdir itself used is gone by now.
-        with contextlib.suppress(OSError):
-            fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
-    return fds
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _no_leaked_fds() -> Iterator[None]:
-    """Fail the module if it leaves file descriptors open (Linux only)."""
-    if not os.path.isdir("/proc/self/fd"):
-        yield
-        return
-    before = _open_fds()
-    yield
-    # Server threads and closed-but-unreferenced sockets need a moment and a
-    # collection to go away; a real leak survives both.
-    deadline = time.monotonic() + 2.0
-    while True:
-        gc.collect()
-        after = _open_fds()
-        if len(after) <= len(before) or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
-    if len(after) > len(before):
-        new = {fd: target for fd, target in after.items() if before.get(fd) != target}
-        pytest.fail(
-            f"test module leaked {len(after) - len(before)} file descriptor(s); new: {new}",
-            pytrace=False,
-        )

@@ -33,14 +33,14 @@ class AsyncFakeMultiplexConnection(AsyncConnectionInterface):
         self.origin = origin
         self.backend = backend
         self.max_streams = streams
-        self.stream: AsyncNetworkStream | None = None
+        self.network_stream: AsyncNetworkStream | None = None
         self.streams = 0
         self.peak = 0
         self.closed = False
 
     async def aconnect(self, request: Request) -> None:
-        if self.stream is None:
-            self.stream = await self.backend.connect_tcp(self.origin.host.decode(), 80)
+        if self.network_stream is None:
+            self.network_stream = await self.backend.connect_tcp(self.origin.host.decode(), 80)
 
     async def handle_async_request(self, request: Request) -> Response:
         await self.aconnect(request)
@@ -52,8 +52,8 @@ class AsyncFakeMultiplexConnection(AsyncConnectionInterface):
 
     async def aclose(self) -> None:
         self.closed = True
-        if self.stream is not None:
-            await self.stream.aclose()
+        if self.network_stream is not None:
+            await self.network_stream.aclose()
 
     def capacity(self) -> int:
         return 0 if self.closed else self.max_streams
@@ -87,6 +87,11 @@ class AsyncFakeMultiplexPool(AsyncConnectionPool):
         self.streams = streams
         self.made: list[AsyncFakeMultiplexConnection] = []
         super().__init__(network_backend=backend, http1=False, http2=True, **kwargs)  # type: ignore[arg-type]
+
+    async def __aenter__(self) -> AsyncFakeMultiplexPool:
+        # The pool's own returns an AsyncConnectionPool; the tests read ``made``.
+        await super().__aenter__()
+        return self
 
     def create_connection(self, origin: Origin) -> AsyncConnectionInterface:
         conn = AsyncFakeMultiplexConnection(origin, self._network_backend, self.streams)

@@ -30,22 +30,8 @@ from httpool._exceptions import (
     WriteTimeout,
 )
 from httpool._ssl import default_ssl_context, ssl_context_for
-from tests.support.echo_server import EchoServer, blackhole, echo_server
-from tests.support.tls import (
-    client_ssl_context,
-    make_server_context,
-    server_ssl_context,
-    tls_ca,
-    tls_certificate,
-)
-
-__all__ = [  # fixtures used by name
-    "client_ssl_context",
-    "echo_server",
-    "server_ssl_context",
-    "tls_ca",
-    "tls_certificate",
-]
+from tests.support.echo_server import EchoServer, blackhole
+from tests.support.tls import make_server_context
 
 TIMEOUT = 5.0
 PATTERN = bytes(range(256))

@@ -19,9 +19,7 @@ import httpool
 from httpool import AsyncMockBackend, Origin, Request
 from httpool._async.connection import AsyncHTTPConnection
 from httpool._async.http11 import AsyncHTTP11Connection
-from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
-
-__all__ = ["http_server_ca", "server", "tls_server"]
+from tests.support.http_server import HTTPServer
 
 
 def _origin(srv: HTTPServer) -> Origin:

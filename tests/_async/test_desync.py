@@ -121,7 +121,7 @@ async def test_close_delimited_body_is_never_reused(when: str) -> None:
     # Everything up to the close is the body, the injection included: that
     # is what the framing says. The connection is never reused.
     genuine = b"HTTP/1.1 200 OK\r\n\r\nhello"
-    script = _scripts(genuine)[when] + [CLOSE]
+    script = [*_scripts(genuine)[when], CLOSE]
     with FaultServer(routes={"/first": script}) as server:
         async with AsyncConnectionPool(max_connections=1) as pool:
             response = await pool.request("GET", server.url + "/first", extensions=PROMPT)

@@ -22,15 +22,7 @@ import pytest
 import httpool
 from httpool import AsyncConnectionPool, AsyncMockBackend, Origin
 from httpool._async.http11 import AsyncHTTP11Connection
-from tests.support.fault_server import (
-    HANG,
-    STALL,
-    FaultServer,
-    fault_server,
-    send,
-)
-
-__all__ = ["fault_server"]
+from tests.support.fault_server import HANG, STALL, FaultServer, send
 
 # Generous timeouts for faults the client sees at once: the test then proves
 # the error did not come from a timeout by finishing well within them.

@@ -40,11 +40,8 @@ from tests.support.h2_hostile import (
     SAFETY_TIMEOUT,
     STREAM_CLOSED,
     Hostility,
-    make_hostile_server,
 )
 from tests.support.h2_server import H2Server
-
-__all__ = ["make_hostile_server"]
 
 MakeServer = Callable[..., tuple[H2Server, Hostility]]
 

@@ -13,11 +13,9 @@ import pytest
 
 import httpool
 import httpool.httpx
-from tests.support.h2_server import H2Server, h2_tls_server
-from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
+from tests.support.h2_server import H2Server
+from tests.support.http_server import HTTPServer
 from tests.support.proxy_server import HTTPProxyServer
-
-__all__ = ["h2_tls_server", "http_server_ca", "server", "tls_server"]
 
 
 async def test_get_and_reuse(server: HTTPServer) -> None:
@@ -35,9 +33,9 @@ async def test_get_and_reuse(server: HTTPServer) -> None:
 
 
 async def test_http2_through_mounts(h2_tls_server: H2Server) -> None:
-    transport = httpool.httpx.AsyncHTTPTransport(
-        http2=True, verify=h2_tls_server.client_ssl_context
-    )
+    verify = h2_tls_server.client_ssl_context
+    assert verify is not None
+    transport = httpool.httpx.AsyncHTTPTransport(http2=True, verify=verify)
     mounts = {"https://": transport}
     async with httpx.AsyncClient(mounts=mounts) as client:
         response = await client.get(f"https://127.0.0.1:{h2_tls_server.port}/")
@@ -120,9 +118,9 @@ async def test_early_response_is_read_through_httpx(server: HTTPServer) -> None:
 async def test_through_an_http_proxy(server: HTTPServer, tls_server: HTTPServer) -> None:
     with HTTPProxyServer(auth=("user", "secret")) as proxy:
         url = proxy.url.replace("://", "://user:secret@")
-        transport = httpool.httpx.AsyncHTTPTransport(
-            proxy=url, verify=tls_server.client_ssl_context
-        )
+        verify = tls_server.client_ssl_context
+        assert verify is not None
+        transport = httpool.httpx.AsyncHTTPTransport(proxy=url, verify=verify)
         async with httpx.AsyncClient(transport=transport) as client:
             # http:// is forwarded, https:// goes through a CONNECT tunnel.
             assert (await client.get(server.url + "/")).text == "Hello, world!"
@@ -132,9 +130,9 @@ async def test_through_an_http_proxy(server: HTTPServer, tls_server: HTTPServer)
 
 async def test_proxy_refusal_is_httpx_proxy_error(tls_server: HTTPServer) -> None:
     with HTTPProxyServer(auth=("user", "secret")) as proxy:
-        transport = httpool.httpx.AsyncHTTPTransport(
-            proxy=proxy.url, verify=tls_server.client_ssl_context
-        )
+        verify = tls_server.client_ssl_context
+        assert verify is not None
+        transport = httpool.httpx.AsyncHTTPTransport(proxy=proxy.url, verify=verify)
         async with httpx.AsyncClient(transport=transport) as client:
             with pytest.raises(httpx.ProxyError, match="407"):
                 await client.get(tls_server.url + "/")

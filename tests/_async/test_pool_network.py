@@ -15,9 +15,7 @@ import httpool
 from httpool import AsyncConnectionPool
 from httpool._backends.default import async_default_backend
 from tests.support.concurrency import AsyncTaskGroup
-from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
-
-__all__ = ["http_server_ca", "server", "tls_server"]
+from tests.support.http_server import HTTPServer
 
 
 async def test_keepalive_reuses_one_socket(server: HTTPServer) -> None:

@@ -12,11 +12,9 @@ import pytest
 
 import httpool
 from httpool import AsyncConnectionPool, AsyncSOCKSProxy, Proxy
-from tests.support.h2_server import H2Server, h2_tls_server
-from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
+from tests.support.h2_server import H2Server
+from tests.support.http_server import HTTPServer
 from tests.support.proxy_server import SOCKS5Server
-
-__all__ = ["h2_tls_server", "http_server_ca", "server", "tls_server"]
 
 
 def _localhost_ipv4() -> bool:
@@ -145,10 +143,9 @@ async def test_stale_socks_connection_is_replaced(server: HTTPServer) -> None:
 
 async def test_socks_proxy_class_matches_httpcore(server: HTTPServer) -> None:
     with SOCKS5Server(auth=("user", "secret")) as socks:
-        async with AsyncSOCKSProxy(
-            proxy_url=socks.url("socks5h"), proxy_auth=(b"user", b"secret")
-        ) as pool:
-            assert pool._proxy_url == httpool.URL(socks.url("socks5h"))
+        proxied = AsyncSOCKSProxy(proxy_url=socks.url("socks5h"), proxy_auth=(b"user", b"secret"))
+        async with proxied as pool:
+            assert proxied._proxy_url == httpool.URL(socks.url("socks5h"))
             assert (await pool.request("GET", server.url + "/")).status == 200
         with pytest.raises(ValueError):
             AsyncSOCKSProxy("http://127.0.0.1:8080")

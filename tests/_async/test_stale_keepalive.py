@@ -22,9 +22,7 @@ import httpool
 from httpool import AsyncConnectionPool
 from httpool._async.connection import AsyncHTTPConnection
 from httpool._backends.default import async_default_backend
-from tests.support.http_server import HTTPServer, server
-
-__all__ = ["server"]
+from tests.support.http_server import HTTPServer
 
 ROUNDS = 1000
 

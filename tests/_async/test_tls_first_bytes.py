@@ -23,7 +23,7 @@ from httpool._backends.mock import AsyncMockBackend, AsyncMockStream
 from httpool._exceptions import ConnectError, WriteError
 from httpool._ssl import default_ssl_context
 from tests.support.echo_server import EchoServer
-from tests.support.tls import make_client_context, make_server_context, tls_ca, tls_certificate
+from tests.support.tls import make_client_context, make_server_context
 from tests.support.tls_script_server import (
     MANY_SENDS,
     WITH_HANDSHAKE,
@@ -31,8 +31,6 @@ from tests.support.tls_script_server import (
     first_bytes_cases,
     limit_version,
 )
-
-__all__ = ["tls_ca", "tls_certificate"]  # fixtures used by name
 
 TIMEOUT = 10.0
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB, not all alike, so that order shows

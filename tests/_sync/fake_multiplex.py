@@ -34,14 +34,14 @@ class FakeMultiplexConnection(ConnectionInterface):
         self.origin = origin
         self.backend = backend
         self.max_streams = streams
-        self.stream: NetworkStream | None = None
+        self.network_stream: NetworkStream | None = None
         self.streams = 0
         self.peak = 0
         self.closed = False
 
     def connect(self, request: Request) -> None:
-        if self.stream is None:
-            self.stream = self.backend.connect_tcp(self.origin.host.decode(), 80)
+        if self.network_stream is None:
+            self.network_stream = self.backend.connect_tcp(self.origin.host.decode(), 80)
 
     def handle_request(self, request: Request) -> Response:
         self.connect(request)
@@ -53,8 +53,8 @@ class FakeMultiplexConnection(ConnectionInterface):
 
     def close(self) -> None:
         self.closed = True
-        if self.stream is not None:
-            self.stream.close()
+        if self.network_stream is not None:
+            self.network_stream.close()
 
     def capacity(self) -> int:
         return 0 if self.closed else self.max_streams
@@ -88,6 +88,11 @@ class FakeMultiplexPool(ConnectionPool):
         self.streams = streams
         self.made: list[FakeMultiplexConnection] = []
         super().__init__(network_backend=backend, http1=False, http2=True, **kwargs)  # type: ignore[arg-type]
+
+    def __enter__(self) -> FakeMultiplexPool:
+        # The pool's own returns an AsyncConnectionPool; the tests read ``made``.
+        super().__enter__()
+        return self
 
     def create_connection(self, origin: Origin) -> ConnectionInterface:
         conn = FakeMultiplexConnection(origin, self._network_backend, self.streams)

@@ -20,9 +20,7 @@ import httpool
 from httpool import MockBackend, Origin, Request
 from httpool._sync.connection import HTTPConnection
 from httpool._sync.http11 import HTTP11Connection
-from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
-
-__all__ = ["http_server_ca", "server", "tls_server"]
+from tests.support.http_server import HTTPServer
 
 
 def _origin(srv: HTTPServer) -> Origin:

@@ -122,7 +122,7 @@ def test_close_delimited_body_is_never_reused(when: str) -> None:
     # Everything up to the close is the body, the injection included: that
     # is what the framing says. The connection is never reused.
     genuine = b"HTTP/1.1 200 OK\r\n\r\nhello"
-    script = _scripts(genuine)[when] + [CLOSE]
+    script = [*_scripts(genuine)[when], CLOSE]
     with FaultServer(routes={"/first": script}) as server:
         with ConnectionPool(max_connections=1) as pool:
             response = pool.request("GET", server.url + "/first", extensions=PROMPT)

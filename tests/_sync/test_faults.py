@@ -23,15 +23,7 @@ import pytest
 import httpool
 from httpool import ConnectionPool, MockBackend, Origin
 from httpool._sync.http11 import HTTP11Connection
-from tests.support.fault_server import (
-    HANG,
-    STALL,
-    FaultServer,
-    fault_server,
-    send,
-)
-
-__all__ = ["fault_server"]
+from tests.support.fault_server import HANG, STALL, FaultServer, send
 
 # Generous timeouts for faults the client sees at once: the test then proves
 # the error did not come from a timeout by finishing well within them.

@@ -11,8 +11,8 @@ Content-Length. Each test checks the documented exception type
 arguments), proves on the server side that nothing was sent (the server saw
 no connection, or no byte, or only the part a streamed body had yielded
 before it failed), and that the same pool then serves a request.
-Unit-level checks of the same rules live in tests/test_models.py and
-tests/test_urls.py; these run them through the pool, on the wire.
+Unit-level checks of the same rules live in tests/unit/test_models.py and
+tests/unit/test_urls.py; these run them through the pool, on the wire.
 
 Written once; runs on asyncio, trio and (generated) threads.
 """
@@ -28,9 +28,7 @@ import pytest
 import httpool
 from httpool import ConnectionPool, MockBackend
 from httpool._models import MAX_TIMEOUT
-from tests.support.fault_server import OK, FaultServer, fault_server
-
-__all__ = ["fault_server"]
+from tests.support.fault_server import OK, FaultServer
 
 PROMPT = {"timeout": {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}}
 

@@ -22,17 +22,9 @@ from httpool import ConnectionPool
 from httpool._backends.default import default_backend
 from tests.support.concurrency import TaskGroup
 from tests.support.fault_server import CLOSE, HANG, RESET, FaultServer, Script, pause, send
-from tests.support.h2_server import (
-    H2Server,
-    h2_server,
-    h2_tls_server,
-    make_h2_server,
-    pattern_sha256,
-)
+from tests.support.h2_server import H2Server, pattern_sha256
 from tests.support.h2_server_connection import MALFORMED
-from tests.support.http_server import HTTPServer, server
-
-__all__ = ["h2_server", "h2_tls_server", "make_h2_server", "server"]
+from tests.support.http_server import HTTPServer
 
 MakeServer = Callable[..., H2Server]
 

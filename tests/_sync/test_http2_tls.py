@@ -25,11 +25,9 @@ from httpool._backends.default import default_backend
 from httpool._sync import assignment, http2
 from tests.support.concurrency import TaskGroup
 from tests.support.fault_server import HANG, FaultServer, send
-from tests.support.h2_server import H2Server, h2_tls_server, make_h2_server, tls_material
+from tests.support.h2_server import H2Server, tls_material
 from tests.support.tls import make_server_context
 from tests.support.tls_script_server import TLSScriptServer, limit_version
-
-__all__ = ["h2_tls_server", "make_h2_server"]
 
 # Stops a broken server that still holds requests after this long: far beyond
 # what the pool's bounds allow, so only a regression trips it.
@@ -57,6 +55,7 @@ def _h2_tls_pool(server: H2Server, **kwargs: object) -> ConnectionPool:
 def test_a_fresh_connection_per_request(h2_tls_server: H2Server, version: str) -> None:
     # Where the handshake race of issue 15 lives: the server's SETTINGS come
     # right behind its last handshake flight, on every connection.
+    assert h2_tls_server.client_ssl_context is not None
     limit_version(h2_tls_server.client_ssl_context, version)
     requests = 200
     with _h2_tls_pool(h2_tls_server) as pool:

@@ -17,17 +17,9 @@ import httpool._sync.http_proxy as http_proxy_module
 from httpool import ConnectionPool, HTTPProxy, Proxy
 from httpool._sync.tls_in_tls import TLSInTLSStream
 from tests.support.concurrency import TaskGroup
-from tests.support.h2_server import H2Server, h2_tls_server, pattern, pattern_sha256
-from tests.support.http_server import (
-    HTTPServer,
-    http_server_ca,
-    make_tls_contexts,
-    server,
-    tls_server,
-)
+from tests.support.h2_server import H2Server, pattern, pattern_sha256
+from tests.support.http_server import HTTPServer, make_tls_contexts
 from tests.support.proxy_server import HTTPProxyServer
-
-__all__ = ["h2_tls_server", "http_server_ca", "server", "tls_server"]
 
 
 def _with_userinfo(url: str, userinfo: str) -> str:
@@ -352,12 +344,13 @@ def test_tunnels_obey_the_pool_limits(tls_server: HTTPServer) -> None:
 
 def test_http_proxy_class_matches_httpcore(tls_server: HTTPServer) -> None:
     with HTTPProxyServer() as proxy:
-        with HTTPProxy(
+        proxied = HTTPProxy(
             proxy_url=proxy.url.encode(),
             proxy_headers=[(b"X-Via", b"test")],
             ssl_context=tls_server.client_ssl_context,
-        ) as pool:
-            assert pool._proxy_url == httpool.URL(proxy.url)
+        )
+        with proxied as pool:
+            assert proxied._proxy_url == httpool.URL(proxy.url)
             assert (pool.request("GET", tls_server.url + "/")).status == 200
             assert len(proxy.connects) == 1
         with pytest.raises(ValueError):

@@ -14,11 +14,9 @@ import pytest
 
 import httpool
 import httpool.httpx
-from tests.support.h2_server import H2Server, h2_tls_server
-from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
+from tests.support.h2_server import H2Server
+from tests.support.http_server import HTTPServer
 from tests.support.proxy_server import HTTPProxyServer
-
-__all__ = ["h2_tls_server", "http_server_ca", "server", "tls_server"]
 
 
 def test_get_and_reuse(server: HTTPServer) -> None:
@@ -36,7 +34,9 @@ def test_get_and_reuse(server: HTTPServer) -> None:
 
 
 def test_http2_through_mounts(h2_tls_server: H2Server) -> None:
-    transport = httpool.httpx.HTTPTransport(http2=True, verify=h2_tls_server.client_ssl_context)
+    verify = h2_tls_server.client_ssl_context
+    assert verify is not None
+    transport = httpool.httpx.HTTPTransport(http2=True, verify=verify)
     mounts = {"https://": transport}
     with httpx.Client(mounts=mounts) as client:
         response = client.get(f"https://127.0.0.1:{h2_tls_server.port}/")
@@ -119,7 +119,9 @@ def test_early_response_is_read_through_httpx(server: HTTPServer) -> None:
 def test_through_an_http_proxy(server: HTTPServer, tls_server: HTTPServer) -> None:
     with HTTPProxyServer(auth=("user", "secret")) as proxy:
         url = proxy.url.replace("://", "://user:secret@")
-        transport = httpool.httpx.HTTPTransport(proxy=url, verify=tls_server.client_ssl_context)
+        verify = tls_server.client_ssl_context
+        assert verify is not None
+        transport = httpool.httpx.HTTPTransport(proxy=url, verify=verify)
         with httpx.Client(transport=transport) as client:
             # http:// is forwarded, https:// goes through a CONNECT tunnel.
             assert (client.get(server.url + "/")).text == "Hello, world!"
@@ -129,9 +131,9 @@ def test_through_an_http_proxy(server: HTTPServer, tls_server: HTTPServer) -> No
 
 def test_proxy_refusal_is_httpx_proxy_error(tls_server: HTTPServer) -> None:
     with HTTPProxyServer(auth=("user", "secret")) as proxy:
-        transport = httpool.httpx.HTTPTransport(
-            proxy=proxy.url, verify=tls_server.client_ssl_context
-        )
+        verify = tls_server.client_ssl_context
+        assert verify is not None
+        transport = httpool.httpx.HTTPTransport(proxy=proxy.url, verify=verify)
         with httpx.Client(transport=transport) as client:
             with pytest.raises(httpx.ProxyError, match="407"):
                 client.get(tls_server.url + "/")

@@ -16,9 +16,7 @@ import httpool
 from httpool import ConnectionPool
 from httpool._backends.default import default_backend
 from tests.support.concurrency import TaskGroup
-from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
-
-__all__ = ["http_server_ca", "server", "tls_server"]
+from tests.support.http_server import HTTPServer
 
 
 def test_keepalive_reuses_one_socket(server: HTTPServer) -> None:

@@ -13,11 +13,9 @@ import pytest
 
 import httpool
 from httpool import ConnectionPool, Proxy, SOCKSProxy
-from tests.support.h2_server import H2Server, h2_tls_server
-from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
+from tests.support.h2_server import H2Server
+from tests.support.http_server import HTTPServer
 from tests.support.proxy_server import SOCKS5Server
-
-__all__ = ["h2_tls_server", "http_server_ca", "server", "tls_server"]
 
 
 def _localhost_ipv4() -> bool:
@@ -144,8 +142,9 @@ def test_stale_socks_connection_is_replaced(server: HTTPServer) -> None:
 
 def test_socks_proxy_class_matches_httpcore(server: HTTPServer) -> None:
     with SOCKS5Server(auth=("user", "secret")) as socks:
-        with SOCKSProxy(proxy_url=socks.url("socks5h"), proxy_auth=(b"user", b"secret")) as pool:
-            assert pool._proxy_url == httpool.URL(socks.url("socks5h"))
+        proxied = SOCKSProxy(proxy_url=socks.url("socks5h"), proxy_auth=(b"user", b"secret"))
+        with proxied as pool:
+            assert proxied._proxy_url == httpool.URL(socks.url("socks5h"))
             assert (pool.request("GET", server.url + "/")).status == 200
         with pytest.raises(ValueError):
             SOCKSProxy("http://127.0.0.1:8080")

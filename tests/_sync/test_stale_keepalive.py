@@ -23,9 +23,7 @@ import httpool
 from httpool import ConnectionPool
 from httpool._backends.default import default_backend
 from httpool._sync.connection import HTTPConnection
-from tests.support.http_server import HTTPServer, server
-
-__all__ = ["server"]
+from tests.support.http_server import HTTPServer
 
 ROUNDS = 1000
 

@@ -24,7 +24,7 @@ from httpool._exceptions import ConnectError, WriteError
 from httpool._ssl import default_ssl_context
 from httpool._sync.upgrade import HTTP11UpgradeStream
 from tests.support.echo_server import EchoServer
-from tests.support.tls import make_client_context, make_server_context, tls_ca, tls_certificate
+from tests.support.tls import make_client_context, make_server_context
 from tests.support.tls_script_server import (
     MANY_SENDS,
     WITH_HANDSHAKE,
@@ -32,8 +32,6 @@ from tests.support.tls_script_server import (
     first_bytes_cases,
     limit_version,
 )
-
-__all__ = ["tls_ca", "tls_certificate"]  # fixtures used by name
 
 TIMEOUT = 10.0
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB, not all alike, so that order shows

@@ -24,17 +24,8 @@ import httpool
 from httpool import ConnectionPool, HTTPConnection, Origin
 from httpool._deadline import DEADLINE_KEY, Deadline, deadline_of, start_deadline
 from httpool._models import Request, include_request_headers
-from tests.support.fault_server import (
-    HANG,
-    STALL,
-    FaultServer,
-    drip_pieces,
-    fault_server,
-    send,
-)
-from tests.support.h2_server import H2Server, h2_server
-
-__all__ = ["fault_server", "h2_server"]
+from tests.support.fault_server import HANG, STALL, FaultServer, drip_pieces, send
+from tests.support.h2_server import H2Server
 
 TOTAL = 0.5
 # Everything else is generous: only the total can end these requests in time.

@@ -47,6 +47,9 @@ def _find(binary: str) -> str:
     raise ProxyUnavailable(f"{binary} is not installed")
 
 
+_P = typing.TypeVar("_P", bound="_ChildProxy")
+
+
 class _ChildProxy:
     """A proxy process with a config file in ``directory``, listening on ``port``."""
 
@@ -68,7 +71,7 @@ class _ChildProxy:
     def write_config(self) -> None:
         raise NotImplementedError
 
-    def start(self) -> typing.Self:
+    def start(self: _P) -> _P:
         self.write_config()
         output = (self.directory / f"{self.binary}.out").open("wb")
         with output:
@@ -114,7 +117,7 @@ class _ChildProxy:
                 text += "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
         return text
 
-    def __enter__(self) -> typing.Self:
+    def __enter__(self: _P) -> _P:
         return self.start()
 
     def __exit__(

@@ -22,7 +22,7 @@ class AsyncTaskGroup:
     def __init__(self) -> None:
         self._trio_cm: typing.Any = None
         self._nursery: typing.Any = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Future[object]] = []
 
     async def __aenter__(self) -> AsyncTaskGroup:
         if current_async_library() == "trio":
@@ -32,11 +32,11 @@ class AsyncTaskGroup:
             self._nursery = await self._trio_cm.__aenter__()
         return self
 
-    def start_soon(self, fn: Callable[..., Awaitable[None]], *args: typing.Any) -> None:
+    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: typing.Any) -> None:
         if self._nursery is not None:
             self._nursery.start_soon(fn, *args)
         else:
-            self._tasks.append(asyncio.ensure_future(fn(*args)))  # type: ignore[arg-type]
+            self._tasks.append(asyncio.ensure_future(fn(*args)))
 
     async def __aexit__(
         self,
@@ -65,7 +65,7 @@ class TaskGroup:
     def __enter__(self) -> TaskGroup:
         return self
 
-    def start_soon(self, fn: Callable[..., None], *args: typing.Any) -> None:
+    def start_soon(self, fn: Callable[..., object], *args: typing.Any) -> None:
         def run() -> None:
             try:
                 fn(*args)
@@ -98,7 +98,7 @@ async def cancel_after(seconds: float, fn: Callable[[], Awaitable[object]]) -> b
             await fn()
         return bool(scope.cancelled_caught)
     try:
-        await asyncio.wait_for(fn(), seconds)  # type: ignore[arg-type]
+        await asyncio.wait_for(fn(), seconds)
     except asyncio.TimeoutError:
         return True
     return False

@@ -1,14 +1,14 @@
 """A TCP echo server in threads, for the backend conformance tests.
 
-Theory of operation: one accept thread waits (``select``) on the listening
-socket and on a wake-up socket pair; each accepted connection gets a thread
-that runs the chosen ``mode``. ``stop()`` wakes the accept thread, shuts down
-every live connection socket (which unblocks a ``recv``, ``sendall`` or
-handshake in its thread), releases the stalled ones and joins every thread.
-Sockets are closed only under the server's lock, so a shutdown never reaches
-a descriptor number that was closed and reused. Server threads swallow every
-error: a client hanging up mid-handshake is a normal event here, and an
-exception escaping a thread would fail an unrelated test.
+Theory of operation: ``ThreadedServer`` (``threaded_server.py``) accepts and
+stops; each accepted connection gets a thread that runs the chosen ``mode``.
+``stop()`` wakes the accept thread, shuts down every live connection socket
+(which unblocks a ``recv``, ``sendall`` or handshake in its thread),
+releases the stalled ones and joins every thread. Sockets are closed only
+under the server's lock, so a shutdown never reaches a descriptor number
+that was closed and reused. Server threads swallow every error: a client
+hanging up mid-handshake is a normal event here, and an exception escaping a
+thread would fail an unrelated test.
 
 Also here: ``blackhole()``, a local address whose connects hang.
 """
@@ -23,9 +23,8 @@ import ssl
 import threading
 import typing
 from collections.abc import Callable, Iterator
-from types import TracebackType
 
-import pytest
+from tests.support.threaded_server import ThreadedServer
 
 Mode = typing.Literal["echo", "close", "silent", "stall"]
 
@@ -73,7 +72,7 @@ class _InnerTLS:
         self._run(lambda: self._tls.write(data))
 
 
-class EchoServer:
+class EchoServer(ThreadedServer):
     """An echo server on 127.0.0.1 (ephemeral port) or on a Unix socket.
 
     Modes, per connection:
@@ -101,21 +100,15 @@ class EchoServer:
         uds: str | None = None,
         recv_buffer: int | None = None,
     ) -> None:
+        super().__init__(uds=uds)
         self.mode = mode
         self.greeting = greeting
         self.ssl_context = ssl_context
         self.inner_ssl_context = inner_ssl_context
-        self.uds = uds
         self.recv_buffer = recv_buffer
         self.host = "127.0.0.1"
-        self.port = 0
         self.sni_names: list[str | None] = []
         self.peers: list[typing.Any] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._listener: socket.socket | None = None
-        self._threads: list[threading.Thread] = []
         self._live: set[socket.socket] = set()
         if ssl_context is not None:
             ssl_context.sni_callback = self._record_sni
@@ -125,87 +118,42 @@ class EchoServer:
     ) -> None:
         self.sni_names.append(name)
 
-    # Lifecycle.
+    # Connections.
 
-    def start(self) -> EchoServer:
-        if self.uds is not None:
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            listener.bind(self.uds)
-        else:
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            listener.bind((self.host, 0))
-            self.port = listener.getsockname()[1]
+    def _listening(self, listener: socket.socket) -> None:
         if self.recv_buffer is not None:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.recv_buffer)
-        listener.listen(128)
-        self._listener = listener
-        self._spawn(self._accept_loop)
-        return self
 
-    def stop(self) -> None:
-        self._stopping.set()
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
-        with self._lock:
+    def _accepted(self, sock: socket.socket, address: typing.Any) -> threading.Thread:
+        self._live.add(sock)
+        self.peers.append(address)
+        thread = threading.Thread(
+            target=functools.partial(self._serve, sock), name=f"{self.name}-conn", daemon=True
+        )
+        self._threads.add(thread)
+        return thread
+
+    def _stop_connections(self) -> None:
+        with self.lock:
             for sock in self._live:
                 with contextlib.suppress(OSError):
                     # The plain socket's shutdown, also for an SSLSocket: its
                     # own shutdown would drop the SSL state under the thread.
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        for thread in self._threads:
+        for thread in list(self._threads):
             thread.join(5)
-        with self._lock:
+        with self.lock:
             for sock in self._live:
                 sock.close()
             self._live.clear()
-        if self._listener is not None:
-            self._listener.close()
-        self._wake_r.close()
-        self._wake_w.close()
-
-    def __enter__(self) -> EchoServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    # Threads.
-
-    def _spawn(self, target: Callable[[], None]) -> None:
-        thread = threading.Thread(target=target, daemon=True)
-        self._threads.append(thread)
-        thread.start()
-
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
-        while not self._stopping.is_set():
-            readable, _, _ = select.select([self._listener, self._wake_r], [], [])
-            if self._wake_r in readable:
-                return
-            try:
-                conn, peer = self._listener.accept()
-            except OSError:
-                continue
-            with self._lock:
-                if self._stopping.is_set():
-                    conn.close()
-                    return
-                self._live.add(conn)
-                self.peers.append(peer)
-                self._spawn(functools.partial(self._serve, conn))
 
     def _swap(self, old: socket.socket, new: socket.socket) -> None:
-        with self._lock:
+        with self.lock:
             self._live.discard(old)
             self._live.add(new)
 
     def _close(self, sock: socket.socket) -> None:
-        with self._lock:
+        with self.lock:
             if sock in self._live:
                 self._live.discard(sock)
                 sock.close()
@@ -214,7 +162,7 @@ class EchoServer:
         sock = conn
         try:
             if self.mode == "stall":
-                self._stopping.wait()
+                self.stopping.wait()
                 return
             if self.ssl_context is not None:
                 # wrap_socket takes over the descriptor: track the new object
@@ -223,7 +171,7 @@ class EchoServer:
                     conn, server_side=True, do_handshake_on_connect=False
                 )
                 self._swap(conn, sock)
-                if self._stopping.is_set():
+                if self.stopping.is_set():
                     return
                 sock.do_handshake()
             channel: _Channel = sock
@@ -242,19 +190,12 @@ class EchoServer:
             channel.sendall(self.greeting)
         if self.mode == "close":
             return
-        while not self._stopping.is_set():
+        while not self.stopping.is_set():
             data = channel.recv(65536)
             if not data:
                 return
             if self.mode == "echo":
                 channel.sendall(data)
-
-
-@pytest.fixture
-def echo_server() -> Iterator[EchoServer]:
-    """A plain TCP echo server."""
-    with EchoServer() as server:
-        yield server
 
 
 @contextlib.contextmanager

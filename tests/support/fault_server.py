@@ -10,10 +10,11 @@ connection. Scripts in ``on_accept`` are played instead, one per accepted
 connection in order, before anything is read: a server that never reads, or
 one that speaks first.
 
-Each connection runs in its own thread; every blocking wait is a ``select``
-on the connection and a wake-up socket pair, and every pause waits on the
-stop event, so ``stop()`` wakes everything at once, shuts the sockets down
-and joins the threads: nothing survives it (the fd-leak check depends on
+Each connection runs in its own thread (``ThreadedServer`` of
+``threaded_server.py`` accepts and stops); every blocking wait is a
+``select`` on the connection and a wake-up socket pair, and every pause waits
+on the stop event, so ``stop()`` wakes everything at once, shuts the sockets
+down and joins the threads: nothing survives it (the fd-leak check depends on
 that). The server records every byte it received (``received``) and every
 request it parsed (``requests``), so that a test can prove the client sent
 nothing, instead of trusting the client.
@@ -27,10 +28,9 @@ import socket
 import struct
 import threading
 import typing
-from collections.abc import Iterator, Mapping, Sequence
-from types import TracebackType
+from collections.abc import Mapping, Sequence
 
-import pytest
+from tests.support.threaded_server import ThreadedServer
 
 READ_SIZE = 65536
 # A request head larger than this is a client bug (or a test of one): the
@@ -89,7 +89,7 @@ def _big_head(size: int) -> bytes:
     """A 200 response whose head (status line to blank line) is exactly ``size`` bytes."""
     start, end = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", b"\r\n"
     filler = size - len(start) - len(end)
-    lines = []
+    lines: list[bytes] = []
     while filler > 0:
         # "X-Fill-NNNN: " + value + CRLF, at most ~4 KiB per line.
         name = b"X-Fill-%04d: " % len(lines)
@@ -180,7 +180,7 @@ class _Stopped(Exception):
 
 
 @typing.final
-class FaultServer:
+class FaultServer(ThreadedServer):
     """A scripted HTTP/1.1 server on 127.0.0.1, in threads.
 
     Args:
@@ -189,104 +189,31 @@ class FaultServer:
             order, before reading anything; later connections are routed.
     """
 
+    name = "fault-server"
+    backlog = 64
+
     def __init__(
         self, routes: Mapping[str, Script] | None = None, on_accept: Sequence[Script] = ()
     ) -> None:
+        super().__init__()
         self.routes: dict[str, Script] = {**FAULTS, **(routes or {})}
         self.requests: list[RequestRecord] = []
         self.received = bytearray()
-        self.connections_accepted = 0
-        self.open_connections = 0
         self.signalled = threading.Event()
-        self.port = 0
         self._on_accept = list(on_accept)
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._listener: socket.socket | None = None
-        self._accept_thread: threading.Thread | None = None
-        self._threads: set[threading.Thread] = set()
-        self._sockets: set[socket.socket] = set()
 
     @property
     def url(self) -> str:
         """The base URL, without a trailing slash: ``http://127.0.0.1:PORT``."""
         return f"http://127.0.0.1:{self.port}"
 
-    # Lifecycle.
-
-    def start(self) -> FaultServer:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        self._accept_thread = threading.Thread(
-            target=self._accept_loop, name="fault-server-accept", daemon=True
-        )
-        self._accept_thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Wake every thread, close every socket, join every thread."""
-        self._stopping.set()
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
-        if self._accept_thread is not None:
-            self._accept_thread.join()
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            sockets = list(self._sockets)
-            threads = list(self._threads)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        for thread in threads:
-            thread.join()
-        self._wake_r.close()
-        self._wake_w.close()
-
-    def __enter__(self) -> FaultServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
-        while True:
-            readable, _, _ = select.select([self._listener, self._wake_r], [], [])
-            if self._wake_r in readable:
-                return
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:  # pragma: no cover - the client gave up mid-accept
-                continue
-            with self._lock:
-                script = self._on_accept.pop(0) if self._on_accept else None
-                thread = threading.Thread(
-                    target=self._connection_thread,
-                    args=(sock, script),
-                    name="fault-server-conn",
-                    daemon=True,
-                )
-                self.connections_accepted += 1
-                self.open_connections += 1
-                self._sockets.add(sock)
-                self._threads.add(thread)
-            thread.start()
+    def _accepted(self, sock: socket.socket, address: typing.Any) -> threading.Thread:
+        script = self._on_accept.pop(0) if self._on_accept else None
+        return self._serve_in_thread(sock, self._serve_connection, script)
 
     # One connection.
 
-    def _connection_thread(self, sock: socket.socket, script: Script | None) -> None:
+    def _serve_connection(self, sock: socket.socket, script: Script | None) -> None:
         try:
             sock.settimeout(SAFETY_TIMEOUT)
             if script is not None:
@@ -301,17 +228,13 @@ class FaultServer:
         finally:
             with contextlib.suppress(OSError):
                 sock.close()
-            with self._lock:
-                self.open_connections -= 1
-                self._sockets.discard(sock)
-                self._threads.discard(threading.current_thread())
 
     def _play(self, sock: socket.socket, script: Script) -> None:
         for step in script:
             if step.action == "send":
                 sock.sendall(step.data)
             elif step.action == "pause":
-                if self._stopping.wait(step.interval):
+                if self.stopping.wait(step.interval):
                     raise _Stopped()
             elif step.action == "close":
                 sock.shutdown(socket.SHUT_WR)
@@ -322,11 +245,11 @@ class FaultServer:
                 raise _Stopped()
             elif step.action == "reset":
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                raise _Stopped()  # the close in _connection_thread sends the RST
+                raise _Stopped()  # the close in _serve_connection sends the RST
             elif step.action == "signal":
                 self.signalled.set()
             elif step.action == "stall":
-                self._stopping.wait()
+                self.stopping.wait()
                 raise _Stopped()
             elif step.action == "hang":
                 # Read (and record) whatever comes, answer nothing, until the
@@ -345,7 +268,7 @@ class FaultServer:
         if self._wake_r in readable or not readable:
             raise _Stopped()
         data = sock.recv(READ_SIZE)
-        with self._lock:
+        with self.lock:
             self.received += data
         return data
 
@@ -372,7 +295,7 @@ class FaultServer:
         else:
             body = self._read_exactly(sock, buffer, int(headers.get(b"content-length", b"0")))
         record = RequestRecord(method, target, head, body)
-        with self._lock:
+        with self.lock:
             self.requests.append(record)
         return record
 
@@ -396,11 +319,3 @@ class FaultServer:
         body = bytes(buffer[:end])
         del buffer[:end]
         return body
-
-
-@pytest.fixture
-def fault_server() -> Iterator[FaultServer]:
-    """A ``FaultServer`` with the built-in ``FAULTS`` routes, stopped after the test."""
-    with FaultServer() as srv:
-        yield srv
-    assert srv.open_connections == 0

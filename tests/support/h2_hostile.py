@@ -39,7 +39,6 @@ from collections.abc import Callable, Iterator
 
 import h2.events
 import h2.exceptions
-import pytest
 from hyperframe.frame import SettingsFrame
 
 from tests.support.h2_server import H2Server
@@ -557,20 +556,4 @@ def hostile_server(name: str, **options: typing.Any) -> tuple[H2Server, Hostilit
     return H2Server(connection_factory=hostility, **options), hostility
 
 
-@pytest.fixture
-def make_hostile_server() -> Iterator[Callable[..., tuple[H2Server, Hostility]]]:
-    """A factory: ``make_hostile_server(name, **H2Server options)`` returns a
-    started server and its ``Hostility`` record; stopped after the test."""
-    servers: list[H2Server] = []
-
-    def make(name: str, **options: typing.Any) -> tuple[H2Server, Hostility]:
-        server, hostility = hostile_server(name, **options)
-        servers.append(server.start())
-        return server, hostility
-
-    yield make
-    for server in servers:
-        server.stop()
-
-
-__all__ = ["ATTACKS", "make_hostile_server"]
+__all__ = ["ATTACKS"]

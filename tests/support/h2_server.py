@@ -1,7 +1,7 @@
 """An HTTP/2 server for tests: h2 over real sockets on 127.0.0.1, in threads.
 
-Theory of operation: an accept thread waits on the listening socket and on a
-wake-up socket pair; every accepted connection gets its own thread running a
+Theory of operation: ``ThreadedServer`` (``threaded_server.py``) accepts and
+stops; every accepted connection gets its own thread running a
 non-blocking event loop (``tests/support/h2_server_connection.py``), so
 streams never block one another and large bodies flow under h2's flow
 control with bounded memory. Other threads talk to a connection only by
@@ -14,30 +14,26 @@ nothing survives it, no socket, no thread.
 The request path picks the behaviour (see ``H2Server``); the server counts
 what it saw so that tests assert on the client's wire behaviour.
 
-Fixtures (import them by name into a test module, with ``__all__`` naming
-them, as for ``tests/support/http_server.py``): ``h2_server`` (h2c with
-prior knowledge), ``h2_tls_server`` (TLS, ALPN ``h2``) and
-``make_h2_server(tls=False, **options)``.
+Fixtures (in ``tests/support/fixtures.py``, seen by every test module):
+``h2_server`` (h2c with prior knowledge), ``h2_tls_server`` (TLS, ALPN
+``h2``) and ``make_h2_server(tls=False, **options)``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
-import select
 import socket
 import ssl
 import threading
 import typing
 from collections.abc import Callable, Iterator
-from types import TracebackType
 
 import h2.settings
-import pytest
 import trustme
 
 from tests.support.h2_server_connection import PATTERN_BLOCK, PATTERN_PERIOD, Connection
+from tests.support.threaded_server import ThreadedServer
 from tests.support.tls import CERT_HOSTNAMES, make_client_context, make_server_context
 
 # How long a cross-thread command may take; a connection thread runs it at its
@@ -71,7 +67,7 @@ def pattern_sha256(n: int) -> str:
 
 
 @typing.final
-class H2Server:
+class H2Server(ThreadedServer):
     """An HTTP/2 test server on 127.0.0.1: h2c with prior knowledge, or TLS.
 
     Paths (any method): ``/`` 200 "Hello, world!"; ``/echo`` streams the
@@ -112,6 +108,8 @@ class H2Server:
             ``tests/support/h2_hostile.py``).
     """
 
+    name = "h2-server"
+
     def __init__(
         self,
         *,
@@ -123,6 +121,7 @@ class H2Server:
         idle_timeout: float | None = None,
         connection_factory: Callable[[H2Server, socket.socket, int], Connection] = Connection,
     ) -> None:
+        super().__init__()
         self.ssl_context = ssl_context
         self.max_concurrent_streams = max_concurrent_streams
         self.initial_window_size = initial_window_size
@@ -130,22 +129,15 @@ class H2Server:
         self.goaway_after = goaway_after
         self.idle_timeout = idle_timeout
         self.connection_factory = connection_factory
-        self.port = 0
         # Set by the TLS fixtures: a client context trusting the server, no ALPN.
         self.client_ssl_context: ssl.SSLContext | None = None
         # Counters, updated by the connection threads under ``lock``.
-        self.connections_accepted = 0
         self.streams_received = 0
         self.streams_completed = 0
         self.max_streams_seen = 0
         self.client_settings: list[dict[int, int]] = []
         self.pings_acked = 0
         self.held = 0
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._listener: socket.socket | None = None
-        self._accept_thread: threading.Thread | None = None
         self._connections: dict[Connection, threading.Thread] = {}
 
     @property
@@ -154,82 +146,29 @@ class H2Server:
         scheme = "https" if self.ssl_context is not None else "http"
         return f"{scheme}://127.0.0.1:{self.port}"
 
-    @property
-    def open_connections(self) -> int:
-        with self.lock:
-            return len(self._connections)
+    # Connections.
 
-    # Lifecycle.
+    def _accepted(self, sock: socket.socket, address: typing.Any) -> threading.Thread:
+        connection = self.connection_factory(self, sock, self.connections_accepted)
+        thread = threading.Thread(target=connection.run, name=f"{self.name}-conn", daemon=True)
+        self._connections[connection] = thread
+        self.open_connections += 1
+        return thread
 
-    def start(self) -> H2Server:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(128)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        self._accept_thread = threading.Thread(
-            target=self._accept_loop, name="h2-server-accept", daemon=True
-        )
-        self._accept_thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Wake every thread, let each close its sockets, join every thread."""
-        self.stopping.set()
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
-        if self._accept_thread is not None:
-            self._accept_thread.join()
-            self._accept_thread = None
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        # No connection starts now that the accept thread is gone.
+    def _stop_connections(self) -> None:
+        # Each connection thread closes its own sockets once woken.
         with self.lock:
             connections = list(self._connections.items())
         for connection, _ in connections:
             connection.wake()
         for _, thread in connections:
             thread.join()
-        self._wake_r.close()
-        self._wake_w.close()
-
-    def __enter__(self) -> H2Server:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
-        poller = select.poll()
-        poller.register(self._listener, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        while True:
-            ready = poller.poll()
-            if any(fd == self._wake_r.fileno() for fd, _ in ready):
-                return
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:  # pragma: no cover - the client gave up mid-accept
-                continue
-            with self.lock:
-                self.connections_accepted += 1
-                connection = self.connection_factory(self, sock, self.connections_accepted)
-                thread = threading.Thread(target=connection.run, name="h2-server-conn", daemon=True)
-                self._connections[connection] = thread
-            thread.start()
 
     def connection_done(self, connection: Connection) -> None:
         """Called by a connection thread as its last act."""
         with self.lock:
-            self._connections.pop(connection, None)
+            if self._connections.pop(connection, None) is not None:
+                self.open_connections -= 1
 
     # Commands to every open connection.
 
@@ -280,33 +219,3 @@ def make_tls_server(**options: typing.Any) -> H2Server:
     server = H2Server(ssl_context=make_server_context(certificate, alpn=["h2"]), **options)
     server.client_ssl_context = make_client_context(ca)
     return server
-
-
-@pytest.fixture
-def h2_server() -> Iterator[H2Server]:
-    """A plain-TCP HTTP/2 server (prior knowledge), stopped after the test."""
-    with H2Server() as server:
-        yield server
-
-
-@pytest.fixture
-def h2_tls_server() -> Iterator[H2Server]:
-    """An HTTP/2 server over TLS; ``client_ssl_context`` trusts it (set ALPN yourself)."""
-    with make_tls_server() as server:
-        yield server
-
-
-@pytest.fixture
-def make_h2_server() -> Iterator[Callable[..., H2Server]]:
-    """A factory: ``make_h2_server(tls=False, **H2Server options)`` returns a
-    started server, stopped after the test."""
-    servers: list[H2Server] = []
-
-    def make(*, tls: bool = False, **options: typing.Any) -> H2Server:
-        server = make_tls_server(**options) if tls else H2Server(**options)
-        servers.append(server.start())
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()

@@ -1,12 +1,11 @@
 """An HTTP/1.1 server for tests: h11 over real sockets, one thread per connection.
 
-Theory of operation: an accept thread waits on the listening socket and on a
-wake-up socket pair; every accepted connection gets its own thread running an
-h11 server loop. Each blocking wait is a ``select`` on the connection and on
-the wake-up pair, so ``stop()`` only has to write one byte to wake every
-thread, then it shuts the sockets down (which also breaks a ``sendall`` that a
-client stopped reading) and joins the threads. Nothing survives ``stop()``:
-no socket, no thread.
+Theory of operation: ``ThreadedServer`` (``threaded_server.py``) accepts and
+stops; every accepted connection gets its own thread running an h11 server
+loop. Each blocking wait is a ``select`` on the connection and on the
+wake-up pair, so ``stop()`` only has to write one byte to wake every thread,
+then it shuts the sockets down and joins the threads. Nothing survives
+``stop()``: no socket, no thread.
 
 The request path picks the behaviour (see ``HTTPServer``); the server records
 what it saw (``requests``, counters, SNI names) so that tests can assert on the
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import http
-import os
 import select
 import socket
 import ssl
@@ -25,12 +23,11 @@ import threading
 import time
 import typing
 import urllib.parse
-from collections.abc import Iterator
-from types import TracebackType
 
 import h11
-import pytest
 import trustme
+
+from tests.support.threaded_server import ThreadedServer
 
 READ_SIZE = 65536
 # A safety net for the blocking calls made after ``select`` said they would
@@ -49,7 +46,7 @@ class _Stopped(Exception):
 
 
 @typing.final
-class HTTPServer:
+class HTTPServer(ThreadedServer):
     """An HTTP/1.1 test server on 127.0.0.1 (or a Unix socket), in threads.
 
     Paths: ``/`` 200 "Hello, world!"; ``/echo`` the request body;
@@ -74,6 +71,8 @@ class HTTPServer:
     next request, now (a keep-alive connection going stale between requests).
     """
 
+    name = "http-server"
+
     def __init__(
         self,
         *,
@@ -81,25 +80,15 @@ class HTTPServer:
         idle_timeout: float | None = None,
         uds: str | None = None,
     ) -> None:
+        super().__init__(uds=uds)
         self.ssl_context = ssl_context
         self.idle_timeout = idle_timeout
-        self.uds = uds
         self.requests: list[RequestHead] = []
         self.sni_names: list[str | None] = []
-        self.connections_accepted = 0
         self.requests_handled = 0
-        self.open_connections = 0
-        self.port = 0
         self.drop_requests = 0
         # Set by the ``tls_server`` fixture: a client context trusting the server.
         self.client_ssl_context: ssl.SSLContext | None = None
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._listener: socket.socket | None = None
-        self._accept_thread: threading.Thread | None = None
-        self._threads: set[threading.Thread] = set()
-        self._sockets: set[socket.socket] = set()
         self._idle: set[socket.socket] = set()  # waiting for their next request
         if ssl_context is not None:
             ssl_context.sni_callback = self._record_sni
@@ -121,47 +110,6 @@ class HTTPServer:
             return f"{self.scheme}://localhost"
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
-    def start(self) -> HTTPServer:
-        if self.uds is not None:
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            listener.bind(self.uds)
-        else:
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(("127.0.0.1", 0))
-            self.port = listener.getsockname()[1]
-        listener.listen(128)
-        self._listener = listener
-        self._accept_thread = threading.Thread(
-            target=self._accept_loop, name="http-server-accept", daemon=True
-        )
-        self._accept_thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Wake every thread, close every socket, join every thread."""
-        self._stopping.set()
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
-        if self._accept_thread is not None:
-            self._accept_thread.join()
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        if self.uds is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.uds)
-        with self._lock:
-            sockets = list(self._sockets)
-            threads = list(self._threads)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        for thread in threads:
-            thread.join()
-        self._wake_r.close()
-        self._wake_w.close()
-
     def close_idle_connections(self, timeout: float = 5.0) -> int:
         """Hang up on every connection waiting for its next request; return how many.
 
@@ -172,7 +120,7 @@ class HTTPServer:
         """
         deadline = time.monotonic() + timeout
         while True:
-            with self._lock:
+            with self.lock:
                 idle, still_open = list(self._idle), self.open_connections - len(self._idle)
             if still_open == 0 or time.monotonic() > deadline:
                 break
@@ -186,46 +134,18 @@ class HTTPServer:
             time.sleep(0.0005)
         return len(idle)
 
-    def __enter__(self) -> HTTPServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def _record_sni(
         self, sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, ctx: ssl.SSLContext
     ) -> None:
-        with self._lock:
+        with self.lock:
             self.sni_names.append(name)
 
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
-        while True:
-            readable, _, _ = select.select([self._listener, self._wake_r], [], [])
-            if self._wake_r in readable:
-                return
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:  # pragma: no cover - the client gave up mid-accept
-                continue
-            thread = threading.Thread(
-                target=self._connection_thread, args=(sock,), name="http-server-conn", daemon=True
-            )
-            with self._lock:
-                self.connections_accepted += 1
-                self.open_connections += 1
-                self._sockets.add(sock)
-                self._threads.add(thread)
-            thread.start()
+    def _accepted(self, sock: socket.socket, address: typing.Any) -> threading.Thread:
+        return self._serve_in_thread(sock, self._serve_connection)
 
     # One connection.
 
-    def _connection_thread(self, raw: socket.socket) -> None:
+    def _serve_connection(self, raw: socket.socket) -> None:
         sock = raw
         try:
             sock.settimeout(SOCKET_TIMEOUT)
@@ -238,26 +158,22 @@ class HTTPServer:
             with contextlib.suppress(OSError):
                 sock.close()
             raw.close()
-            with self._lock:
-                self.open_connections -= 1
-                self._sockets.discard(raw)
-                self._threads.discard(threading.current_thread())
 
     def _serve(self, sock: socket.socket) -> None:
         conn = h11.Connection(h11.SERVER)
         while True:
-            with self._lock:
+            with self.lock:
                 self._idle.add(sock)
             try:
                 event = self._next_event(conn, sock, self.idle_timeout)
             finally:
-                with self._lock:
+                with self.lock:
                     self._idle.discard(sock)
             if isinstance(event, h11.ConnectionClosed):
                 return
             assert isinstance(event, h11.Request)
             head = RequestHead(event.method, event.target, list(event.headers.raw_items()))
-            with self._lock:
+            with self.lock:
                 self.requests.append(head)
                 drop = self.drop_requests > 0
                 self.drop_requests -= drop
@@ -278,7 +194,7 @@ class HTTPServer:
     def _count_request(self) -> None:
         # Counted before the answer goes out, so that a client that has its
         # response also sees the count.
-        with self._lock:
+        with self.lock:
             self.requests_handled += 1
 
     def _dispatch(
@@ -297,7 +213,7 @@ class HTTPServer:
         elif path == "/close":
             self._respond(conn, sock, 200, b"Closing.", close=True)
         elif path == "/slow":
-            if self._stopping.wait(float(query.get("delay", "0.1"))):
+            if self.stopping.wait(float(query.get("delay", "0.1"))):
                 raise _Stopped()
             self._respond(conn, sock, 200, b"Slow.")
         elif path == "/bytes":
@@ -394,7 +310,7 @@ class HTTPServer:
         headers = [(b"Content-Type", b"text/plain"), (b"Transfer-Encoding", b"chunked")]
         self._send(conn, sock, h11.Response(status_code=200, headers=headers, reason=b"OK"))
         for piece in pieces:
-            if delay and self._stopping.wait(delay):
+            if delay and self.stopping.wait(delay):
                 raise _Stopped()
             self._send(conn, sock, h11.Data(data=piece))
         self._send(conn, sock, h11.EndOfMessage())
@@ -408,7 +324,7 @@ class HTTPServer:
         """
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_WR)
-        if self._stopping.wait(0.05):
+        if self.stopping.wait(0.05):
             return
         with contextlib.suppress(_Stopped, OSError):
             while self._recv(sock, 2.0):
@@ -441,27 +357,3 @@ def make_tls_contexts(
     client = ssl.create_default_context()
     ca.configure_trust(client)
     return TLSContexts(server, client)
-
-
-@pytest.fixture(scope="session")
-def http_server_ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def server() -> Iterator[HTTPServer]:
-    """A plain HTTP server, stopped (and checked for leaks) after the test."""
-    with HTTPServer() as srv:
-        yield srv
-    assert srv.open_connections == 0
-
-
-@pytest.fixture
-def tls_server(http_server_ca: trustme.CA) -> Iterator[HTTPServer]:
-    """An HTTPS server; ``tls_server.client_ssl_context`` trusts its certificate,
-    which is valid for 127.0.0.1, localhost and example.org."""
-    contexts = make_tls_contexts(http_server_ca, hostnames=("example.org",))
-    with HTTPServer(ssl_context=contexts.server) as srv:
-        srv.client_ssl_context = contexts.client
-        yield srv
-    assert srv.open_connections == 0

@@ -2,11 +2,12 @@
 
 Theory of operation: both listen on 127.0.0.1 and serve each accepted
 connection in its own thread with blocking sockets (a timeout as a safety
-net). Once a tunnel is up, one ``select`` loop relays bytes both ways until
-either side closes; it also waits on the server's wake-up socket, so that
-``stop()`` ends every thread. Both record what they were asked (targets,
-headers, requested addresses) so that tests assert on the wire, and both
-can misbehave on request (refuse, fail, hang up, send garbage).
+net); ``ThreadedServer`` (``threaded_server.py``) accepts and stops. Once a
+tunnel is up, one ``select`` loop relays bytes both ways until either side
+closes; it also waits on the server's wake-up socket, so that ``stop()``
+ends every thread. Both record what they were asked (targets, headers,
+requested addresses) so that tests assert on the wire, and both can
+misbehave on request (refuse, fail, hang up, send garbage).
 """
 
 from __future__ import annotations
@@ -20,60 +21,23 @@ import threading
 import time
 import typing
 import urllib.parse
-from types import TracebackType
 
 import h11
+
+from tests.support.threaded_server import ThreadedServer
 
 SOCKET_TIMEOUT = 10.0
 READ_SIZE = 65536
 
 
-class _ThreadedServer:
-    """Accept loop, per-connection threads, and a ``stop()`` that leaves nothing."""
+class _ProxyServer(ThreadedServer):
+    """What both proxies share: upstream connections, relaying, hanging up."""
 
     name = "proxy"
 
     def __init__(self) -> None:
-        self.port = 0
-        self.connections_accepted = 0
-        self.open_connections = 0
-        self.lock = threading.Lock()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._stopping = threading.Event()
-        self._listener: socket.socket | None = None
-        self._accept_thread: threading.Thread | None = None
-        self._threads: set[threading.Thread] = set()
-        self._sockets: set[socket.socket] = set()
+        super().__init__()
         self._clients: set[socket.socket] = set()
-
-    def start(self) -> typing.Self:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(128)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True)
-        self._accept_thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
-        if self._accept_thread is not None:
-            self._accept_thread.join()
-        if self._listener is not None:
-            self._listener.close()
-        with self.lock:
-            sockets, threads = list(self._sockets), list(self._threads)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        for thread in threads:
-            thread.join()
-        self._wake_r.close()
-        self._wake_w.close()
 
     def hang_up(self, timeout: float = 5.0) -> int:
         """Hang up on every client connection (idle keep-alive ones, tunnels) and
@@ -88,33 +52,9 @@ class _ThreadedServer:
             time.sleep(0.001)
         return len(clients)
 
-    def __enter__(self) -> typing.Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
-        while True:
-            readable, _, _ = select.select([self._listener, self._wake_r], [], [])
-            if self._wake_r in readable:
-                return
-            with contextlib.suppress(OSError):
-                sock, _ = self._listener.accept()
-                thread = threading.Thread(target=self._run, args=(sock,), daemon=True)
-                with self.lock:
-                    self.connections_accepted += 1
-                    self.open_connections += 1
-                    self._sockets.add(sock)
-                    self._clients.add(sock)
-                    self._threads.add(thread)
-                thread.start()
+    def _accepted(self, sock: socket.socket, address: typing.Any) -> threading.Thread:
+        self._clients.add(sock)
+        return self._serve_in_thread(sock, self._run)
 
     def _run(self, sock: socket.socket) -> None:
         upstreams: list[socket.socket] = []
@@ -129,10 +69,7 @@ class _ThreadedServer:
             with contextlib.suppress(OSError):
                 sock.close()
             with self.lock:
-                self.open_connections -= 1
-                self._sockets.discard(sock)
                 self._clients.discard(sock)
-                self._threads.discard(threading.current_thread())
 
     def serve(self, sock: socket.socket, upstreams: list[socket.socket]) -> None:
         raise NotImplementedError
@@ -152,8 +89,10 @@ class _ThreadedServer:
 
     def relay(self, a: socket.socket, b: socket.socket) -> None:
         """Copy bytes both ways until one side closes (or the server stops)."""
-        while not self._stopping.is_set():
-            pending = [s for s in (a, b) if isinstance(s, ssl.SSLSocket) and s.pending()]
+        while not self.stopping.is_set():
+            pending: list[socket.socket] = [
+                s for s in (a, b) if isinstance(s, ssl.SSLSocket) and s.pending()
+            ]
             if pending:
                 readable = pending
             else:
@@ -167,7 +106,7 @@ class _ThreadedServer:
                 (b if source is a else a).sendall(data)
 
 
-class HTTPProxyServer(_ThreadedServer):
+class HTTPProxyServer(_ProxyServer):
     """An HTTP proxy: forwards absolute-form requests, tunnels CONNECT.
 
     Args:
@@ -346,7 +285,7 @@ SOCKS_FAILURES = (
 )
 
 
-class SOCKS5Server(_ThreadedServer):
+class SOCKS5Server(_ProxyServer):
     """A SOCKS5 server (CONNECT only).
 
     Args:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpool
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _public_names() -> set[str]:

@@ -1,6 +1,6 @@
 """Resource bounds: memory of queued requests, and no cycles that keep connections alive.
 
-- Memory: ``scripts/queued_memory.py`` measures with tracemalloc what a queued
+- Memory: ``tests/support/queued_memory.py`` measures with tracemalloc what a queued
   request costs on asyncio and trio; here 10,000 of them must cost under
   4 KiB each beyond a bare parked task, and under 8 KiB all told.
 - Cycles: with the garbage collector off, every connection object a pool made
@@ -33,10 +33,8 @@ from httpool._async.interfaces import AsyncConnectionInterface
 from httpool._backends.base import AsyncNetworkBackend, AsyncNetworkStream, NetworkBackend
 from httpool._sync.interfaces import ConnectionInterface
 from httpool._urls import Origin
-from scripts.queued_memory import measure
-from tests.support.http_server import HTTPServer, http_server_ca, server, tls_server
-
-__all__ = ["http_server_ca", "server", "tls_server"]
+from tests.support.http_server import HTTPServer
+from tests.support.queued_memory import measure
 
 HANG = {"timeout": {"read": 0.05}}
 OPTIONS = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
@@ -265,14 +263,16 @@ def test_httpx_errors_free_their_connections_without_the_collector(
         record(name, info)
 
     url = tls_server.url + "/hang"
+    verify = tls_server.client_ssl_context
+    assert verify is not None
     if runtime == "sync":
-        transport = httpool.httpx.HTTPTransport(verify=tls_server.client_ssl_context)
+        transport = httpool.httpx.HTTPTransport(verify=verify)
         with httpx.Client(transport=transport) as client, pytest.raises(httpx.ReadTimeout):
             client.get(url, timeout=0.05, extensions={"trace": record})
     else:
 
         async def main() -> None:
-            transport = httpool.httpx.AsyncHTTPTransport(verify=tls_server.client_ssl_context)
+            transport = httpool.httpx.AsyncHTTPTransport(verify=verify)
             async with httpx.AsyncClient(transport=transport) as client:
                 with pytest.raises(httpx.ReadTimeout):
                     await client.get(url, timeout=0.05, extensions={"trace": arecord})

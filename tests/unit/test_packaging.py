@@ -15,7 +15,7 @@ import pytest
 
 import httpool
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _noxfile_pythons() -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "unasync.py"
 
 POOL_SOURCE = '''\
@@ -208,7 +208,7 @@ def test_real_tree_is_up_to_date() -> None:
 
 
 def test_generated_trees_carry_no_sync_prefixed_names() -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     offenders = [
         f"{path.relative_to(root)}: {name}"
         for tree in ("httpool/_sync", "tests/_sync")

@@ -147,7 +147,7 @@ def test_trio_direct_read_is_a_cancellation_point() -> None:
                 scope.cancel()
                 await stream.read(5)
             await stream.aclose()
-        return scope.cancelled_caught
+        return bool(scope.cancelled_caught)
 
     assert trio.run(main)
 

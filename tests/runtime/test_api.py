@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 
 import httpool
-from tests.support.http_server import HTTPServer, server
-
-__all__ = ["server"]
+from tests.support.http_server import HTTPServer
 
 
 def test_request(server: HTTPServer) -> None:

@@ -17,9 +17,7 @@ import threading
 import time
 
 import httpool
-from tests.support.http_server import HTTPServer, server
-
-__all__ = ["server"]
+from tests.support.http_server import HTTPServer
 
 THREADS = 64
 ROUNDS = 40

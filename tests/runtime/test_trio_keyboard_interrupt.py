@@ -19,12 +19,10 @@ import pytest
 
 from httpool import AsyncConnectionPool
 from httpool._async.connection import AsyncHTTPConnection
-from tests.support.h2_server import H2Server, h2_server
-from tests.support.http_server import HTTPServer, server
+from tests.support.h2_server import H2Server
+from tests.support.http_server import HTTPServer
 
 trio = pytest.importorskip("trio")
-
-__all__ = ["h2_server", "server"]
 
 
 def _recording_trace(seen: dict[str, bool]) -> typing.Callable[..., typing.Awaitable[None]]:
@@ -113,7 +111,7 @@ def test_ctrl_c_while_streams_share_a_connection(
     http2 = protocol == "http2"
     url = (h2_server.url if http2 else server.url) + "/"
     pool = AsyncConnectionPool(http1=not http2, http2=http2, max_connections=4)
-    fired = []
+    fired: list[bool] = []
 
     async def trace(name: str, info: dict[str, typing.Any]) -> None:
         if name.endswith("receive_response_headers.started") and not fired:

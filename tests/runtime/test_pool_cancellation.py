@@ -19,9 +19,7 @@ from httpool._backends.base import AsyncNetworkBackend, AsyncNetworkStream
 from httpool._backends.default import async_default_backend
 from httpool._synchronization import AsyncEvent, current_async_library
 from tests.support.concurrency import AsyncTaskGroup, cancel_after
-from tests.support.h2_server import H2Server, h2_server
-
-__all__ = ["h2_server"]
+from tests.support.h2_server import H2Server
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, world!"
 # For the HTTP/2 writer tests: a write timeout is what lets trio finish a frame.

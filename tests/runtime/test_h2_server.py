@@ -18,17 +18,7 @@ import h2.events
 import h2.settings
 import pytest
 
-from tests.support.h2_server import (
-    H2Server,
-    h2_server,
-    h2_tls_server,
-    iter_pattern,
-    make_h2_server,
-    pattern,
-    pattern_sha256,
-)
-
-__all__ = ["h2_server", "h2_tls_server", "make_h2_server"]
+from tests.support.h2_server import H2Server, iter_pattern, pattern, pattern_sha256
 
 MakeServer = Callable[..., H2Server]
 Connect = Callable[[H2Server], "RawClient"]

@@ -8,6 +8,9 @@ hypothesis, the invariants under random event sequences.
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Sequence
+
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -52,16 +55,17 @@ class Harness:
         self.state = AsyncPoolState(
             create_connection=self._create,
             may_multiplex=lambda origin: multiplex,
-            **options,  # type: ignore[arg-type]
+            **options,  # type: ignore[arg-type]  # the limits, each of its own type
         )
         self.now = 0.0
 
-    def _create(self, origin: Origin) -> FakeConnection:  # type: ignore[return]
+    def _create(self, origin: Origin) -> typing.Any:
+        # A FakeConnection, where the state expects an AsyncConnectionInterface.
         conn = FakeConnection(origin)
         self.made.append(conn)
-        return conn  # type: ignore[return-value]
+        return conn
 
-    def retire(self, closed: list[object]) -> None:
+    def retire(self, closed: Sequence[object]) -> None:
         for conn in closed:
             assert isinstance(conn, FakeConnection)
             conn.retired = True

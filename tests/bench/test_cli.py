@@ -28,7 +28,7 @@ from httpool._bench.cli import main
 from httpool._bench.loadgen import BenchConfig, BenchResult, Recorder
 from httpool._bench.server import BenchServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
 
 

@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("h2")
 
+from tests.bench.test_cli import process_gone, run_cli
 from tests.support.h2_server import H2Server, make_tls_server, tls_material
-from tests.test_cli import process_gone, run_cli
 
 
 @pytest.fixture

@@ -13,15 +13,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.support.http_server import (
-    HTTPServer,
-    http_server_ca,
-    make_tls_contexts,
-    server,
-    tls_server,
-)
-
-__all__ = ["http_server_ca", "server", "tls_server"]
+from tests.support.http_server import HTTPServer, make_tls_contexts
 
 
 def _client(srv: HTTPServer) -> http.client.HTTPConnection:
