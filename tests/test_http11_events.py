@@ -8,7 +8,7 @@ import pytest
 
 import httpool._models
 from httpool import URL, LocalProtocolError, Request
-from httpool._http11_events import _trusted_headers, request_event, response_head
+from httpool._h11 import _trusted_headers, request_event, response_head
 from httpool._models import Headers, enforce_url, include_request_headers
 
 
