@@ -62,7 +62,8 @@ _CACHE_LIMIT = 1024
 _lower: dict[bytes, bytes] = {}
 
 _END = h11.EndOfMessage()  # events are immutable: one serves every request
-_HTTP_VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
+# The common versions, looked up without a call; ``http_version`` for the rest.
+HTTP_VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
 _SEND_RESPONSE = h11.SEND_RESPONSE
 _SEND_BODY = h11.SEND_BODY
 _DONE = h11.DONE
@@ -156,15 +157,23 @@ class ClientParser:
         """Whether the server's response head is still to come."""
         return self._h11.their_state is _SEND_RESPONSE
 
-    def ended_cleanly(self) -> bool:
-        """Whether our side finished the request and neither side asked to close
-        (after the head, h11 has moved us from DONE to MUST_CLOSE if either side
-        said ``Connection: close``, or the server speaks HTTP/1.0)."""
-        return self._h11.our_state is _DONE
+    def after_head(self, length: int | None, bodiless: bool) -> tuple[bool, bytes | None]:
+        """Once the final head is in: whether the exchange may leave the
+        connection reusable, and for a body of ``length`` bytes (not chunked,
+        not delimited by the connection closing) the bytes h11 has buffered
+        past the head, to be read past h11 (``None``: h11 reads the body, or
+        there is none: ``bodiless``, or h11 expects none).
 
-    def body_follows(self) -> bool:
-        """Whether h11 expects a response body after the head."""
-        return self._h11.their_state is _SEND_BODY
+        Not reusable: either side said ``Connection: close`` (or the server
+        speaks HTTP/1.0), or the server answered before the upload ended
+        (h11 has then moved our side from DONE to MUST_CLOSE, or left it
+        sending).
+        """
+        connection = self._h11
+        reusable = connection.our_state is _DONE
+        if bodiless or length is None or connection.their_state is not _SEND_BODY:
+            return reusable, None
+        return reusable, connection.trailing_data[0]
 
     def leftover(self) -> bytes:
         """What h11 has buffered and not parsed yet."""
@@ -174,7 +183,7 @@ class ClientParser:
 def http_version(event: Response | InformationalResponse) -> bytes:
     """``b"HTTP/1.1"`` and the like for ``event``; ``RemoteProtocolError`` for a
     response that is not HTTP/1.x."""
-    version = _HTTP_VERSIONS.get(event.http_version)
+    version = HTTP_VERSIONS.get(event.http_version)
     if version is None:
         version = b"HTTP/" + event.http_version
         if not event.http_version.startswith(b"1."):

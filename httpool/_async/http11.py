@@ -210,7 +210,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                         # learns (and a retry may follow), the write error is the cause.
                         raise RemoteProtocolError(_NO_RESPONSE) from write_error
                     raise
-                version = http_version(event)
+                version = _h11.HTTP_VERSIONS.get(event.http_version) or http_version(event)
                 headers, length = response_head(event)
                 trace.return_value = (version, event.status_code, event.reason, headers)
             network_stream = self._network_stream
@@ -393,20 +393,13 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         upload_failed: bool,
     ) -> None:
         """Pick how to read the body; note whether the connection is reusable."""
-        # Not ended cleanly: either side said "Connection: close" (or the
-        # server is HTTP/1.0), or the server answered before the upload ended.
+        exchange = self._exchange
+        bodiless = request.method == b"HEAD" or event.status_code in (204, 304)
+        reusable, leftover = self._parser.after_head(length, bodiless)
         # h11 believes a bytes body sent once framed, even if its write failed.
-        exchange, parser = self._exchange, self._parser
-        exchange.reusable = parser.ended_cleanly() and not upload_failed
-        if (
-            not parser.body_follows()
-            or request.method == b"HEAD"
-            or event.status_code in (204, 304)
-        ):
+        exchange.reusable = reusable and not upload_failed
+        if leftover is None or length is None:  # h11 reads the body, if any
             return
-        if length is None:  # chunked, or delimited by the connection closing
-            return
-        leftover = parser.leftover()
         if len(leftover) > length:
             # Bytes beyond this response that nobody asked for.
             exchange.reusable = False
