@@ -90,9 +90,14 @@ def current_async_library() -> str:
     """Return ``"asyncio"`` or ``"trio"``, whichever is running this task."""
     if asyncio._get_running_loop() is not None:
         return "asyncio"
-    if "trio" in sys.modules and (_trio or trio_runtime()).in_trio_task():
-        protect_on_trio()
-        return "trio"
+    if "trio" in sys.modules:
+        try:
+            (_trio or trio_runtime()).current_task()
+        except RuntimeError:  # not in a trio task
+            pass
+        else:
+            protect_on_trio()
+            return "trio"
     raise RuntimeError("httpool's async API needs a running asyncio or trio event loop")
 
 

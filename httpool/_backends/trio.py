@@ -400,18 +400,10 @@ class TrioBackend(AsyncNetworkBackend):
 new_lock = trio.Lock
 new_event = trio.Event
 checkpoint = trio.lowlevel.checkpoint
+current_task = trio.lowlevel.current_task  # RuntimeError outside a trio task
 # A cancel scope that shields its block from cancellation (a partial, not a
 # function: no Python frame per close).
 shield = functools.partial(trio.CancelScope, shield=True)
-
-
-def in_trio_task() -> bool:
-    """Whether the caller runs in a trio task."""
-    try:
-        trio.lowlevel.current_task()
-    except RuntimeError:
-        return False
-    return True
 
 
 def protect_from_keyboard_interrupt(function: typing.Callable[..., typing.Any]) -> None:
