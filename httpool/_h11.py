@@ -157,23 +157,33 @@ class ClientParser:
         """Whether the server's response head is still to come."""
         return self._h11.their_state is _SEND_RESPONSE
 
-    def after_head(self, length: int | None, bodiless: bool) -> tuple[bool, bytes | None]:
+    def after_head(
+        self, length: int | None, bodiless: bool, *, upload_failed: bool
+    ) -> tuple[bool, bytes, int | None]:
         """Once the final head is in: whether the exchange may leave the
-        connection reusable, and for a body of ``length`` bytes (not chunked,
-        not delimited by the connection closing) the bytes h11 has buffered
-        past the head, to be read past h11 (``None``: h11 reads the body, or
-        there is none: ``bodiless``, or h11 expects none).
+        connection reusable, and how to read the body.
+
+        A body of ``length`` bytes (not chunked, not delimited by the
+        connection closing, not ``bodiless`` as a HEAD, 204 or 304 response
+        is) is read past h11: returned are the bytes of it h11 has buffered
+        beyond the head, handed out first, and how many are still to come.
+        h11, which then never sees the body end, is ``renew``-ed for the next
+        request. Otherwise ``(reusable, b"", None)``: h11 reads the body, if any.
 
         Not reusable: either side said ``Connection: close`` (or the server
-        speaks HTTP/1.0), or the server answered before the upload ended
-        (h11 has then moved our side from DONE to MUST_CLOSE, or left it
-        sending).
+        speaks HTTP/1.0), the server answered before the upload ended (h11 has
+        then moved our side from DONE to MUST_CLOSE, or left it sending), the
+        upload failed (h11 believes a body sent once framed, even if its write
+        failed), or h11 holds bytes beyond this response that nobody asked for.
         """
         connection = self._h11
-        reusable = connection.our_state is _DONE
+        reusable = connection.our_state is _DONE and not upload_failed
         if bodiless or length is None or connection.their_state is not _SEND_BODY:
-            return reusable, None
-        return reusable, connection.trailing_data[0]
+            return reusable, b"", None
+        leftover = connection.trailing_data[0]
+        if len(leftover) > length:
+            return False, leftover[:length], 0
+        return reusable, leftover, length - len(leftover)
 
     def leftover(self) -> bytes:
         """What h11 has buffered and not parsed yet."""

@@ -220,7 +220,11 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 leftover = self._parser.leftover()
                 network_stream = AsyncHTTP11UpgradeStream(network_stream, leftover)
             else:
-                self._prepare_body(request, event, length, upload_failed=write_error is not None)
+                # How to read the body, and whether the connection may be reused.
+                bodiless = request.method == b"HEAD" or event.status_code in (204, 304)
+                exchange.reusable, exchange.leftover, exchange.remaining = self._parser.after_head(
+                    length, bodiless, upload_failed=write_error is not None
+                )
             return Response.from_parser(
                 event.status_code,
                 headers,
@@ -384,29 +388,6 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 # Unreachable while h11 keeps its promises; 100 and 103 are skipped.
                 raise RemoteProtocolError(f"Expected a response head, got {event!r}.")
 
-    def _prepare_body(
-        self,
-        request: Request,
-        event: _h11.Response | _h11.InformationalResponse,
-        length: int | None,
-        *,
-        upload_failed: bool,
-    ) -> None:
-        """Pick how to read the body; note whether the connection is reusable."""
-        exchange = self._exchange
-        bodiless = request.method == b"HEAD" or event.status_code in (204, 304)
-        reusable, leftover = self._parser.after_head(length, bodiless)
-        # h11 believes a bytes body sent once framed, even if its write failed.
-        exchange.reusable = reusable and not upload_failed
-        if leftover is None or length is None:  # h11 reads the body, if any
-            return
-        if len(leftover) > length:
-            # Bytes beyond this response that nobody asked for.
-            exchange.reusable = False
-            leftover = leftover[:length]
-        exchange.leftover = leftover
-        exchange.remaining = length - len(leftover)
-
     async def _next_body_chunk(self, timeout: float | None) -> bytes | None:
         """The next piece of the body, or ``None`` at its end."""
         exchange = self._exchange
@@ -454,7 +435,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         them, and the next request would take them for its response.
 
         A Content-Length body that bypassed h11 was read to its exact end, and
-        ``_prepare_body`` marked the connection unusable if h11 had buffered
+        ``ClientParser.after_head`` marked the connection unusable if h11 had buffered
         more; otherwise h11's buffer must be empty (a HEAD, 204 or 304
         response "with a body", bytes after the last chunk). What is still in
         the stream or the socket is the liveness probe's to see, before the
