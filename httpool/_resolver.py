@@ -16,7 +16,7 @@ import socket
 import typing
 
 from ._exceptions import ConnectError
-from ._synchronization import current_async_library
+from ._synchronization import current_async_library, trio_runtime
 
 _AddrInfo = list[tuple[typing.Any, typing.Any, typing.Any, typing.Any, tuple[typing.Any, ...]]]
 
@@ -42,9 +42,7 @@ class AsyncResolver:
             return host
         try:
             if current_async_library() == "trio":
-                import trio
-
-                infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                infos = await trio_runtime().getaddrinfo(host, port)
             else:
                 loop = asyncio.get_running_loop()
                 infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)

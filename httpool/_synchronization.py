@@ -26,8 +26,10 @@ marked ``@uninterruptible``, and everything they call is protected with
 them. asyncio needs nothing: ``asyncio.run`` turns Ctrl-C into a
 cancellation of the main task.
 
-The async flavours pick asyncio or trio from the running library; trio is
-imported only when it is already loaded, so ``import httpool`` never needs it.
+The async flavours pick asyncio or trio from the running library. Whatever
+touches trio is in ``_backends/trio.py`` (``trio_runtime()``), which is
+imported only when trio is already loaded, so ``import httpool`` never needs
+it and this module never imports trio.
 """
 
 from __future__ import annotations
@@ -43,6 +45,20 @@ _F = typing.TypeVar("_F", bound=typing.Callable[..., typing.Any])
 
 _UNINTERRUPTIBLE: list[typing.Callable[..., typing.Any]] = []
 _trio_told = False
+# httpool._backends.trio once loaded (by trio_runtime()); typed loosely, since
+# a typed import of it here is what this module must not have.
+_trio: typing.Any = None
+
+
+def trio_runtime() -> typing.Any:
+    """``httpool._backends.trio``, the module that touches trio, loaded on first
+    use (``ImportError`` without trio). Only for code that found trio loaded."""
+    global _trio
+    if _trio is None:
+        from ._backends import trio as runtime  # the optional dependency trio
+
+        _trio = runtime
+    return _trio
 
 
 def uninterruptible(function: _F) -> _F:
@@ -67,9 +83,7 @@ def protect_on_trio() -> None:
 
 
 def _protect(function: typing.Callable[..., typing.Any]) -> None:
-    import trio
-
-    trio.lowlevel.enable_ki_protection(function)
+    trio_runtime().protect_from_keyboard_interrupt(function)
 
 
 def current_async_library() -> str:
@@ -77,11 +91,9 @@ def current_async_library() -> str:
     if asyncio._get_running_loop() is not None:
         return "asyncio"
     if "trio" in sys.modules:
-        import trio
-
         try:
-            trio.lowlevel.current_task()
-        except RuntimeError:
+            (_trio or trio_runtime()).current_task()
+        except RuntimeError:  # not in a trio task
             pass
         else:
             protect_on_trio()
@@ -122,16 +134,14 @@ class AsyncLock:
         if not self._known:
             self._known = True
             if current_async_library() == "trio":
-                import trio
-
-                self._trio_lock = trio.Lock()
+                self._trio_lock = _trio.new_lock()
         return self._trio_lock
 
     async def acquire(self, timeout: float | None = None) -> bool:
         """Wait for the lock; ``False`` if ``timeout`` seconds passed first."""
         trio_lock = self._trio()
         if trio_lock is not None:
-            return await _trio_acquire(trio_lock, timeout)
+            return await _trio.acquire(trio_lock, timeout)  # type: ignore[no-any-return]
         if not self._locked:
             self._locked = True
             return True
@@ -187,18 +197,6 @@ def _give_up(waiter: asyncio.Future[bool]) -> None:
         waiter.set_result(False)
 
 
-async def _trio_acquire(lock: typing.Any, timeout: float | None) -> bool:
-    import trio
-
-    if timeout is None:
-        await lock.acquire()
-        return True
-    with trio.move_on_after(timeout):
-        await lock.acquire()
-        return True
-    return False
-
-
 class Lock:
     """The threaded twin of ``AsyncLock``."""
 
@@ -248,7 +246,9 @@ class AsyncEvent:
         if self._flag:
             return True
         if current_async_library() == "trio":
-            return await self._wait_trio(timeout)
+            self._trio_event = event = _trio.new_event()
+            await _trio.wait(event, timeout)
+            return self._flag
         loop = asyncio.get_running_loop()
         self._waiter = loop.create_future()
         if timeout is None:
@@ -265,17 +265,6 @@ class AsyncEvent:
     def _expire(waiter: asyncio.Future[None]) -> None:
         if not waiter.done():
             waiter.set_result(None)
-
-    async def _wait_trio(self, timeout: float | None) -> bool:
-        import trio
-
-        self._trio_event = trio.Event()
-        if timeout is None:
-            await self._trio_event.wait()
-        else:
-            with trio.move_on_after(timeout):
-                await self._trio_event.wait()
-        return self._flag
 
 
 class Event:
@@ -308,9 +297,7 @@ class AsyncShieldCancellation:
     def __init__(self) -> None:
         self._scope: typing.Any = None
         if "trio" in sys.modules and current_async_library() == "trio":
-            import trio
-
-            self._scope = trio.CancelScope(shield=True)
+            self._scope = _trio.shield()
 
     def __enter__(self) -> AsyncShieldCancellation:
         if self._scope is not None:

@@ -26,7 +26,7 @@ from callgrind import count_instructions
 SCENARIO = rb"""
 import sys
 import h11
-from httpool._http11_events import _trusted_headers
+from httpool._h11 import _trusted_headers
 
 RESPONSE = (
     b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 26 Nov 2026 13:51:57 GMT\r\n"

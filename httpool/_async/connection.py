@@ -117,7 +117,8 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
     @property
     def response_started(self) -> bool:
         """Whether any byte of the current response arrived (``False`` before connecting)."""
-        return bool(getattr(self._connection, "response_started", False))
+        connection = self._connection
+        return False if connection is None else connection.response_started
 
     @uninterruptible
     async def aconnect(self, request: Request) -> None:

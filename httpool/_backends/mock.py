@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Iterable
 
 from .._exceptions import READ_ERRORS, ReadError, WriteError, translate
-from .._synchronization import current_async_library
+from .._synchronization import current_async_library, trio_runtime
 from .base import (
     SOCKET_OPTION,
     AsyncNetworkBackend,
@@ -192,9 +192,7 @@ class AsyncMockStream(_Script, AsyncNetworkStream):
 
 async def _yield_once(on_trio: bool) -> None:
     if on_trio:
-        import trio
-
-        await trio.lowlevel.checkpoint()
+        await trio_runtime().checkpoint()
     else:
         await asyncio.sleep(0)
 

@@ -26,13 +26,17 @@ the operation that ran out of time, ``BrokenResourceError``,
 ``close_notify`` (a peer that stopped reading would make it wait forever,
 and HTTP framing never needs it), and cancellation cannot interrupt it.
 
-This is the only module of httpool that imports trio at import time; it is
-loaded only when trio is running.
+This is the only module of httpool that imports trio, and so the only one
+that touches it: at its end are the few trio calls the runtime-neutral
+modules need (locks, events, shields, Ctrl-C protection, name resolution).
+It is loaded only once trio is: when trio runs the first call, or a pool is
+made in a program that has imported trio.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import ssl
@@ -385,3 +389,49 @@ class TrioBackend(AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await trio.sleep(seconds)
+
+
+# What the runtime-neutral modules need from trio (_synchronization.py for
+# locks, events, shields and Ctrl-C protection, _resolver.py, the mock
+# backend), so that none of them imports trio: they load this module through
+# ``_synchronization.trio_runtime()`` once trio is loaded. Plain aliases where
+# a wrapper would only add a call to the request path.
+
+new_lock = trio.Lock
+new_event = trio.Event
+checkpoint = trio.lowlevel.checkpoint
+current_task = trio.lowlevel.current_task  # RuntimeError outside a trio task
+# A cancel scope that shields its block from cancellation (a partial, not a
+# function: no Python frame per close).
+shield = functools.partial(trio.CancelScope, shield=True)
+
+
+def protect_from_keyboard_interrupt(function: typing.Callable[..., typing.Any]) -> None:
+    """Have trio deliver ``KeyboardInterrupt`` at the next checkpoint outside
+    ``function`` (and what it calls) rather than inside it."""
+    trio.lowlevel.enable_ki_protection(function)
+
+
+async def acquire(lock: trio.Lock, timeout: float | None) -> bool:
+    """Wait for ``lock``; ``False`` if ``timeout`` seconds passed first."""
+    if timeout is None:
+        await lock.acquire()
+        return True
+    with trio.move_on_after(timeout):
+        await lock.acquire()
+        return True
+    return False
+
+
+async def wait(event: trio.Event, timeout: float | None) -> None:
+    """Wait until ``event`` is set, or ``timeout`` seconds passed."""
+    if timeout is None:
+        await event.wait()
+        return
+    with trio.move_on_after(timeout):
+        await event.wait()
+
+
+async def getaddrinfo(host: str, port: int) -> list[typing.Any]:
+    """trio's ``getaddrinfo`` (in a worker thread) for TCP to ``host:port``."""
+    return await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -118,7 +118,8 @@ class HTTPConnection(ConnectionInterface):
     @property
     def response_started(self) -> bool:
         """Whether any byte of the current response arrived (``False`` before connecting)."""
-        return bool(getattr(self._connection, "response_started", False))
+        connection = self._connection
+        return False if connection is None else connection.response_started
 
     @uninterruptible
     def connect(self, request: Request) -> None:

@@ -477,14 +477,14 @@ class PoolByteStream:
             self._pool._release(self._entry)
 
 
-def _may_retry(exc: BaseException, request: Request, connection: object) -> bool:
+def _may_retry(exc: BaseException, request: Request, connection: ConnectionInterface) -> bool:
     """Whether a request that failed on a reused connection may be sent again:
     nothing of the response arrived, the failure is the connection's, and
     sending twice is harmless (an idempotent method, or the caller said so
     with the ``retry_non_idempotent`` extension) and possible (bytes body)."""
     return (
         isinstance(exc, (ReadError, WriteError, RemoteProtocolError))
-        and getattr(connection, "response_started", True) is False
+        and not connection.response_started
         and (request.method in _IDEMPOTENT or bool(request.extensions.get("retry_non_idempotent")))
         and isinstance(request.stream, ByteStream)
     )

@@ -34,6 +34,9 @@ handed out once and the rest goes from the socket to the caller as read; h11
 is then replaced by a fresh parser for the next request. Chunked and
 close-delimited bodies go through h11.
 
+What one request and its response have seen is one ``_Exchange``, made anew
+for each request, so nothing of an exchange leaks into the next; h11 is
+driven only through ``_h11.ClientParser``, which knows h11's states.
 ``response_started`` tells whether any byte of the current response arrived:
 a request on a reused connection that failed before that may be retried
 elsewhere. This module knows nothing of pools, retries or backends beyond the
@@ -46,20 +49,11 @@ import time
 import typing
 from collections.abc import Callable, Generator, Iterable, Iterator
 
-import h11
-
+from .. import _h11
 from .._backends.base import NetworkStream
 from .._deadline import deadline_of, start_deadline
-from .._exceptions import (
-    H11_RECEIVE_ERRORS,
-    H11_SEND_ERRORS,
-    ConnectionNotAvailable,
-    ReadTimeout,
-    RemoteProtocolError,
-    WriteError,
-    translate,
-)
-from .._http11_events import request_event, response_head
+from .._exceptions import ConnectionNotAvailable, ReadTimeout, RemoteProtocolError, WriteError
+from .._h11 import ClientParser, http_version, response_head
 from .._http11_state import TRANSITIONS as TRANSITIONS
 from .._http11_state import ConnectionEvent as ConnectionEvent
 from .._http11_state import HTTPConnectionState as HTTPConnectionState
@@ -84,12 +78,28 @@ COALESCE_LIMIT = 64 * 1024
 EARLY_ANSWER_WAIT = 0.01
 
 _NO_RESPONSE = "Server disconnected without sending a response."
-_HTTP_VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
-_END = h11.EndOfMessage()  # events are immutable: one serves every request
 
 
 _S = HTTPConnectionState
 _E = ConnectionEvent
+
+
+class _Exchange:
+    """What one request and its response have seen so far; a new one per
+    request, so nothing of one exchange carries over into the next."""
+
+    __slots__ = ("complete", "early_event", "eof", "leftover", "remaining", "reusable", "started")
+
+    def __init__(self) -> None:
+        self.started = False  # a byte of the response arrived
+        self.eof = False  # the server hung up
+        self.early_event: _h11.Event | None = None  # a response read while still uploading
+        # A Content-Length body read past h11: bytes still to come, and the
+        # bytes h11 had buffered beyond the head (handed out first).
+        self.remaining: int | None = None
+        self.leftover = b""
+        self.complete = False  # the body was read to its end
+        self.reusable = False  # the connection may be reused once the body is
 
 
 class HTTP11Connection(ConnectionInterface):
@@ -122,7 +132,6 @@ class HTTP11Connection(ConnectionInterface):
         read_size = getattr(stream, "read_size", READ_SIZE)
         self._body_read_size = read_size if type(read_size) is int and read_size > 0 else READ_SIZE
         self._keepalive_expiry = keepalive_expiry
-        self._max_incomplete_event_size = max_incomplete_event_size
         self._clock = time.monotonic if clock is None else clock
         self._expire_at: float | None = None
         self._state = HTTPConnectionState.NEW
@@ -130,25 +139,8 @@ class HTTP11Connection(ConnectionInterface):
         # connection since it was last used.
         self._probed = False
         self._request_count = 0
-        self._h11 = self._new_parser()
-        self._reset_exchange()
-
-    def _reset_exchange(self) -> None:
-        # Per request: did a response byte arrive; did the peer hang up; a
-        # response event read while still uploading; the Content-Length body
-        # read past h11 (bytes left, bytes h11 had buffered); is the body done;
-        # may the connection be reused once it is.
-        self._response_started = self._eof = self._body_complete = self._reusable = False
-        self._head_bytes = 0  # received while the response head was awaited
-        self._early_event: h11.Event | None = None
-        self._direct_remaining: int | None = None
-        self._direct_leftover = b""
-
-    def _new_parser(self) -> h11.Connection:
-        self._h11_empty = True  # no byte received yet
-        return h11.Connection(
-            our_role=h11.CLIENT, max_incomplete_event_size=self._max_incomplete_event_size
-        )
+        self._parser = ClientParser(max_incomplete_event_size)
+        self._exchange = _Exchange()
 
     @property
     def state(self) -> HTTPConnectionState:
@@ -162,7 +154,7 @@ class HTTP11Connection(ConnectionInterface):
     @property
     def response_started(self) -> bool:
         """Whether any byte of the current (or last) response has arrived."""
-        return self._response_started
+        return self._exchange.started
 
     @uninterruptible
     def connect(self, request: Request) -> None:
@@ -197,7 +189,7 @@ class HTTP11Connection(ConnectionInterface):
         self._state = state
         self._request_count += 1
         self._expire_at = None
-        self._reset_exchange()
+        self._exchange = exchange = _Exchange()
         timeout = request.extensions.get("timeout")
         read_timeout = write_timeout = None
         self._io = self._network_stream
@@ -214,37 +206,33 @@ class HTTP11Connection(ConnectionInterface):
                 try:
                     event = self._receive_response_head(read_timeout)
                 except RemoteProtocolError:
-                    if write_error is not None and not self._response_started:
+                    if write_error is not None and not exchange.started:
                         # The server hung up mid-upload without a word: as in
                         # httpcore, that it never answered is what the caller
                         # learns (and a retry may follow), the write error is the cause.
                         raise RemoteProtocolError(_NO_RESPONSE) from write_error
                     raise
-                http_version = _HTTP_VERSIONS.get(event.http_version)
-                if http_version is None:
-                    http_version = b"HTTP/" + event.http_version
-                    if not event.http_version.startswith(b"1."):
-                        # HTTP/1.x framing under another major version (HTTP/0.9
-                        # had no status line at all; HTTP/2 and 3 have no text).
-                        raise RemoteProtocolError(
-                            f"Unsupported HTTP version in the response: {http_version.decode()}."
-                        )
+                version = _h11.HTTP_VERSIONS.get(event.http_version) or http_version(event)
                 headers, length = response_head(event)
-                trace.return_value = (http_version, event.status_code, event.reason, headers)
+                trace.return_value = (version, event.status_code, event.reason, headers)
             network_stream = self._network_stream
             if event.status_code == 101 or (
                 request.method == b"CONNECT" and 200 <= event.status_code < 300
             ):
-                leftover, _ = self._h11.trailing_data
+                leftover = self._parser.leftover()
                 network_stream = HTTP11UpgradeStream(network_stream, leftover)
             else:
-                self._prepare_body(request, event, length, upload_failed=write_error is not None)
+                # How to read the body, and whether the connection may be reused.
+                bodiless = request.method == b"HEAD" or event.status_code in (204, 304)
+                exchange.reusable, exchange.leftover, exchange.remaining = self._parser.after_head(
+                    length, bodiless, upload_failed=write_error is not None
+                )
             return Response.from_parser(
                 event.status_code,
                 headers,
                 HTTP11ResponseStream(self, request, read_timeout),
                 {
-                    "http_version": http_version,
+                    "http_version": version,
                     "reason_phrase": event.reason,
                     "network_stream": network_stream,
                 },
@@ -263,7 +251,7 @@ class HTTP11Connection(ConnectionInterface):
         and then its answer is what the caller needs, not our write error.
         """
         with Trace.start("http11.send_request_headers", request):
-            head = self._h11_send(request_event(request))
+            head = self._parser.send_request(request)
         try:
             with Trace.start("http11.send_request_body", request):
                 self._send_body(request, head, timeout)
@@ -273,21 +261,14 @@ class HTTP11Connection(ConnectionInterface):
 
     # Sending.
 
-    def _h11_send(self, event: h11.Event) -> list[bytes]:
-        # The pieces as h11 made them: a Data event's body is not copied.
-        try:
-            return self._h11.send_with_data_passthrough(event) or []
-        except h11.LocalProtocolError as exc:
-            raise translate(exc, H11_SEND_ERRORS) from exc
-
     def _send_body(self, request: Request, head: list[bytes], timeout: float | None) -> None:
         stream = request.stream
         if isinstance(stream, ByteStream):
             # Framed in full before the first write, so a body that does not
             # match its Content-Length fails without sending anything.
             body = stream.content
-            pieces = head + self._h11_send(h11.Data(data=body)) if body else head
-            self._write_pieces(pieces + self._h11_send(_END), timeout)
+            pieces = head + self._parser.send_data(body) if body else head
+            self._write_pieces(pieces + self._parser.send_end(), timeout)
             return
         if not isinstance(stream, Iterable):
             raise TypeError(
@@ -319,10 +300,10 @@ class HTTP11Connection(ConnectionInterface):
                 continue
             if not pending and self._answered_early():
                 return
-            pending.extend(self._h11_send(h11.Data(data=chunk)))
+            pending.extend(self._parser.send_data(chunk))
             self._write_pieces(pending, timeout)
             pending = []
-        self._write_pieces(pending + self._h11_send(_END), timeout)
+        self._write_pieces(pending + self._parser.send_end(), timeout)
 
     def _write_pieces(self, pieces: list[bytes], timeout: float | None) -> None:
         batch: list[bytes] = []
@@ -351,129 +332,80 @@ class HTTP11Connection(ConnectionInterface):
             # Only TLS records without application data (now processed), or part
             # of a record: the upload goes on, and the next chunk looks again.
             return False
+        exchange = self._exchange
         if not data:
-            self._eof = True
+            exchange.eof = True
             return True
-        self._receive_data(data)
+        exchange.started = True
+        parser = self._parser
+        parser.receive(data)
         while True:
-            event = self._h11_next_event()
-            if event is h11.NEED_DATA:
+            event = parser.next_event()
+            if event is _h11.NEED_DATA:
                 return False
-            self._check_head_size()
-            if isinstance(event, h11.InformationalResponse) and event.status_code != 101:
+            parser.check_head_size()
+            if isinstance(event, _h11.InformationalResponse) and event.status_code != 101:
                 continue
-            self._early_event = typing.cast(h11.Event, event)
+            exchange.early_event = typing.cast(_h11.Event, event)
             return True
 
     # Receiving.
 
-    def _h11_next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
-        try:
-            return self._h11.next_event()
-        except h11.RemoteProtocolError as exc:
-            if exc.error_status_hint == 431:  # h11's "Receive buffer too long"
-                raise self._too_large() from exc
-            raise translate(exc, H11_RECEIVE_ERRORS) from exc
-
-    def _receive_data(self, data: bytes) -> None:
-        self._h11_empty = False
-        if data:
-            self._response_started = True
-            if self._h11.their_state is h11.SEND_RESPONSE:
-                self._head_bytes += len(data)
-        self._h11.receive_data(data)
-
-    def _check_head_size(self) -> None:
-        # What was received minus what is left is what the heads took.
-        limit = self._max_incomplete_event_size
-        if self._head_bytes > limit and self._head_bytes - len(self._h11.trailing_data[0]) > limit:
-            raise self._too_large()
-
-    def _too_large(self) -> RemoteProtocolError:
-        limit = self._max_incomplete_event_size
-        return RemoteProtocolError(f"Response head (or chunk header) larger than {limit} bytes.")
-
-    def _receive_event(self, timeout: float | None) -> h11.Event | type[h11.PAUSED]:
-        early = self._early_event
+    def _receive_event(self, timeout: float | None) -> _h11.Event | type[_h11.PAUSED]:
+        exchange, parser = self._exchange, self._parser
+        early = exchange.early_event
         if early is not None:
-            self._early_event = None
+            exchange.early_event = None
             return early
-        # A parser that was given nothing yet can only say NEED_DATA: read first.
-        ask = not self._h11_empty
+        # A parser with nothing buffered can only say NEED_DATA: read first.
+        ask = not parser.pristine
         while True:
             if ask:
-                event = self._h11_next_event()
-                if event is not h11.NEED_DATA:
+                event = parser.next_event()
+                if event is not _h11.NEED_DATA:
                     return event  # type: ignore[return-value]  # h11's types do not narrow
             ask = True
-            data = b"" if self._eof else self._io.read(READ_SIZE, timeout)
-            if not data:
-                self._eof = True
-                if self._h11.their_state is h11.SEND_RESPONSE:
+            data = b"" if exchange.eof else self._io.read(READ_SIZE, timeout)
+            if data:
+                exchange.started = True
+            else:
+                exchange.eof = True
+                if parser.awaiting_head():
                     # h11 would call this a protocol violation; for the
                     # caller it is the server hanging up on the request.
-                    if self._response_started:
+                    if exchange.started:
                         raise RemoteProtocolError("Server disconnected inside the response head.")
                     raise RemoteProtocolError(_NO_RESPONSE)
-            self._receive_data(data)
+            parser.receive(data)
 
     def _receive_response_head(
         self, timeout: float | None
-    ) -> h11.Response | h11.InformationalResponse:
+    ) -> _h11.Response | _h11.InformationalResponse:
         while True:
             event = self._receive_event(timeout)
-            self._check_head_size()
-            if isinstance(event, h11.Response) or getattr(event, "status_code", 0) == 101:
-                return typing.cast(h11.Response | h11.InformationalResponse, event)
-            if not isinstance(event, h11.InformationalResponse):  # pragma: no cover
+            self._parser.check_head_size()
+            if isinstance(event, _h11.Response) or getattr(event, "status_code", 0) == 101:
+                return typing.cast(_h11.Response | _h11.InformationalResponse, event)
+            if not isinstance(event, _h11.InformationalResponse):  # pragma: no cover
                 # Unreachable while h11 keeps its promises; 100 and 103 are skipped.
                 raise RemoteProtocolError(f"Expected a response head, got {event!r}.")
 
-    def _prepare_body(
-        self,
-        request: Request,
-        event: h11.Response | h11.InformationalResponse,
-        length: int | None,
-        *,
-        upload_failed: bool,
-    ) -> None:
-        """Pick how to read the body; note whether the connection is reusable."""
-        # After the head, h11 has moved our side from DONE to MUST_CLOSE if
-        # either side said "Connection: close" (or the server is HTTP/1.0);
-        # SEND_BODY means the server answered before the upload ended.
-        # h11 believes a bytes body sent once framed, even if its write failed.
-        self._reusable = self._h11.our_state is h11.DONE and not upload_failed
-        if (
-            self._h11.their_state is not h11.SEND_BODY
-            or request.method == b"HEAD"
-            or event.status_code in (204, 304)
-        ):
-            return
-        if length is None:  # chunked, or delimited by the connection closing
-            return
-        leftover, _ = self._h11.trailing_data
-        if len(leftover) > length:
-            # Bytes beyond this response that nobody asked for.
-            self._reusable = False
-            leftover = leftover[:length]
-        self._direct_leftover = leftover
-        self._direct_remaining = length - len(leftover)
-
     def _next_body_chunk(self, timeout: float | None) -> bytes | None:
         """The next piece of the body, or ``None`` at its end."""
-        remaining = self._direct_remaining
+        exchange = self._exchange
+        remaining = exchange.remaining
         if remaining is None:
             event = self._receive_event(timeout)
-            if isinstance(event, h11.Data):
+            if isinstance(event, _h11.Data):
                 return bytes(event.data)
             # EndOfMessage, or PAUSED after a protocol switch: no more body.
-            self._body_complete = isinstance(event, h11.EndOfMessage)
+            exchange.complete = isinstance(event, _h11.EndOfMessage)
             return None
-        if self._direct_leftover:
-            leftover, self._direct_leftover = self._direct_leftover, b""
+        if exchange.leftover:
+            leftover, exchange.leftover = exchange.leftover, b""
             return leftover
         if not remaining:
-            self._body_complete = True
+            exchange.complete = True
             return None
         data = self._io.read(min(self._body_read_size, remaining), timeout)
         if not data:
@@ -481,18 +413,19 @@ class HTTP11Connection(ConnectionInterface):
                 "Server disconnected before the end of the response body: "
                 f"{remaining} bytes of it did not arrive."
             )
-        self._direct_remaining = remaining - len(data)
-        self._response_started = True
+        exchange.remaining = remaining - len(data)
+        exchange.started = True
         return data
 
     def _response_closed(self) -> None:
         if self._state is not HTTPConnectionState.ACTIVE:
             return  # closed under us, e.g. by the pool
-        if self._body_complete and self._reusable and not self._unread_bytes():
-            if self._direct_remaining is not None:
-                self._h11 = self._new_parser()  # it never saw the body
+        exchange = self._exchange
+        if exchange.complete and exchange.reusable and not self._unread_bytes():
+            if exchange.remaining is not None:
+                self._parser.renew()  # it never saw the body
             else:
-                self._h11.start_next_cycle()
+                self._parser.next_cycle()
             self._state = next_state(self._state, _E.RESPONSE_DONE_KEEPALIVE)
             if self._keepalive_expiry is not None:
                 self._expire_at = self._clock() + self._keepalive_expiry
@@ -504,15 +437,15 @@ class HTTP11Connection(ConnectionInterface):
         them, and the next request would take them for its response.
 
         A Content-Length body that bypassed h11 was read to its exact end, and
-        ``_prepare_body`` marked the connection unusable if h11 had buffered
+        ``ClientParser.after_head`` marked the connection unusable if h11 had buffered
         more; otherwise h11's buffer must be empty (a HEAD, 204 or 304
         response "with a body", bytes after the last chunk). What is still in
         the stream or the socket is the liveness probe's to see, before the
         next request (``is_alive``, or ``handle_async_request`` itself).
         """
-        if self._direct_remaining is not None:
-            return bool(self._direct_leftover)
-        return bool(self._h11.trailing_data[0])
+        if self._exchange.remaining is not None:
+            return bool(self._exchange.leftover)
+        return bool(self._parser.leftover())
 
     def _close(self, event: ConnectionEvent) -> None:
         self._state = next_state(self._state, event)
@@ -532,8 +465,8 @@ class HTTP11Connection(ConnectionInterface):
     def capacity(self) -> int:
         if self._state is HTTPConnectionState.ACTIVE:
             # Once the head is in, 0 if the exchange will end in a close.
-            head_in = self._h11.their_state is not h11.SEND_RESPONSE
-            return 0 if head_in and not self._reusable else 1
+            head_in = not self._parser.awaiting_head()
+            return 0 if head_in and not self._exchange.reusable else 1
         return 0 if self._state is HTTPConnectionState.CLOSED else 1
 
     def is_available(self) -> bool:

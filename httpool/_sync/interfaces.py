@@ -4,10 +4,12 @@
 Theory of operation: the pool never looks inside a connection. It hands a
 request to ``handle_async_request`` and, when the response is closed, asks
 a handful of O(1) questions (``is_closed``, ``is_idle``, ``capacity``) to
-decide where the connection goes next. ``capacity`` is how many requests the
-connection can carry at once right now: 1 for HTTP/1.1, the peer's stream
-limit for a multiplexing connection, 0 when it takes no new request. The pool
-keeps the count of requests in flight itself.
+decide where the connection goes next, and after a failure one more
+(``response_started``) to decide whether the request may be sent again.
+``capacity`` is how many requests the connection can carry at once right
+now: 1 for HTTP/1.1, the peer's stream limit for a multiplexing connection, 0
+when it takes no new request. The pool keeps the count of requests in flight
+itself.
 
 ``aconnect`` establishes the connection (TCP, TLS, protocol choice) as a
 separate step, so the pool learns the protocol and capacity the moment they
@@ -114,3 +116,14 @@ class ConnectionInterface(RequestInterface):
         """Liveness probe before reuse: ``False`` if the peer has closed the
         idle connection or sent data nobody asked for."""
         raise NotImplementedError()  # pragma: no cover
+
+    @property
+    def response_started(self) -> bool:
+        """Whether any byte of the current (or last) response has arrived.
+
+        The pool sends a request again elsewhere only when it failed on a
+        reused connection before that (see the pool's retry rule). A
+        connection that cannot tell, such as one written for httpcore, keeps
+        this default: ``True``, never retried.
+        """
+        return True

@@ -8,7 +8,7 @@ import pytest
 
 import httpool._urls
 from httpool import URL, LocalProtocolError, Request
-from httpool._http11_events import _trusted_headers, request_event, response_head
+from httpool._h11 import _trusted_headers, request_event, response_head
 from httpool._models import Headers, include_request_headers
 from httpool._urls import enforce_url
 
