@@ -25,6 +25,7 @@ from ._exceptions import ConnectTimeout as ConnectTimeout
 from ._exceptions import HttpoolError as HttpoolError
 from ._exceptions import LocalProtocolError as LocalProtocolError
 from ._exceptions import NetworkError as NetworkError
+from ._exceptions import PoolInvariantError as PoolInvariantError
 from ._exceptions import PoolTimeout as PoolTimeout
 from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import ProxyError as ProxyError
@@ -142,4 +143,5 @@ __all__ = [
     "ConnectError",
     "ReadError",
     "WriteError",
+    "PoolInvariantError",
 ]

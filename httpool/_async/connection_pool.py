@@ -50,9 +50,10 @@ from .._synchronization import (
     protect_on_trio,
     uninterruptible,
 )
-from .assignment import AsyncPoolState, PoolEntry, Waiter
+from .assignment import AsyncPoolState
 from .connection import AsyncHTTPConnection
 from .interfaces import AsyncConnectionInterface, AsyncRequestInterface
+from .pool_records import PoolEntry, Waiter
 
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 # How often a request goes elsewhere because its connection could not take
@@ -237,8 +238,9 @@ class AsyncConnectionPool(AsyncRequestInterface):
             return self._state.stats()
 
     def check_invariants(self) -> None:
-        """Raise ``AssertionError`` if the pool's bookkeeping is inconsistent.
-        Costs O(connections + queued requests); meant for tests and debugging."""
+        """Raise ``PoolInvariantError`` if the pool's bookkeeping is inconsistent.
+        Costs O(connections + queued requests); meant for tests and debugging.
+        Plain checks, not ``assert``: it works under ``python -O`` too."""
         with self._lock:
             self._state.check_invariants()
 
@@ -275,7 +277,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
         avoid: PoolEntry | None = None
         while True:
             waiter = await self._acquire(
-                origin, pool_timeout, fresh=stale > 0, deadline=deadline, avoid=avoid
+                origin, pool_timeout, new_connection=stale > 0, deadline=deadline, avoid=avoid
             )
             entry = waiter.entry
             assert entry is not None
@@ -327,13 +329,13 @@ class AsyncConnectionPool(AsyncRequestInterface):
         self,
         origin: Origin,
         timeout: float | None,
-        fresh: bool,
+        new_connection: bool,
         deadline: Deadline | None,
         avoid: PoolEntry | None = None,
     ) -> Waiter:
         """Arrive, and wait if queued: return the waiter holding its connection."""
         waiter = Waiter(origin)
-        waiter.fresh = fresh
+        waiter.wants_new_connection = new_connection
         waiter.avoid = avoid
         try:
             with self._lock:
@@ -358,7 +360,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
         """Back off before a refused request goes again, unless another
         connection of its origin has a free slot for it now."""
         with self._lock:
-            elsewhere = self._state.has_other_spare(origin, entry)
+            elsewhere = self._state.has_other_free_slot(origin, entry)
         if not elsewhere:
             delay = min(REFUSED_BACKOFF * 2 ** (refused - 1), REFUSED_BACKOFF_MAX)
             await self._network_backend.sleep(delay * (0.5 + random.random() / 2))

@@ -51,9 +51,10 @@ from .._synchronization import (
     protect_on_trio,
     uninterruptible,
 )
-from .assignment import PoolEntry, PoolState, Waiter
+from .assignment import PoolState
 from .connection import HTTPConnection
 from .interfaces import ConnectionInterface, RequestInterface
+from .pool_records import PoolEntry, Waiter
 
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 # How often a request goes elsewhere because its connection could not take
@@ -238,8 +239,9 @@ class ConnectionPool(RequestInterface):
             return self._state.stats()
 
     def check_invariants(self) -> None:
-        """Raise ``AssertionError`` if the pool's bookkeeping is inconsistent.
-        Costs O(connections + queued requests); meant for tests and debugging."""
+        """Raise ``PoolInvariantError`` if the pool's bookkeeping is inconsistent.
+        Costs O(connections + queued requests); meant for tests and debugging.
+        Plain checks, not ``assert``: it works under ``python -O`` too."""
         with self._lock:
             self._state.check_invariants()
 
@@ -276,7 +278,7 @@ class ConnectionPool(RequestInterface):
         avoid: PoolEntry | None = None
         while True:
             waiter = self._acquire(
-                origin, pool_timeout, fresh=stale > 0, deadline=deadline, avoid=avoid
+                origin, pool_timeout, new_connection=stale > 0, deadline=deadline, avoid=avoid
             )
             entry = waiter.entry
             assert entry is not None
@@ -328,13 +330,13 @@ class ConnectionPool(RequestInterface):
         self,
         origin: Origin,
         timeout: float | None,
-        fresh: bool,
+        new_connection: bool,
         deadline: Deadline | None,
         avoid: PoolEntry | None = None,
     ) -> Waiter:
         """Arrive, and wait if queued: return the waiter holding its connection."""
         waiter = Waiter(origin)
-        waiter.fresh = fresh
+        waiter.wants_new_connection = new_connection
         waiter.avoid = avoid
         try:
             with self._lock:
@@ -359,7 +361,7 @@ class ConnectionPool(RequestInterface):
         """Back off before a refused request goes again, unless another
         connection of its origin has a free slot for it now."""
         with self._lock:
-            elsewhere = self._state.has_other_spare(origin, entry)
+            elsewhere = self._state.has_other_free_slot(origin, entry)
         if not elsewhere:
             delay = min(REFUSED_BACKOFF * 2 ** (refused - 1), REFUSED_BACKOFF_MAX)
             self._network_backend.sleep(delay * (0.5 + random.random() / 2))
