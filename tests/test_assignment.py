@@ -301,6 +301,17 @@ def test_a_cancelled_connect_is_not_a_shared_failure() -> None:
     h.state.check_invariants()
 
 
+def test_cancel_after_the_pool_closed_its_new_connection() -> None:
+    # A request given a new connection is cancelled after aclose() closed it.
+    h = Harness(max_connections=1)
+    waiter = h.arrive()
+    assert waiter.connect
+    h.retire(h.state.close_all())
+    h.cancel(waiter)  # was: KeyError, removing the connection a second time
+    assert h.state.stats().connections == 0
+    h.state.check_invariants()
+
+
 def test_unused_origins_are_forgotten() -> None:
     h = Harness(max_connections=1)
     for origin in ORIGINS:
@@ -448,7 +459,10 @@ class PoolMachine(RuleBasedStateMachine):
     def connect(self, i: int, ok: bool, capacity: int, cancelled: bool) -> None:
         waiter = self.connecting.pop(i % len(self.connecting))
         assert waiter.entry is not None
-        if ok:
+        if waiter.entry.connection.retired:  # type: ignore[attr-defined]
+            # The pool closed it while it was connecting: connecting fails.
+            self.h.retire(self.h.state.failed(waiter.entry, ConnectionError("closed")))
+        elif ok:
             self.h.connected(waiter.entry, capacity if self.multiplex else 1)
             self._activate(waiter)
         else:
@@ -483,6 +497,12 @@ class PoolMachine(RuleBasedStateMachine):
         self.h.now += seconds
 
     @rule()
+    def close_pool(self) -> None:
+        # Many removals in one event; the waiters queued get new connections.
+        self.h.retire(self.h.state.close_all())
+        self._resort()
+
+    @rule()
     def idle_peer_closes(self) -> None:
         for entry in self.h.state.entries:
             if entry.in_use == 0:
@@ -497,7 +517,8 @@ class PoolMachine(RuleBasedStateMachine):
         assert stats.queued == len(self.waiting)
         # Requests on a connection that is already gone no longer count.
         live = [entry for _, entry in self.active if entry in self.h.state.entries]
-        assert stats.streams_in_use == len(live) + len(self.connecting)
+        live += [w.entry for w in self.connecting if w.entry in self.h.state.entries]
+        assert stats.streams_in_use == len(live)
 
 
 class MultiplexPoolMachine(PoolMachine):

@@ -91,6 +91,7 @@ MAX_SHARED_FAILURES = 2
 
 _MAKE_ROOM = "the pool is full and a request for another origin needs room"
 _NO_IDLE = "keepalive_expiry=0 keeps no connection idle"
+_GAVE_UP = "its request gave up before it was opened"
 _BLOCKED = "queued: a request for %s (waits for that origin's connections)"
 
 T = typing.TypeVar("T")
@@ -226,22 +227,20 @@ class PoolState:
             self._forget(origin_state)
             return self._end_event()
         waiter.entry = None
-        if waiter.connect:
-            self._drop_request(entry)
-            self._remove(entry, "its request gave up before it was opened")
-            return self._end_event()
+        if waiter.connect:  # (unless the pool closed it meanwhile)
+            return self.failed(entry)
         return self.release(entry, now)
 
     def failed(self, entry: PoolEntry, error: BaseException | None = None) -> ToClose:
-        """Connecting ``entry`` failed with ``error`` (None: its connecting
-        request was cancelled): its slot goes to the next waiter. The waiters
+        """Connecting ``entry`` failed with ``error`` (None: its request gave up,
+        while connecting or before): its slot goes to the next waiter. The waiters
         its origin blocks count the failure, and fail with ``error`` once they
         have seen ``MAX_SHARED_FAILURES``."""
         self._drop_request(entry)
         if entry.state is not EntryState.CLOSED:
             if error is not None and entry.may_multiplex and entry.origin_state.blocked_by_origin:
                 self._share_failure(entry.origin_state, error)
-            self._remove(entry, "connecting failed")
+            self._remove(entry, _GAVE_UP if error is None else "connecting failed")
         return self._end_event()
 
     def close_all(self) -> ToClose:
