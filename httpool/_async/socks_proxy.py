@@ -40,6 +40,7 @@ from .._resolver import AsyncResolver
 from .._synchronization import AsyncShieldCancellation
 from .._trace import Trace
 from .connection import AsyncHTTPConnection
+from .connection_config import ConnectionConfig
 from .connection_pool import AsyncConnectionPool
 from .http_proxy import connect_to_proxy
 
@@ -85,7 +86,8 @@ class AsyncSocks5Connection(AsyncHTTPConnection):
             here) or ``socks5h`` (let the proxy resolve it).
         remote_origin: the one origin this connection serves.
         proxy_auth: ``(username, password)`` for username/password authentication.
-        The rest as for ``AsyncHTTPConnection`` (``uds``: reach the proxy there).
+        The rest as for ``AsyncHTTPConnection`` (``uds``: reach the proxy there;
+        ``config``: the pool's, for everything but the proxy's arguments).
 
     ``aconnect`` raises ``ProxyError`` for a failed handshake, and what a
     direct connection raises otherwise.
@@ -105,33 +107,28 @@ class AsyncSocks5Connection(AsyncHTTPConnection):
         uds: str | None = None,
         network_backend: AsyncNetworkBackend | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
+        *,
+        config: ConnectionConfig | None = None,
     ) -> None:
         import_socksio()
         super().__init__(
-            origin=remote_origin,
-            ssl_context=ssl_context,
-            keepalive_expiry=keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            retries=retries,
-            local_address=local_address,
-            uds=uds,
-            network_backend=network_backend,
-            socket_options=socket_options,
+            remote_origin,
+            ssl_context,
+            keepalive_expiry,
+            http1,
+            http2,
+            retries,
+            local_address,
+            uds,
+            network_backend,
+            socket_options,
+            config=config,
         )
         self._proxy_origin = proxy_origin
         self._proxy_auth = proxy_auth
 
     async def _connect_once(self, request: Request, timeout: float | None) -> AsyncNetworkStream:
-        stream = await connect_to_proxy(
-            self._network_backend,
-            self._proxy_origin,
-            request,
-            timeout,
-            local_address=self._local_address,
-            uds=self._uds,
-            socket_options=self._socket_options,
-        )
+        stream = await connect_to_proxy(self._config, self._proxy_origin, request, timeout)
         host, port = self._origin.host.decode("ascii"), self._origin.port
         info = {"stream": stream, "host": host, "port": port}
         try:
@@ -141,7 +138,7 @@ class AsyncSocks5Connection(AsyncHTTPConnection):
                     await handshake.authenticate(self._proxy_auth)
                 if self._proxy_origin.scheme == b"socks5":
                     # Resolved here, once the proxy has let us in.
-                    host = await _resolve(self._network_backend, host, port)
+                    host = await _resolve(self._config.network_backend, host, port)
                 with _handshake_errors():
                     await handshake.connect(host, port)
                 trace.return_value = stream

@@ -41,6 +41,7 @@ from .._resolver import Resolver
 from .._synchronization import ShieldCancellation
 from .._trace import Trace
 from .connection import HTTPConnection
+from .connection_config import ConnectionConfig
 from .connection_pool import ConnectionPool
 from .http_proxy import connect_to_proxy
 
@@ -86,7 +87,8 @@ class Socks5Connection(HTTPConnection):
             here) or ``socks5h`` (let the proxy resolve it).
         remote_origin: the one origin this connection serves.
         proxy_auth: ``(username, password)`` for username/password authentication.
-        The rest as for ``AsyncHTTPConnection`` (``uds``: reach the proxy there).
+        The rest as for ``AsyncHTTPConnection`` (``uds``: reach the proxy there;
+        ``config``: the pool's, for everything but the proxy's arguments).
 
     ``aconnect`` raises ``ProxyError`` for a failed handshake, and what a
     direct connection raises otherwise.
@@ -106,33 +108,28 @@ class Socks5Connection(HTTPConnection):
         uds: str | None = None,
         network_backend: NetworkBackend | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
+        *,
+        config: ConnectionConfig | None = None,
     ) -> None:
         import_socksio()
         super().__init__(
-            origin=remote_origin,
-            ssl_context=ssl_context,
-            keepalive_expiry=keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            retries=retries,
-            local_address=local_address,
-            uds=uds,
-            network_backend=network_backend,
-            socket_options=socket_options,
+            remote_origin,
+            ssl_context,
+            keepalive_expiry,
+            http1,
+            http2,
+            retries,
+            local_address,
+            uds,
+            network_backend,
+            socket_options,
+            config=config,
         )
         self._proxy_origin = proxy_origin
         self._proxy_auth = proxy_auth
 
     def _connect_once(self, request: Request, timeout: float | None) -> NetworkStream:
-        stream = connect_to_proxy(
-            self._network_backend,
-            self._proxy_origin,
-            request,
-            timeout,
-            local_address=self._local_address,
-            uds=self._uds,
-            socket_options=self._socket_options,
-        )
+        stream = connect_to_proxy(self._config, self._proxy_origin, request, timeout)
         host, port = self._origin.host.decode("ascii"), self._origin.port
         info = {"stream": stream, "host": host, "port": port}
         try:
@@ -142,7 +139,7 @@ class Socks5Connection(HTTPConnection):
                     handshake.authenticate(self._proxy_auth)
                 if self._proxy_origin.scheme == b"socks5":
                     # Resolved here, once the proxy has let us in.
-                    host = _resolve(self._network_backend, host, port)
+                    host = _resolve(self._config.network_backend, host, port)
                 with _handshake_errors():
                     handshake.connect(host, port)
                 trace.return_value = stream
