@@ -34,7 +34,12 @@ def test_every_connection_shares_the_pools_config() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.retries = 3  # type: ignore[misc]
     assert (config.ssl_context, config.network_backend) == (context, backend)
-    assert (config.keepalive_expiry, config.http1, config.http2, config.retries) == (5.0, True, True, 2)
+    assert (config.keepalive_expiry, config.http1, config.http2, config.retries) == (
+        5.0,
+        True,
+        True,
+        2,
+    )
     assert config.clock == backend.now
     first, second = pool.create_connection(ORIGIN), pool.create_connection(ORIGIN)
     assert first._config is second._config is config  # type: ignore[attr-defined]
