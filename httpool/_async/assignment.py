@@ -365,13 +365,13 @@ class AsyncPoolState:
         close it to make room for the starving head, or keep it idle."""
         origin_state = entry.origin_state
         queue_head = _first(self._queue)
-        oldest_for_origin = _first(origin_state.waiters)
-        if oldest_for_origin is not None and (
+        waiters = origin_state.waiters
+        if waiters and (
             queue_head is None
             or queue_head.origin == origin_state.origin
             or self._bypass(queue_head)
         ):
-            self._assign(oldest_for_origin, entry)
+            self._assign(next(iter(waiters)), entry)  # the origin's oldest waiter
             return
         if queue_head is not None or self._keepalive_expiry == 0:
             # keepalive_expiry=0: no connection is ever kept idle (httpcore's rule).
