@@ -5,9 +5,9 @@ from ._api import stream as stream
 from ._async.connection import AsyncHTTPConnection as AsyncHTTPConnection
 from ._async.connection_pool import AsyncConnectionPool as AsyncConnectionPool
 from ._async.http11 import AsyncHTTP11Connection as AsyncHTTP11Connection
-from ._async.http_proxy import AsyncHTTPProxy as AsyncHTTPProxy
 from ._async.interfaces import AsyncConnectionInterface as AsyncConnectionInterface
-from ._async.socks_proxy import AsyncSOCKSProxy as AsyncSOCKSProxy
+from ._async.proxy_pools import AsyncHTTPProxy as AsyncHTTPProxy
+from ._async.proxy_pools import AsyncSOCKSProxy as AsyncSOCKSProxy
 from ._backends.auto import AutoBackend as AutoBackend
 from ._backends.base import SOCKET_OPTION as SOCKET_OPTION
 from ._backends.base import AsyncNetworkBackend as AsyncNetworkBackend
@@ -46,9 +46,9 @@ from ._stats import PoolStats as PoolStats
 from ._sync.connection import HTTPConnection as HTTPConnection
 from ._sync.connection_pool import ConnectionPool as ConnectionPool
 from ._sync.http11 import HTTP11Connection as HTTP11Connection
-from ._sync.http_proxy import HTTPProxy as HTTPProxy
 from ._sync.interfaces import ConnectionInterface as ConnectionInterface
-from ._sync.socks_proxy import SOCKSProxy as SOCKSProxy
+from ._sync.proxy_pools import HTTPProxy as HTTPProxy
+from ._sync.proxy_pools import SOCKSProxy as SOCKSProxy
 
 __version__ = "0.1.0"
 

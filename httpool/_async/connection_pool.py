@@ -53,8 +53,10 @@ from .._synchronization import (
 from .assignment import AsyncPoolState
 from .connection import AsyncHTTPConnection
 from .connection_config import ConnectionConfig, connection_config
+from .http_proxy import AsyncForwardHTTPConnection, AsyncTunnelHTTPConnection
 from .interfaces import AsyncConnectionInterface, AsyncRequestInterface
 from .pool_records import PoolEntry, Waiter
+from .socks_proxy import AsyncSocks5Connection, import_socksio
 
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 # How often a request goes elsewhere because its connection could not take
@@ -147,8 +149,6 @@ class AsyncConnectionPool(AsyncRequestInterface):
         self._forward_config: ConnectionConfig | None = None
         if proxy is not None:
             if proxy.is_socks:
-                from .socks_proxy import import_socksio
-
                 import_socksio()  # fail now, not on the first request
             else:
                 url = proxy.url
@@ -183,13 +183,9 @@ class AsyncConnectionPool(AsyncRequestInterface):
 
     def _proxy_connection(self, proxy: Proxy, origin: Origin) -> AsyncConnectionInterface:
         if proxy.is_socks:
-            from .socks_proxy import AsyncSocks5Connection
-
             return AsyncSocks5Connection(
                 proxy.url.origin, origin, proxy_auth=proxy.auth, config=self._config
             )
-        from .http_proxy import AsyncForwardHTTPConnection, AsyncTunnelHTTPConnection
-
         if origin.scheme == b"http":
             return AsyncForwardHTTPConnection(
                 proxy.url.origin, proxy.headers, config=self._forward_config

@@ -27,14 +27,12 @@ from collections.abc import Iterable
 
 from .._backends.base import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
 from .._exceptions import CONNECT_ERRORS, ProxyError, map_exceptions
-from .._models import URL, Headers, HeaderTypes, Origin, Request, Response
-from .._proxy import Proxy
+from .._models import URL, Headers, Origin, Request, Response
 from .._ssl import ssl_context_for
 from .._synchronization import AsyncShieldCancellation, uninterruptible
 from .._trace import Trace
 from .connection import AsyncHTTPConnection
 from .connection_config import ConnectionConfig, connection_config
-from .connection_pool import AsyncConnectionPool
 from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
 from .tls_in_tls import AsyncTLSCarrier
@@ -352,61 +350,3 @@ def needs_tls_in_tls_fallback(stream: AsyncNetworkStream) -> bool:
         return False
     inner = getattr(stream, "_stream", stream)
     return type(inner).__module__.endswith("_backends.asyncio")
-
-
-class AsyncHTTPProxy(AsyncConnectionPool):
-    """A connection pool that sends every request through an HTTP(S) proxy.
-
-    The same as ``AsyncConnectionPool(proxy=Proxy(proxy_url, proxy_auth,
-    proxy_headers, proxy_ssl_context), ...)``, with httpcore's arguments:
-
-    Args:
-        proxy_url: ``http://`` or ``https://`` (TLS to the proxy).
-        proxy_auth: ``(username, password)`` for Basic ``Proxy-Authorization``.
-        proxy_headers: added to every forwarded request and every CONNECT.
-        ssl_context: TLS to the origins (inside the tunnels).
-        proxy_ssl_context: TLS to an https proxy.
-        The rest as for ``AsyncConnectionPool``.
-    """
-
-    def __init__(
-        self,
-        proxy_url: URL | bytes | str,
-        proxy_auth: tuple[bytes | str, bytes | str] | None = None,
-        proxy_headers: HeaderTypes = None,
-        ssl_context: ssl.SSLContext | None = None,
-        proxy_ssl_context: ssl.SSLContext | None = None,
-        max_connections: int | None = 10,
-        max_keepalive_connections: int | None = None,
-        keepalive_expiry: float | None = None,
-        http1: bool = True,
-        http2: bool = False,
-        retries: int = 0,
-        local_address: str | None = None,
-        uds: str | None = None,
-        network_backend: AsyncNetworkBackend | None = None,
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-        max_connections_per_origin: int | None = None,
-    ) -> None:
-        proxy = Proxy(proxy_url, proxy_auth, proxy_headers, proxy_ssl_context)
-        if proxy.is_socks:
-            raise ValueError("AsyncHTTPProxy takes an http:// or https:// proxy URL.")
-        super().__init__(
-            ssl_context=ssl_context,
-            proxy=proxy,
-            max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
-            keepalive_expiry=keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            retries=retries,
-            local_address=local_address,
-            uds=uds,
-            network_backend=network_backend,
-            socket_options=socket_options,
-            max_connections_per_origin=max_connections_per_origin,
-        )
-        # httpcore's attribute names, which code written for it reads.
-        self._proxy_url = proxy.url
-        self._proxy_headers = proxy.headers
-        self._proxy_ssl_context = proxy_ssl_context

@@ -34,14 +34,12 @@ from .._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from .._models import URL, Origin, Request
-from .._proxy import Proxy
+from .._models import Origin, Request
 from .._resolver import AsyncResolver
 from .._synchronization import AsyncShieldCancellation
 from .._trace import Trace
 from .connection import AsyncHTTPConnection
 from .connection_config import ConnectionConfig
-from .connection_pool import AsyncConnectionPool
 from .http_proxy import connect_to_proxy
 
 # httpcore's names for what the proxy says, so that its messages read the same.
@@ -227,51 +225,3 @@ class _Handshake:
                 raise ProxyError("The SOCKS5 proxy closed the connection during the handshake.")
             data += chunk
         return data
-
-
-class AsyncSOCKSProxy(AsyncConnectionPool):
-    """A connection pool that sends every request through a SOCKS5 proxy.
-
-    The same as ``AsyncConnectionPool(proxy=Proxy(proxy_url, proxy_auth), ...)``,
-    with httpcore's arguments: ``proxy_url`` is ``socks5://`` or ``socks5h://``,
-    ``proxy_auth`` a ``(username, password)``; the rest as for
-    ``AsyncConnectionPool``. Raises ``ImportError`` without the ``socks`` extra.
-    """
-
-    def __init__(
-        self,
-        proxy_url: URL | bytes | str,
-        proxy_auth: tuple[bytes | str, bytes | str] | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        max_connections: int | None = 10,
-        max_keepalive_connections: int | None = None,
-        keepalive_expiry: float | None = None,
-        http1: bool = True,
-        http2: bool = False,
-        retries: int = 0,
-        local_address: str | None = None,
-        uds: str | None = None,
-        network_backend: AsyncNetworkBackend | None = None,
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-        max_connections_per_origin: int | None = None,
-    ) -> None:
-        proxy = Proxy(proxy_url, proxy_auth)
-        if not proxy.is_socks:
-            raise ValueError("AsyncSOCKSProxy takes a socks5:// or socks5h:// proxy URL.")
-        super().__init__(
-            ssl_context=ssl_context,
-            proxy=proxy,
-            max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
-            keepalive_expiry=keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            retries=retries,
-            local_address=local_address,
-            uds=uds,
-            network_backend=network_backend,
-            socket_options=socket_options,
-            max_connections_per_origin=max_connections_per_origin,
-        )
-        self._proxy_url = proxy.url
-        self._proxy_auth = proxy.auth

@@ -54,8 +54,10 @@ from .._synchronization import (
 from .assignment import PoolState
 from .connection import HTTPConnection
 from .connection_config import ConnectionConfig, connection_config
+from .http_proxy import ForwardHTTPConnection, TunnelHTTPConnection
 from .interfaces import ConnectionInterface, RequestInterface
 from .pool_records import PoolEntry, Waiter
+from .socks_proxy import Socks5Connection, import_socksio
 
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 # How often a request goes elsewhere because its connection could not take
@@ -148,8 +150,6 @@ class ConnectionPool(RequestInterface):
         self._forward_config: ConnectionConfig | None = None
         if proxy is not None:
             if proxy.is_socks:
-                from .socks_proxy import import_socksio
-
                 import_socksio()  # fail now, not on the first request
             else:
                 url = proxy.url
@@ -184,13 +184,9 @@ class ConnectionPool(RequestInterface):
 
     def _proxy_connection(self, proxy: Proxy, origin: Origin) -> ConnectionInterface:
         if proxy.is_socks:
-            from .socks_proxy import Socks5Connection
-
             return Socks5Connection(
                 proxy.url.origin, origin, proxy_auth=proxy.auth, config=self._config
             )
-        from .http_proxy import ForwardHTTPConnection, TunnelHTTPConnection
-
         if origin.scheme == b"http":
             return ForwardHTTPConnection(
                 proxy.url.origin, proxy.headers, config=self._forward_config
