@@ -13,6 +13,11 @@ closed outside the lock, shielded from cancellation.
 
 The async pool needs no lock: its state changes never await. The lock type
 is a no-op here and a ``threading.Lock`` in the generated sync pool.
+
+How to connect (TLS context, protocols, retries, addresses, socket options,
+backend) is resolved once, when the pool is built, into one frozen
+``ConnectionConfig`` that every connection the pool makes shares; the pool
+itself keeps only what it decides with (limits, the proxy, the clock).
 """
 
 from __future__ import annotations
@@ -376,7 +381,7 @@ class ConnectionPool(RequestInterface):
             entry.connection.connect(request)
         except BaseException as exc:
             # A cancellation is this request's own business, not a failure
-            # to hand on to the requests parked behind the connection. (No
+            # to hand on to the requests blocked behind the connection. (No
             # local names the error: this frame is in its traceback, and the
             # cycle would keep the connection until the collector ran.)
             with self._lock:
