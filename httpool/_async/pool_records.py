@@ -1,12 +1,14 @@
 """The records the pool keeps: one per connection, per waiting request, per origin.
 
-Theory of operation: these are plain slotted records with no behaviour;
-``AsyncPoolState`` (``assignment.py``) is the only code that changes them,
-and keeps them consistent with one another (its module docstring lists the
-invariants). A ``PoolEntry`` belongs to one ``OriginState`` for its whole
-life; a ``Waiter`` is in its origin's ``waiters`` until it is given a
-connection (``entry``), fails (``error``) or gives up. Nothing here knows
-the limits, the clock or the network.
+Theory of operation: these are plain slotted records with no behaviour.
+Apart from what a request asks for on its ``Waiter`` before it arrives
+(``wants_new_connection``, ``avoid``), ``AsyncPoolState`` (``assignment.py``)
+is the only code that changes them, and keeps them consistent with one
+another (its module docstring lists the invariants). A ``PoolEntry``
+belongs to one ``OriginState`` for its whole life; a ``Waiter`` is in its
+origin's ``waiters`` until it is given a connection (``entry``), fails
+(``error``) or gives up. Nothing here knows the limits, the clock or the
+network.
 """
 
 from __future__ import annotations
