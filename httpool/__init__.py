@@ -14,9 +14,9 @@ from ._api import stream as stream
 from ._async.connection import AsyncHTTPConnection as AsyncHTTPConnection
 from ._async.connection_pool import AsyncConnectionPool as AsyncConnectionPool
 from ._async.http11 import AsyncHTTP11Connection as AsyncHTTP11Connection
-from ._async.http_proxy import AsyncHTTPProxy as AsyncHTTPProxy
 from ._async.interfaces import AsyncConnectionInterface as AsyncConnectionInterface
-from ._async.socks_proxy import AsyncSOCKSProxy as AsyncSOCKSProxy
+from ._async.proxy_pools import AsyncHTTPProxy as AsyncHTTPProxy
+from ._async.proxy_pools import AsyncSOCKSProxy as AsyncSOCKSProxy
 from ._backends.auto import AutoBackend as AutoBackend
 from ._backends.base import SOCKET_OPTION as SOCKET_OPTION
 from ._backends.base import AsyncNetworkBackend as AsyncNetworkBackend
@@ -34,6 +34,7 @@ from ._exceptions import ConnectTimeout as ConnectTimeout
 from ._exceptions import HttpoolError as HttpoolError
 from ._exceptions import LocalProtocolError as LocalProtocolError
 from ._exceptions import NetworkError as NetworkError
+from ._exceptions import PoolInvariantError as PoolInvariantError
 from ._exceptions import PoolTimeout as PoolTimeout
 from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import ProxyError as ProxyError
@@ -52,9 +53,9 @@ from ._stats import PoolStats as PoolStats
 from ._sync.connection import HTTPConnection as HTTPConnection
 from ._sync.connection_pool import ConnectionPool as ConnectionPool
 from ._sync.http11 import HTTP11Connection as HTTP11Connection
-from ._sync.http_proxy import HTTPProxy as HTTPProxy
 from ._sync.interfaces import ConnectionInterface as ConnectionInterface
-from ._sync.socks_proxy import SOCKSProxy as SOCKSProxy
+from ._sync.proxy_pools import HTTPProxy as HTTPProxy
+from ._sync.proxy_pools import SOCKSProxy as SOCKSProxy
 from ._urls import URL as URL
 from ._urls import Origin as Origin
 from ._version import __version__ as __version__
@@ -163,6 +164,7 @@ __all__ = [
     "ConnectError",
     "ReadError",
     "WriteError",
+    "PoolInvariantError",
 ]
 
 for _name in __all__:

@@ -83,6 +83,11 @@ class WriteError(NetworkError):
     """Writing to the connection failed (reset, broken pipe)."""
 
 
+class PoolInvariantError(HttpoolError, RuntimeError):
+    """``check_invariants()`` found the pool's bookkeeping inconsistent: a bug in
+    httpool (or in code that changed the pool's private state), never a network error."""
+
+
 class ConnectionNotAvailable(HttpoolError):
     """Internal: the connection cannot take this request; the pool retries elsewhere."""
 

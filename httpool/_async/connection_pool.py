@@ -12,10 +12,16 @@ closed outside the lock, shielded from cancellation.
 
 The async pool needs no lock: its state changes never await. The lock type
 is a no-op here and a ``threading.Lock`` in the generated sync pool.
+
+How to connect (TLS context, protocols, retries, addresses, socket options,
+backend) is resolved once, when the pool is built, into one frozen
+``ConnectionConfig`` that every connection the pool makes shares; the pool
+itself keeps only what it decides with (limits, the proxy, the clock).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import ssl
 import time
@@ -24,7 +30,6 @@ import typing
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 
 from .._backends.base import SOCKET_OPTION, AsyncNetworkBackend
-from .._backends.default import async_default_backend
 from .._deadline import Deadline, deadline_of, start_deadline
 from .._exceptions import (
     ConnectionNotAvailable,
@@ -44,9 +49,13 @@ from .._synchronization import (
     uninterruptible,
 )
 from .._urls import REQUEST_SCHEMES, Origin, unsupported_protocol
-from .assignment import AsyncPoolState, PoolEntry, Waiter
+from .assignment import AsyncPoolState
 from .connection import AsyncHTTPConnection
+from .connection_config import ConnectionConfig, connection_config
+from .http_proxy import AsyncForwardHTTPConnection, AsyncTunnelHTTPConnection
 from .interfaces import AsyncConnectionInterface, AsyncRequestInterface
+from .pool_records import PoolEntry, Waiter
+from .socks_proxy import AsyncSocks5Connection, import_socksio
 
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 # How often a request goes elsewhere because its connection could not take
@@ -66,6 +75,11 @@ MAX_STALE_RETRIES = 8
 _WAITING = "waiting for a connection"
 
 
+def _from_config(name: str) -> typing.Any:
+    """A read-only pool attribute read from its ``ConnectionConfig``."""
+    return property(lambda pool: getattr(pool._config, name), doc=f"``_config.{name}``")
+
+
 class AsyncConnectionPool(AsyncRequestInterface):
     """A pool of HTTP connections shared by concurrent requests.
 
@@ -83,7 +97,9 @@ class AsyncConnectionPool(AsyncRequestInterface):
         socket_options: ``setsockopt`` triples applied before connecting.
         max_connections_per_origin: connections open at once to one origin.
 
-    Raises ``ValueError`` for a limit that is not a positive whole number.
+    Raises ``ValueError`` for a limit that is not a positive whole number, and
+    ``ImportError`` naming the extra for ``http2=True`` without h2 installed
+    (or a SOCKS proxy without socksio).
     """
 
     def __init__(
@@ -110,36 +126,39 @@ class AsyncConnectionPool(AsyncRequestInterface):
             raise ValueError(f"keepalive_expiry must be None or >= 0, not {keepalive_expiry!r}")
         if not (http1 or http2):
             raise ValueError("at least one of http1 and http2 must be enabled")
-        self._ssl_context = ssl_context
+        # Built once, shared by every connection (raises ImportError for
+        # http2=True without h2, now rather than on the first request).
+        self._config = connection_config(
+            ssl_context,
+            keepalive_expiry,
+            http1,
+            http2,
+            retries,
+            local_address,
+            uds,
+            network_backend,
+            socket_options,
+        )
         self._proxy = proxy
         # Every http:// request through an HTTP proxy goes to one pool key, the
         # proxy's: forwarding connections serve any http origin. (Its scheme is
         # http whatever the proxy's, and a tunnel's key, its origin, never is.)
         self._forward_key: Origin | None = None
+        # An HTTP proxy's forwarding connections: HTTP/1.1 with the proxy's TLS context.
+        self._forward_config: ConnectionConfig | None = None
         if proxy is not None:
             if proxy.is_socks:
-                from .socks_proxy import import_socksio
-
                 import_socksio()  # fail now, not on the first request
             else:
                 url = proxy.url
                 self._forward_key = Origin(b"http", url.host, url.origin.port)
+                self._forward_config = dataclasses.replace(
+                    self._config, ssl_context=proxy.ssl_context, http1=True, http2=False
+                )
         self._max_connections = 2**62 if max_connections is None else max_connections
-        self._keepalive_expiry = keepalive_expiry
-        self._http1 = http1
-        self._http2 = http2
-        self._retries = retries
-        self._local_address = local_address
-        self._uds = uds
-        self._network_backend: AsyncNetworkBackend = (
-            async_default_backend() if network_backend is None else network_backend
-        )
-        self._socket_options = socket_options
         # The backend's clock (virtual on the mock backend); a third-party
         # backend written for httpcore has none, and gets the monotonic one.
-        self._now: typing.Callable[[], float] = getattr(
-            self._network_backend, "now", time.monotonic
-        )
+        self._now: typing.Callable[[], float] = self._config.clock or time.monotonic
         self._lock = AsyncPoolLock()
         protect_on_trio()  # Ctrl-C must not land inside the bookkeeping
         self._state = AsyncPoolState(
@@ -159,65 +178,42 @@ class AsyncConnectionPool(AsyncRequestInterface):
         """
         if self._proxy is not None:
             return self._proxy_connection(self._proxy, origin)
-        return AsyncHTTPConnection(
-            origin=origin,
-            ssl_context=self._ssl_context,
-            keepalive_expiry=self._keepalive_expiry,
-            http1=self._http1,
-            http2=self._http2,
-            retries=self._retries,
-            local_address=self._local_address,
-            uds=self._uds,
-            network_backend=self._network_backend,
-            socket_options=self._socket_options,
-        )
+        return AsyncHTTPConnection(origin, config=self._config)
 
     def _proxy_connection(self, proxy: Proxy, origin: Origin) -> AsyncConnectionInterface:
-        common: dict[str, typing.Any] = {
-            "keepalive_expiry": self._keepalive_expiry,
-            "retries": self._retries,
-            "local_address": self._local_address,
-            "uds": self._uds,
-            "network_backend": self._network_backend,
-            "socket_options": self._socket_options,
-        }
         if proxy.is_socks:
-            from .socks_proxy import AsyncSocks5Connection
-
             return AsyncSocks5Connection(
-                proxy_origin=proxy.url.origin,
-                remote_origin=origin,
-                proxy_auth=proxy.auth,
-                ssl_context=self._ssl_context,
-                http1=self._http1,
-                http2=self._http2,
-                **common,
+                proxy.url.origin, origin, proxy_auth=proxy.auth, config=self._config
             )
-        from .http_proxy import AsyncForwardHTTPConnection, AsyncTunnelHTTPConnection
-
         if origin.scheme == b"http":
             return AsyncForwardHTTPConnection(
-                proxy_origin=proxy.url.origin,
-                proxy_headers=proxy.headers,
-                proxy_ssl_context=proxy.ssl_context,
-                **common,
+                proxy.url.origin, proxy.headers, config=self._forward_config
             )
         return AsyncTunnelHTTPConnection(
-            proxy_origin=proxy.url.origin,
-            remote_origin=origin,
-            proxy_headers=proxy.headers,
-            proxy_ssl_context=proxy.ssl_context,
-            ssl_context=self._ssl_context,
-            http1=self._http1,
-            http2=self._http2,
-            **common,
+            proxy.url.origin,
+            origin,
+            proxy.headers,
+            proxy.ssl_context,
+            config=self._config,
         )
 
     def _may_multiplex(self, origin: Origin) -> bool:
         if self._forward_key is not None and origin.scheme == b"http":
             return False  # forwarding is HTTP/1.1 to the proxy
         # HTTP/2 comes from ALPN on TLS, or from prior knowledge without HTTP/1.1.
-        return self._http2 and (origin.scheme in (b"https", b"wss") or not self._http1)
+        config = self._config
+        return config.http2 and (origin.scheme in (b"https", b"wss") or not config.http1)
+
+    # httpcore's attribute names, which a create_connection written for it reads.
+    _ssl_context = _from_config("ssl_context")
+    _keepalive_expiry = _from_config("keepalive_expiry")
+    _http1 = _from_config("http1")
+    _http2 = _from_config("http2")
+    _retries = _from_config("retries")
+    _local_address = _from_config("local_address")
+    _uds = _from_config("uds")
+    _network_backend = _from_config("network_backend")
+    _socket_options = _from_config("socket_options")
 
     @property
     def connections(self) -> list[AsyncConnectionInterface]:
@@ -231,8 +227,9 @@ class AsyncConnectionPool(AsyncRequestInterface):
             return self._state.stats()
 
     def check_invariants(self) -> None:
-        """Raise ``AssertionError`` if the pool's bookkeeping is inconsistent.
-        Costs O(connections + queued requests); meant for tests and debugging."""
+        """Raise ``PoolInvariantError`` if the pool's bookkeeping is inconsistent.
+        Costs O(connections + queued requests); meant for tests and debugging.
+        Plain checks, not ``assert``: it works under ``python -O`` too."""
         with self._lock:
             self._state.check_invariants()
 
@@ -269,7 +266,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
         avoid: PoolEntry | None = None
         while True:
             waiter = await self._acquire(
-                origin, pool_timeout, fresh=stale > 0, deadline=deadline, avoid=avoid
+                origin, pool_timeout, new_connection=stale > 0, deadline=deadline, avoid=avoid
             )
             entry = waiter.entry
             assert entry is not None
@@ -321,13 +318,13 @@ class AsyncConnectionPool(AsyncRequestInterface):
         self,
         origin: Origin,
         timeout: float | None,
-        fresh: bool,
+        new_connection: bool,
         deadline: Deadline | None,
         avoid: PoolEntry | None = None,
     ) -> Waiter:
         """Arrive, and wait if queued: return the waiter holding its connection."""
         waiter = Waiter(origin)
-        waiter.fresh = fresh
+        waiter.wants_new_connection = new_connection
         waiter.avoid = avoid
         try:
             with self._lock:
@@ -352,10 +349,10 @@ class AsyncConnectionPool(AsyncRequestInterface):
         """Back off before a refused request goes again, unless another
         connection of its origin has a free slot for it now."""
         with self._lock:
-            elsewhere = self._state.has_other_spare(origin, entry)
+            elsewhere = self._state.has_other_free_slot(origin, entry)
         if not elsewhere:
             delay = min(REFUSED_BACKOFF * 2 ** (refused - 1), REFUSED_BACKOFF_MAX)
-            await self._network_backend.sleep(delay * (0.5 + random.random() / 2))
+            await self._config.network_backend.sleep(delay * (0.5 + random.random() / 2))
 
     async def _wait(self, waiter: Waiter, timeout: float | None, deadline: Deadline | None) -> None:
         event = waiter.event
@@ -377,7 +374,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
             await entry.connection.aconnect(request)
         except BaseException as exc:
             # A cancellation is this request's own business, not a failure
-            # to hand on to the requests parked behind the connection. (No
+            # to hand on to the requests blocked behind the connection. (No
             # local names the error: this frame is in its traceback, and the
             # cycle would keep the connection until the collector ran.)
             with self._lock:

@@ -27,14 +27,13 @@ from collections.abc import Iterable
 
 from .._backends.base import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
 from .._exceptions import CONNECT_ERRORS, ProxyError, map_exceptions
-from .._models import Headers, HeaderTypes, Request, Response
-from .._proxy import Proxy
+from .._models import Headers, Request, Response
 from .._ssl import ssl_context_for
 from .._synchronization import AsyncShieldCancellation, uninterruptible
 from .._trace import Trace
 from .._urls import URL, Origin
 from .connection import AsyncHTTPConnection
-from .connection_pool import AsyncConnectionPool
+from .connection_config import ConnectionConfig, connection_config
 from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
 from .tls_in_tls import AsyncTLSCarrier
@@ -60,16 +59,12 @@ def merge_headers(defaults: Headers, headers: Headers) -> Headers:
 
 
 async def connect_to_proxy(
-    backend: AsyncNetworkBackend,
-    proxy: Origin,
-    request: Request,
-    timeout: float | None,
-    *,
-    local_address: str | None,
-    uds: str | None,
-    socket_options: Iterable[SOCKET_OPTION] | None,
+    config: ConnectionConfig, proxy: Origin, request: Request, timeout: float | None
 ) -> AsyncNetworkStream:
-    """A TCP (or Unix socket) stream to the proxy. Raises ConnectError / ConnectTimeout."""
+    """A TCP (or Unix socket) stream to the proxy, as ``config`` says (backend,
+    local address, Unix socket, socket options). Raises ConnectError / ConnectTimeout."""
+    backend = config.network_backend
+    uds, local_address, socket_options = config.uds, config.local_address, config.socket_options
     if uds is not None:
         info = {"path": uds, "timeout": timeout, "socket_options": socket_options}
         async with Trace.start("connection.connect_unix_socket", request, info) as trace:
@@ -106,7 +101,9 @@ class AsyncForwardHTTPConnection(AsyncConnectionInterface):
     Each request goes with its absolute URL as the target (``GET
     http://example.com/ HTTP/1.1``) and the proxy's headers added (a request
     header of the same name wins). Args are those of ``AsyncHTTPConnection``,
-    for the connection to the proxy.
+    for the connection to the proxy (``config``: the configuration of that
+    connection, HTTP/1.1 with the proxy's TLS context; the other arguments
+    but ``proxy_origin`` and ``proxy_headers`` are then not used).
     """
 
     def __init__(
@@ -120,21 +117,22 @@ class AsyncForwardHTTPConnection(AsyncConnectionInterface):
         uds: str | None = None,
         network_backend: AsyncNetworkBackend | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
+        *,
+        config: ConnectionConfig | None = None,
     ) -> None:
         self._proxy_origin = proxy_origin
         self._proxy_headers = list(proxy_headers or [])
-        self._connection = AsyncHTTPConnection(
-            origin=proxy_origin,
-            ssl_context=proxy_ssl_context,
-            keepalive_expiry=keepalive_expiry,
-            http1=True,
-            http2=False,
-            retries=retries,
-            local_address=local_address,
-            uds=uds,
-            network_backend=network_backend,
-            socket_options=socket_options,
-        )
+        if config is None:
+            config = connection_config(
+                ssl_context=proxy_ssl_context,
+                keepalive_expiry=keepalive_expiry,
+                retries=retries,
+                local_address=local_address,
+                uds=uds,
+                network_backend=network_backend,
+                socket_options=socket_options,
+            )
+        self._connection = AsyncHTTPConnection(proxy_origin, config=config)
 
     @property
     def request_count(self) -> int:
@@ -224,7 +222,8 @@ class AsyncTunnelHTTPConnection(AsyncHTTPConnection):
         proxy_headers: sent with the CONNECT request.
         proxy_ssl_context: for TLS to an https proxy (default: the shared one).
         ssl_context: for TLS to the origin, as on a direct connection.
-        The rest as for ``AsyncHTTPConnection`` (``uds``: reach the proxy there).
+        The rest as for ``AsyncHTTPConnection`` (``uds``: reach the proxy there;
+        ``config``: the pool's, for everything but the proxy's arguments).
 
     ``aconnect`` raises ``ProxyError`` when the proxy refuses the tunnel, and
     what a direct connection raises otherwise.
@@ -245,18 +244,21 @@ class AsyncTunnelHTTPConnection(AsyncHTTPConnection):
         uds: str | None = None,
         network_backend: AsyncNetworkBackend | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
+        *,
+        config: ConnectionConfig | None = None,
     ) -> None:
         super().__init__(
-            origin=remote_origin,
-            ssl_context=ssl_context,
-            keepalive_expiry=keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            retries=retries,
-            local_address=local_address,
-            uds=uds,
-            network_backend=network_backend,
-            socket_options=socket_options,
+            remote_origin,
+            ssl_context,
+            keepalive_expiry,
+            http1,
+            http2,
+            retries,
+            local_address,
+            uds,
+            network_backend,
+            socket_options,
+            config=config,
         )
         self._proxy_origin = proxy_origin
         self._proxy_headers = list(proxy_headers or [])
@@ -264,15 +266,7 @@ class AsyncTunnelHTTPConnection(AsyncHTTPConnection):
 
     async def _connect_once(self, request: Request, timeout: float | None) -> AsyncNetworkStream:
         # The "raw" stream of this connection: the tunnel, before the origin's TLS.
-        stream = await connect_to_proxy(
-            self._network_backend,
-            self._proxy_origin,
-            request,
-            timeout,
-            local_address=self._local_address,
-            uds=self._uds,
-            socket_options=self._socket_options,
-        )
+        stream = await connect_to_proxy(self._config, self._proxy_origin, request, timeout)
         try:
             if self._proxy_origin.scheme == b"https":
                 stream = await self._proxy_tls(request, stream, timeout)
@@ -309,9 +303,7 @@ class AsyncTunnelHTTPConnection(AsyncHTTPConnection):
             headers=merge_headers(self._proxy_headers, [(b"Host", target)]),
             extensions={k: v for k, v in request.extensions.items() if k in ("timeout", "trace")},
         )
-        connection = AsyncHTTP11Connection(
-            proxy, stream, clock=getattr(self._network_backend, "now", None)
-        )
+        connection = AsyncHTTP11Connection(proxy, stream, clock=self._config.clock)
         # On an error the HTTP/1.1 connection has closed the stream itself.
         response = await connection.handle_async_request(connect)
         if not 200 <= response.status < 300:
@@ -359,61 +351,3 @@ def needs_tls_in_tls_fallback(stream: AsyncNetworkStream) -> bool:
         return False
     inner = getattr(stream, "_stream", stream)
     return type(inner).__module__.endswith("_backends.asyncio")
-
-
-class AsyncHTTPProxy(AsyncConnectionPool):
-    """A connection pool that sends every request through an HTTP(S) proxy.
-
-    The same as ``AsyncConnectionPool(proxy=Proxy(proxy_url, proxy_auth,
-    proxy_headers, proxy_ssl_context), ...)``, with httpcore's arguments:
-
-    Args:
-        proxy_url: ``http://`` or ``https://`` (TLS to the proxy).
-        proxy_auth: ``(username, password)`` for Basic ``Proxy-Authorization``.
-        proxy_headers: added to every forwarded request and every CONNECT.
-        ssl_context: TLS to the origins (inside the tunnels).
-        proxy_ssl_context: TLS to an https proxy.
-        The rest as for ``AsyncConnectionPool``.
-    """
-
-    def __init__(
-        self,
-        proxy_url: URL | bytes | str,
-        proxy_auth: tuple[bytes | str, bytes | str] | None = None,
-        proxy_headers: HeaderTypes = None,
-        ssl_context: ssl.SSLContext | None = None,
-        proxy_ssl_context: ssl.SSLContext | None = None,
-        max_connections: int | None = 10,
-        max_keepalive_connections: int | None = None,
-        keepalive_expiry: float | None = None,
-        http1: bool = True,
-        http2: bool = False,
-        retries: int = 0,
-        local_address: str | None = None,
-        uds: str | None = None,
-        network_backend: AsyncNetworkBackend | None = None,
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-        max_connections_per_origin: int | None = None,
-    ) -> None:
-        proxy = Proxy(proxy_url, proxy_auth, proxy_headers, proxy_ssl_context)
-        if proxy.is_socks:
-            raise ValueError("AsyncHTTPProxy takes an http:// or https:// proxy URL.")
-        super().__init__(
-            ssl_context=ssl_context,
-            proxy=proxy,
-            max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
-            keepalive_expiry=keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            retries=retries,
-            local_address=local_address,
-            uds=uds,
-            network_backend=network_backend,
-            socket_options=socket_options,
-            max_connections_per_origin=max_connections_per_origin,
-        )
-        # httpcore's attribute names, which code written for it reads.
-        self._proxy_url = proxy.url
-        self._proxy_headers = proxy.headers
-        self._proxy_ssl_context = proxy_ssl_context

@@ -14,24 +14,31 @@ does I/O except ``is_alive`` on the one connection about to be reused;
 connections to close are returned to the caller, who closes them outside the
 lock.
 
+An event decides first and serves after: the slots its removals freed are
+served once, at its end (``_end_event``), each to its origin's waiters or else
+to the head of the queue. Serving opens connections and removes none, so
+nothing cascades.
+
 The structures (insertion-ordered dicts used as O(1) sets and queues):
 
-- ``PoolEntry`` is the pool's record of one connection: its origin, how many
-  requests it carries (``in_use``) and how many it could (``capacity``).
+- ``PoolEntry`` (the records are in ``pool_records.py``): one connection, its
+  origin, how many requests it carries (``in_use``) and could (``capacity``).
 - ``_idle``: every established connection carrying nothing, oldest first,
   for keep-alive expiry and for closing one to make room for another origin.
 - per origin (``OriginState``): its idle single-request connections (most
   recently used reused first), its multiplexing connections with a free slot
-  (``spare``), its waiters in arrival order, its connection count, and how
-  many of its connections are still connecting and may turn out to multiplex.
-  A request retrying a stream the server refused passes over the connection
-  that refused it (``Waiter.avoid``) when another is spare: two looked at, at most.
+  (``with_free_slots``), its waiters in arrival order, its connection count,
+  and how many of its connections are still connecting and may turn out to
+  multiplex (``connecting_may_multiplex``). A request retrying a stream the
+  server refused passes over the connection that refused it (``Waiter.avoid``)
+  when another has a free slot: two looked at, at most.
 - ``_queue``: waiters blocked only by ``max_connections``, in arrival order.
-  A waiter blocked by its own origin (at ``max_connections_per_origin``, or
-  waiting for a connection that may multiplex) is *parked*: it stays in its
-  origin's queue only and is served by that origin's events.
+  A waiter held back by its own origin (at ``max_connections_per_origin``, or
+  waiting for a connection that may multiplex) is ``blocked_by_origin``
+  instead: only in its origin's waiters, it is served by that origin's events.
 
-Invariants (checked by ``check_invariants``, which tests run after events):
+Invariants (``check_invariants`` raises ``PoolInvariantError`` when one is
+broken; tests run it after events):
 
 - an entry is in ``_idle`` iff it is established and ``in_use == 0``; an
   entry with ``in_use > 0`` is reachable by no other request unless it
@@ -42,10 +49,10 @@ Invariants (checked by ``check_invariants``, which tests run after events):
 - connections per origin and in total never exceed their limits.
 
 A failed connection is never multiplied: when a connection that may
-multiplex fails while it is being established, the waiters parked on its
-origin (waiting for it) each count one failure; those that have seen
-``MAX_SHARED_FAILURES`` fail with its error, the others share one fresh
-connection. Without that, each parked waiter in turn opened a connection of
+multiplex fails while it is being established, the waiters its origin blocks
+(waiting for it) each count one failure; those that have seen
+``MAX_SHARED_FAILURES`` fail with its error, the others share one new
+connection. Without that, each such waiter in turn opened a connection of
 its own and waited for it to fail: N waiters took N handshake failures one
 after another. Each waiter is counted at most ``MAX_SHARED_FAILURES`` times
 before it is served (failed), so the cost stays constant per waiter.
@@ -65,115 +72,34 @@ origins, it opened 3,136 connections where head-only counting opened 352
 
 from __future__ import annotations
 
-import enum
 import typing
 from collections import OrderedDict
 from collections.abc import Callable
 
+from .._exceptions import PoolInvariantError
 from .._logging import QUIET, QUIET_CACHE, pool_log
 from .._stats import PoolStats
 from .._synchronization import Event
 from .._urls import Origin
 from .interfaces import ConnectionInterface
+from .pool_records import EntryState, OriginState, PoolEntry, Waiter
 
-# How many connections a parked waiter may see fail while it waits for them
-# before it fails too, with the last one's error (see "A failed connection").
+# How many connections a waiter blocked by its origin may see fail while it
+# waits for them before it fails too, with the last one's error (see "A
+# failed connection").
 MAX_SHARED_FAILURES = 2
 
 _MAKE_ROOM = "the pool is full and a request for another origin needs room"
 _NO_IDLE = "keepalive_expiry=0 keeps no connection idle"
+_GAVE_UP = "its request gave up before it was opened"
+_BLOCKED = "queued: a request for %s (waits for that origin's connections)"
+
+T = typing.TypeVar("T")
+ToClose = list[ConnectionInterface]  # what an event retired, to close outside the lock
 
 
-class EntryState(enum.Enum):
-    CONNECTING = "connecting"
-    READY = "ready"
-    CLOSED = "closed"
-
-
-class PoolEntry:
-    """The pool's record of one connection."""
-
-    __slots__ = (
-        "capacity",
-        "connection",
-        "idle_since",
-        "in_use",
-        "may_multiplex",
-        "multiplexed",
-        "origin",
-        "state",
-    )
-
-    def __init__(self, connection: ConnectionInterface, origin: OriginState) -> None:
-        self.connection = connection
-        self.origin = origin
-        self.state = EntryState.CONNECTING
-        self.in_use = 0
-        self.capacity = 1
-        self.may_multiplex = False
-        self.multiplexed = False
-        self.idle_since = 0.0
-
-    def __repr__(self) -> str:
-        return f"<PoolEntry {self.origin.origin} {self.state.name} {self.in_use}/{self.capacity}>"
-
-
-class Waiter:
-    """One request waiting for, or just given, a connection."""
-
-    __slots__ = (
-        "avoid",
-        "connect",
-        "entry",
-        "error",
-        "event",
-        "failures",
-        "fresh",
-        "origin",
-        "parked",
-        "probed",
-        "seq",
-    )
-
-    def __init__(self, origin: Origin) -> None:
-        self.origin = origin
-        self.entry: PoolEntry | None = None
-        # A retry after a refused stream: another connection with a free
-        # slot is taken before this one, when the origin has one.
-        self.avoid: PoolEntry | None = None
-        # True when the waiter must establish ``entry`` itself.
-        self.connect = False
-        self.event: Event | None = None
-        # A retry: it gets a new connection when the limits allow one.
-        self.fresh = False
-        self.parked = False
-        # Given an idle connection that the liveness probe has just passed.
-        self.probed = False
-        self.seq = 0
-        # Connections it was parked behind that failed, and the error it ends
-        # with when there were too many (then ``entry`` stays None).
-        self.failures = 0
-        self.error: BaseException | None = None
-
-
-class OriginState:
-    __slots__ = ("count", "http11", "idle", "origin", "parked", "pending", "spare", "waiters")
-
-    def __init__(self, origin: Origin) -> None:
-        self.origin = origin
-        self.waiters: OrderedDict[Waiter, None] = OrderedDict()
-        self.idle: OrderedDict[PoolEntry, None] = OrderedDict()
-        self.spare: OrderedDict[PoolEntry, None] = OrderedDict()
-        self.count = 0
-        # Connections still connecting that may turn out to multiplex.
-        self.pending = 0
-        self.parked = 0
-        # Seen to answer with HTTP/1.1: no need to wait for its next connection.
-        self.http11 = False
-
-
-def _first(d: OrderedDict[typing.Any, None]) -> typing.Any:
-    return next(iter(d)) if d else None
+def _first(items: OrderedDict[T, None]) -> T | None:
+    return next(iter(items)) if items else None
 
 
 class PoolState:
@@ -205,141 +131,132 @@ class PoolState:
         self._bypassed_head: Waiter | None = None
         self._bypasses = 0
         self._arrivals = 0
+        # What the current event closed, and the origins whose slots it freed.
         self._to_close: list[ConnectionInterface] = []
+        self._freed_slots: list[OriginState] = []
         # Counters behind stats().
-        self._connecting = 0
-        self._active = 0
-        self._in_use = 0
-        self._waiting = 0
-        self._requests = 0
-        self._opened = 0
-        self._closed = 0
+        self._connecting = self._active = self._in_use = self._waiting = 0
+        self._requests = self._opened = self._closed = 0
 
     # ----- events -------------------------------------------------------------
 
-    def arrive(self, waiter: Waiter, now: float) -> list[ConnectionInterface]:
+    def arrive(self, waiter: Waiter, now: float) -> ToClose:
         """A request arrives. Afterwards ``waiter.entry`` is set, or it is queued
         with ``waiter.event`` to wait on."""
         self._arrivals += 1
-        waiter.seq = self._arrivals
+        waiter.arrival = self._arrivals
         self._expire(now)
-        o = self._origins.get(waiter.origin)
-        if o is None:
-            o = self._origins[waiter.origin] = OriginState(waiter.origin)
+        origin_state = self._origins.get(waiter.origin)
+        if origin_state is None:
+            origin_state = self._origins[waiter.origin] = OriginState(waiter.origin)
         self._waiting += 1
-        o.waiters[waiter] = None
-        if waiter.fresh and self._can_open(o):
-            self._open(o, waiter)
-        elif o.spare:
-            self._assign(waiter, self._spare(o, waiter.avoid))
-        elif o.idle and self._take_idle(o, waiter):
+        origin_state.waiters[waiter] = None
+        if waiter.wants_new_connection and self._can_open(origin_state):
+            self._open(origin_state, waiter)
+        elif origin_state.with_free_slots:
+            self._assign(waiter, self._with_free_slot(origin_state, waiter.avoid))
+        elif origin_state.idle and self._take_idle(origin_state, waiter):
             pass
-        elif o.pending:
-            self._park(waiter)
+        elif origin_state.connecting_may_multiplex:
+            self._block_on_origin(waiter)
         else:
-            self._open_or_wait(o, waiter)
+            self._open_or_wait(origin_state, waiter)
         if waiter.entry is None:
             waiter.event = Event()
-        return self._flush()
+        return self._end_event()
 
-    def connected(self, entry: PoolEntry, now: float) -> list[ConnectionInterface]:
+    def connected(self, entry: PoolEntry, now: float) -> ToClose:
         """``entry`` finished connecting: its protocol and capacity are known."""
-        o = entry.origin
+        origin_state = entry.origin_state
         if entry.state is not EntryState.CONNECTING:
-            return self._flush()
+            return self._end_event()
         entry.state = EntryState.READY
         self._connecting -= 1
         if QUIET not in QUIET_CACHE:
             pool_log("connected: %r", entry.connection)
         if entry.may_multiplex:
             entry.may_multiplex = False
-            o.pending -= 1
+            origin_state.connecting_may_multiplex -= 1
         capacity = entry.connection.capacity()
         if capacity > 1:
             entry.multiplexed = True
             entry.capacity = capacity
             self._offer_slots(entry, now)
         else:
-            o.http11 = True
-            if o.parked and not o.pending:
-                self._unpark(o)
-        return self._flush()
+            origin_state.speaks_http11 = True
+            if origin_state.blocked_by_origin and not origin_state.connecting_may_multiplex:
+                # The waiters blocked for its first connection get connections
+                # of their own, or join the queue.
+                for waiter in list(origin_state.waiters):
+                    if waiter.blocked_by_origin:
+                        self._open_or_wait(origin_state, waiter)
+        return self._end_event()
 
-    def release(self, entry: PoolEntry, now: float) -> list[ConnectionInterface]:
+    def release(self, entry: PoolEntry, now: float) -> ToClose:
         """A request on ``entry`` is over (response closed, or it failed)."""
-        self._dec(entry)
+        self._drop_request(entry)
         if entry.state is EntryState.CLOSED:
-            return self._flush()
+            return self._end_event()
         self._expire(now)
         conn = entry.connection
         if entry.state is EntryState.CONNECTING or conn.is_closed():
-            self._remove(entry, close=True, why="closed after its exchange (or not opened)")
+            self._remove(entry, "closed after its exchange (or not opened)")
         elif entry.multiplexed:
             entry.capacity = conn.capacity()
             if entry.capacity == 0 and entry.in_use == 0:
-                self._remove(entry, close=True, why="no stream may be opened on it any more")
+                self._remove(entry, "no stream may be opened on it any more")
             else:
                 self._offer_slots(entry, now)
         elif conn.capacity() == 0:
-            self._remove(entry, close=True, why="it cannot carry another request")
+            self._remove(entry, "it cannot carry another request")
         else:
             self._hand_off(entry, now)
-        return self._flush()
+        return self._end_event()
 
-    def cancel(self, waiter: Waiter, now: float) -> list[ConnectionInterface]:
+    def cancel(self, waiter: Waiter, now: float) -> ToClose:
         """A waiter gave up (cancelled or timed out). If it was given a
         connection at that very instant, the reservation is returned."""
         entry = waiter.entry
         if entry is None:
-            o = self._origins.get(waiter.origin)
-            if o is None or waiter not in o.waiters:
-                return self._flush()
-            del o.waiters[waiter]
-            self._waiting -= 1
-            if waiter.parked:
-                waiter.parked = False
-                o.parked -= 1
-            else:
-                # Not in the queue if ``arrive`` itself failed halfway (the
-                # liveness probe raised) and this is its caller cleaning up.
-                self._queue.pop(waiter, None)
-            self._forget(o)
-            return self._flush()
+            origin_state = self._origins.get(waiter.origin)
+            if origin_state is None or waiter not in origin_state.waiters:
+                return self._end_event()
+            # Not in the queue if ``arrive`` itself failed halfway (the
+            # liveness probe raised) and this is its caller cleaning up.
+            self._unqueue(origin_state, waiter)
+            self._forget(origin_state)
+            return self._end_event()
         waiter.entry = None
-        if waiter.connect:
-            self._dec(entry)
-            self._remove(entry, close=True, why="its request gave up before it was opened")
-            return self._flush()
+        if waiter.connect:  # (unless the pool closed it meanwhile)
+            return self.failed(entry)
         return self.release(entry, now)
 
-    def failed(
-        self, entry: PoolEntry, error: BaseException | None = None
-    ) -> list[ConnectionInterface]:
-        """Connecting ``entry`` failed with ``error`` (None: its connecting
-        request was cancelled): its slot goes to the next waiter. The waiters
-        parked behind it count the failure, and fail with ``error`` once they
+    def failed(self, entry: PoolEntry, error: BaseException | None = None) -> ToClose:
+        """Connecting ``entry`` failed with ``error`` (None: its request gave up,
+        while connecting or before): its slot goes to the next waiter. The waiters
+        its origin blocks count the failure, and fail with ``error`` once they
         have seen ``MAX_SHARED_FAILURES``."""
-        self._dec(entry)
+        self._drop_request(entry)
         if entry.state is not EntryState.CLOSED:
-            if error is not None and entry.may_multiplex and entry.origin.parked:
-                self._share_failure(entry.origin, error)
-            self._remove(entry, close=True, why="connecting failed")
-        return self._flush()
+            if error is not None and entry.may_multiplex and entry.origin_state.blocked_by_origin:
+                self._share_failure(entry.origin_state, error)
+            self._remove(entry, _GAVE_UP if error is None else "connecting failed")
+        return self._end_event()
 
-    def close_all(self) -> list[ConnectionInterface]:
+    def close_all(self) -> ToClose:
         """Forget every connection (the pool is closing); return them to close."""
         for entry in list(self.entries):
-            self._remove(entry, close=True, why="the pool is closing")
-        return self._flush()
+            self._remove(entry, "the pool is closing")
+        return self._end_event()
 
     # ----- queries ------------------------------------------------------------
 
-    def has_other_spare(self, origin: Origin, entry: PoolEntry) -> bool:
+    def has_other_free_slot(self, origin: Origin, entry: PoolEntry) -> bool:
         """Whether ``origin`` has a connection with a free slot other than ``entry``."""
-        o = self._origins.get(origin)
-        if o is None or not o.spare:
+        origin_state = self._origins.get(origin)
+        if origin_state is None or not origin_state.with_free_slots:
             return False
-        return self._spare(o, entry) is not entry
+        return self._with_free_slot(origin_state, entry) is not entry
 
     def stats(self) -> PoolStats:
         return PoolStats(
@@ -355,216 +272,222 @@ class PoolState:
         )
 
     def check_invariants(self) -> None:
-        """Raise AssertionError if the bookkeeping contradicts itself. O(N + M):
-        for tests and debug mode, not for the hot path."""
+        """Raise ``PoolInvariantError`` naming the first invariant the bookkeeping
+        breaks. O(N + M): for tests and debugging, not for the hot path; plain
+        checks, not ``assert``, so that it works under ``python -O`` too."""
         idle = in_use = active = connecting = waiting = 0
         counts: dict[Origin, int] = {}
         for entry in self.entries:
-            o = entry.origin
-            assert self._origins.get(o.origin) is o, f"{entry} has a stale origin"
-            assert entry.state is not EntryState.CLOSED, entry
-            assert entry.in_use >= 0, entry
+            origin_state = entry.origin_state
+            _check(self._origins.get(origin_state.origin) is origin_state, entry, "stale origin")
+            _check(entry.state is not EntryState.CLOSED and entry.in_use >= 0, entry, "state")
             # A multiplexing connection's capacity may fall below its streams
             # (GOAWAY, new SETTINGS): they finish, and it takes no more.
-            assert entry.multiplexed or entry.in_use <= 1, f"{entry}"
-            counts[o.origin] = counts.get(o.origin, 0) + 1
+            _check(entry.multiplexed or entry.in_use <= 1, entry, "held by two requests")
+            counts[origin_state.origin] = counts.get(origin_state.origin, 0) + 1
             in_use += entry.in_use
             active += entry.in_use > 0
             connecting += entry.state is EntryState.CONNECTING
             is_idle = entry.state is EntryState.READY and entry.in_use == 0
-            assert (entry in self._idle) == is_idle, f"{entry} idle bookkeeping"
+            _check((entry in self._idle) == is_idle, entry, "idle bookkeeping")
             idle += is_idle
             if not entry.multiplexed:
-                assert (entry in o.idle) == is_idle, entry
+                _check((entry in origin_state.idle) == is_idle, entry, "its origin's idle")
             else:
-                assert (entry in o.spare) == (entry.in_use < entry.capacity), entry
-        assert len(self._idle) == idle
-        assert (self._in_use, self._active, self._connecting) == (in_use, active, connecting)
-        assert len(self.entries) <= self._max_connections, "over max_connections"
-        for origin, o in self._origins.items():
-            assert o.count == counts.get(origin, 0), f"count of {origin}"
-            if self._max_per_origin is not None:
-                assert o.count <= self._max_per_origin, f"{origin} over its limit"
-            parked = 0
-            for waiter in o.waiters:
-                assert waiter.entry is None and waiter.origin == origin
-                assert waiter.parked != (waiter in self._queue), waiter
-                parked += waiter.parked
-            assert parked == o.parked
-            waiting += len(o.waiters)
-            if o.waiters:
-                assert not o.spare and not o.idle, f"{origin} waits beside a free connection"
-                assert o.parked or len(self.entries) >= self._max_connections
-        assert waiting == self._waiting
+                free = entry.in_use < entry.capacity
+                _check((entry in origin_state.with_free_slots) == free, entry, "free slots")
+        _check(len(self._idle) == idle, self._idle, "idle count")
+        counters = (self._in_use, self._active, self._connecting)
+        _check(counters == (in_use, active, connecting), counters, "in_use/active/connecting")
+        full = len(self.entries) >= self._max_connections
+        _check(len(self.entries) <= self._max_connections, self, "over max_connections")
+        limit = self._max_per_origin
+        for origin, origin_state in self._origins.items():
+            count = origin_state.connection_count
+            _check(count == counts.get(origin, 0), origin, "connection count")
+            _check(limit is None or count <= limit, origin, "over max_connections_per_origin")
+            blocked = 0
+            for waiter in origin_state.waiters:
+                _check(waiter.entry is None and waiter.origin == origin, waiter, "misfiled")
+                _check(waiter.blocked_by_origin != (waiter in self._queue), waiter, "misqueued")
+                blocked += waiter.blocked_by_origin
+            _check(blocked == origin_state.blocked_by_origin, origin, "blocked_by_origin count")
+            waiting += len(origin_state.waiters)
+            if origin_state.waiters:
+                free_connection = origin_state.with_free_slots or origin_state.idle
+                _check(not free_connection, origin, "a request waits beside a free connection")
+                _check(origin_state.blocked_by_origin or full, origin, "waits below the limit")
+        _check(waiting == self._waiting, self._waiting, "queued count")
         if self._queue:
-            assert not self._idle, "a request waits while a connection is idle"
-            assert len(self.entries) >= self._max_connections, "a request waits below the limit"
-        if self._max_keepalive is not None:
-            assert len(self._idle) <= self._max_keepalive
+            _check(not self._idle, self._idle, "a request waits while a connection is idle")
+            _check(full, len(self.entries), "a request waits below max_connections")
+        keepalive = self._max_keepalive
+        _check(keepalive is None or len(self._idle) <= keepalive, keepalive, "max_keepalive")
 
     # ----- the rules ------------------------------------------------------------
 
-    def _can_open(self, o: OriginState) -> bool:
+    def _can_open(self, origin_state: OriginState) -> bool:
         return len(self.entries) < self._max_connections and (
-            self._max_per_origin is None or o.count < self._max_per_origin
+            self._max_per_origin is None or origin_state.connection_count < self._max_per_origin
+        )
+
+    def _may_open_for_blocked(self, origin_state: OriginState) -> bool:
+        """Whether the waiters the origin blocks may have a new connection now."""
+        return (
+            origin_state.blocked_by_origin > 0
+            and not origin_state.connecting_may_multiplex
+            and self._can_open(origin_state)
         )
 
     @staticmethod
-    def _spare(o: OriginState, avoid: PoolEntry | None) -> PoolEntry:
-        """A connection of ``o`` with a free slot (``o.spare`` is not empty),
-        other than ``avoid`` when there is another. Looks at two at most."""
-        spare = iter(o.spare)
-        entry: PoolEntry = next(spare)
+    def _with_free_slot(origin_state: OriginState, avoid: PoolEntry | None) -> PoolEntry:
+        """A connection of the origin with a free slot (``with_free_slots`` is
+        not empty), other than ``avoid`` when there is another. Looks at two at most."""
+        candidates = iter(origin_state.with_free_slots)
+        entry = next(candidates)
         if entry is avoid:
-            entry = next(spare, entry)
+            entry = next(candidates, entry)
         return entry
 
-    def _take_idle(self, o: OriginState, waiter: Waiter) -> bool:
+    def _take_idle(self, origin_state: OriginState, waiter: Waiter) -> bool:
         """Give the most recently used idle connection that passes the
         liveness probe; dead ones found on the way are closed."""
-        while o.idle:
-            entry = next(reversed(o.idle))
+        while origin_state.idle:
+            entry = next(reversed(origin_state.idle))
             if entry.connection.is_alive():
                 self._assign(waiter, entry)
                 waiter.probed = True
                 return True
-            self._remove(entry, close=True, why="the liveness probe found it closed by the server")
+            self._remove(entry, "the liveness probe found it closed by the server")
         return False
 
     def _hand_off(self, entry: PoolEntry, now: float) -> None:
         """A single-request connection is idle again: give it to a waiter, or
         close it to make room for the starving head, or keep it idle."""
-        o = entry.origin
-        head: Waiter | None = _first(self._queue)
-        if o.waiters:
-            mine: Waiter = _first(o.waiters)
-            if head is None or head.origin == o.origin:
-                self._assign(mine, entry)
-                return
-            if self._may_bypass(head):
-                self._bypasses += 1
-                self._assign(mine, entry)
-                return
-        if head is not None or self._keepalive_expiry == 0:
+        origin_state = entry.origin_state
+        queue_head = _first(self._queue)
+        waiters = origin_state.waiters
+        if waiters and (
+            queue_head is None
+            or queue_head.origin == origin_state.origin
+            or self._bypass(queue_head)
+        ):
+            self._assign(next(iter(waiters)), entry)  # the origin's oldest waiter
+            return
+        if queue_head is not None or self._keepalive_expiry == 0:
             # keepalive_expiry=0: no connection is ever kept idle (httpcore's rule).
-            self._remove(entry, close=True, why=_NO_IDLE if head is None else _MAKE_ROOM)
+            self._remove(entry, _NO_IDLE if queue_head is None else _MAKE_ROOM)
             return
         if QUIET not in QUIET_CACHE:
             pool_log("idle: %r", entry.connection)
         entry.idle_since = now
-        o.idle[entry] = None
+        origin_state.idle[entry] = None
         self._add_idle(entry)
 
     def _offer_slots(self, entry: PoolEntry, now: float) -> None:
         """A multiplexing connection has free slots: fill them from its
         origin's waiters, then advertise the rest."""
-        o = entry.origin
-        while entry.in_use < entry.capacity and o.waiters:
-            self._assign(_first(o.waiters), entry)
+        origin_state = entry.origin_state
+        waiters = origin_state.waiters
+        while entry.in_use < entry.capacity and waiters:
+            self._assign(next(iter(waiters)), entry)
         if entry.in_use == 0 and (self._queue or self._keepalive_expiry == 0):
             # Idle while other origins wait for room: make room. (Or idle
             # with keepalive_expiry=0, which keeps no connection idle.)
-            self._remove(entry, close=True, why=_MAKE_ROOM if self._queue else _NO_IDLE)
+            self._remove(entry, _MAKE_ROOM if self._queue else _NO_IDLE)
             return
         if entry.in_use >= entry.capacity:
-            o.spare.pop(entry, None)  # its capacity fell (GOAWAY, new SETTINGS)
+            origin_state.with_free_slots.pop(entry, None)  # its capacity fell (GOAWAY, SETTINGS)
         else:
-            o.spare[entry] = None
+            origin_state.with_free_slots[entry] = None
             if entry.in_use == 0 and entry not in self._idle:
                 entry.idle_since = now
                 self._add_idle(entry)
-        if o.waiters and o.parked and not o.pending and self._can_open(o):
-            # Every slot is taken and the waiters are parked on this origin:
+        if self._may_open_for_blocked(origin_state):
+            # Every slot is taken and the waiters are blocked by this origin:
             # one more connection, which they may share if it multiplexes
             # (unless one is already on its way).
-            self._open(o, _first(o.waiters))
+            self._open(origin_state, next(iter(waiters)))
 
     def _add_idle(self, entry: PoolEntry) -> None:
         self._idle[entry] = None
         if self._max_keepalive is not None and len(self._idle) > self._max_keepalive:
-            self._remove(_first(self._idle), close=True, why="evicted: max_keepalive_connections")
+            self._remove(next(iter(self._idle)), "evicted: max_keepalive_connections")
 
-    def _serve_freed_slot(self, o: OriginState) -> None:
-        """One connection of origin ``o`` is gone: its slot goes to ``o``'s
-        parked waiters if there are any (unless they are waiting for a
-        connection still being established that may multiplex), else to the
-        head of the queue."""
-        if o.parked and not o.pending and self._can_open(o):
-            mine: Waiter = _first(o.waiters)
-            head: Waiter | None = _first(self._queue)
-            if head is None or mine.seq < head.seq:
-                self._open(o, mine)
-                return
-            if self._may_bypass(head):
-                self._bypasses += 1
-                self._open(o, mine)
+    def _serve_freed_slot(self, origin_state: OriginState) -> None:
+        """A connection of the origin is gone: its slot goes to the waiters the
+        origin blocks (unless they wait for a connection that may multiplex),
+        else to the head of the queue."""
+        if self._may_open_for_blocked(origin_state):
+            oldest_for_origin = next(iter(origin_state.waiters))
+            queue_head = _first(self._queue)
+            if (
+                queue_head is None
+                or oldest_for_origin.arrival < queue_head.arrival
+                or self._bypass(queue_head)
+            ):
+                self._open(origin_state, oldest_for_origin)
                 return
         while self._queue and len(self.entries) < self._max_connections:
-            waiter: Waiter = _first(self._queue)
-            wo = self._origins[waiter.origin]
-            if wo.pending or not self._can_open(wo):
-                self._park(waiter)
+            queue_head = next(iter(self._queue))
+            head_origin_state = self._origins[queue_head.origin]
+            if head_origin_state.connecting_may_multiplex or not self._can_open(head_origin_state):
+                self._block_on_origin(queue_head)
             else:
-                self._open(wo, waiter)
+                self._open(head_origin_state, queue_head)
                 return
 
-    def _open_or_wait(self, o: OriginState, waiter: Waiter) -> None:
-        """Open a connection for ``waiter`` if the limits allow, else park or queue it."""
-        if self._can_open(o):
-            self._open(o, waiter)
-        elif self._max_per_origin is not None and o.count >= self._max_per_origin:
-            if not waiter.parked:
-                self._park(waiter)
+    def _open_or_wait(self, origin_state: OriginState, waiter: Waiter) -> None:
+        """Open a connection for ``waiter`` if the limits allow; else it waits,
+        blocked by its origin or queued."""
+        limit = self._max_per_origin
+        if self._can_open(origin_state):
+            self._open(origin_state, waiter)
+        elif limit is not None and origin_state.connection_count >= limit:
+            if not waiter.blocked_by_origin:
+                self._block_on_origin(waiter)
         elif self._idle:
             # The pool is full, but some other origin's connection sits idle:
             # close it to make room.
-            self._remove(_first(self._idle), close=True, why="evicted: " + _MAKE_ROOM)
-            self._open(o, waiter)
+            self._remove(next(iter(self._idle)), "evicted: " + _MAKE_ROOM)
+            self._open(origin_state, waiter)
         else:
-            if waiter.parked:
-                waiter.parked = False
-                o.parked -= 1
+            if waiter.blocked_by_origin:
+                waiter.blocked_by_origin = False
+                origin_state.blocked_by_origin -= 1
             self._enqueue(waiter)
 
-    def _unpark(self, o: OriginState) -> None:
-        """``o`` turned out to speak HTTP/1.1: the waiters parked for its first
-        connection get connections of their own, or join the queue."""
-        for waiter in list(o.waiters):
-            if waiter.parked:
-                self._open_or_wait(o, waiter)
+    def _share_failure(self, origin_state: OriginState, error: BaseException) -> None:
+        """A connection the waiters blocked by this origin were waiting for failed."""
+        for waiter in list(origin_state.waiters):
+            if waiter.blocked_by_origin:
+                waiter.shared_failures += 1
+                if waiter.shared_failures >= MAX_SHARED_FAILURES:
+                    self._unqueue(origin_state, waiter)
+                    waiter.error = error
+                    if waiter.event is not None:
+                        waiter.event.set()
 
-    def _share_failure(self, o: OriginState, error: BaseException) -> None:
-        """A connection ``o``'s parked waiters were waiting for has failed."""
-        for waiter in list(o.waiters):
-            if not waiter.parked:
-                continue
-            waiter.failures += 1
-            if waiter.failures < MAX_SHARED_FAILURES:
-                continue
-            del o.waiters[waiter]
-            self._waiting -= 1
-            waiter.parked = False
-            o.parked -= 1
-            waiter.error = error
-            if waiter.event is not None:
-                waiter.event.set()
-
-    def _may_bypass(self, head: Waiter) -> bool:
-        """Whether the head of the queue may be overtaken once more."""
-        if head is not self._bypassed_head:
-            self._bypassed_head = head
+    def _bypass(self, queue_head: Waiter) -> bool:
+        """Whether the head of the queue may be overtaken once more; if so, it
+        is counted as overtaken."""
+        if queue_head is not self._bypassed_head:
+            self._bypassed_head = queue_head
             self._bypasses = 0
-        return self._bypasses < self._max_bypass
+        if self._bypasses < self._max_bypass:
+            self._bypasses += 1
+            return True
+        return False
 
     def _expire(self, now: float) -> None:
         if self._keepalive_expiry is None:
             return
         deadline = now - self._keepalive_expiry
         while self._idle:
-            oldest: PoolEntry = _first(self._idle)
+            oldest = next(iter(self._idle))
             if oldest.idle_since > deadline:
                 return
-            self._remove(oldest, close=True, why="expired: idle longer than keepalive_expiry")
+            self._remove(oldest, "expired: idle longer than keepalive_expiry")
 
     # ----- state changes ----------------------------------------------------------
 
@@ -573,55 +496,57 @@ class PoolState:
             pool_log("queued: a request for %s (the pool is full)", waiter.origin)
         self._queue[waiter] = None
 
-    def _park(self, waiter: Waiter) -> None:
-        if waiter in self._queue:
-            del self._queue[waiter]
-        waiter.parked = True
-        self._origins[waiter.origin].parked += 1
+    def _block_on_origin(self, waiter: Waiter) -> None:
+        self._queue.pop(waiter, None)
+        waiter.blocked_by_origin = True
+        self._origins[waiter.origin].blocked_by_origin += 1
         if QUIET not in QUIET_CACHE:
-            pool_log(
-                "queued: a request for %s (waits for that origin's connections)", waiter.origin
-            )
+            pool_log(_BLOCKED, waiter.origin)
 
-    def _open(self, o: OriginState, waiter: Waiter) -> None:
-        entry = PoolEntry(self._create_connection(o.origin), o)
-        if not o.http11 and self._may_multiplex(o.origin):
+    def _unqueue(self, origin_state: OriginState, waiter: Waiter) -> None:
+        """``waiter`` waits no more: off its origin's waiters and the queue."""
+        del origin_state.waiters[waiter]
+        self._waiting -= 1
+        if waiter.blocked_by_origin:
+            waiter.blocked_by_origin = False
+            origin_state.blocked_by_origin -= 1
+        else:
+            self._queue.pop(waiter, None)
+
+    def _open(self, origin_state: OriginState, waiter: Waiter) -> None:
+        entry = PoolEntry(self._create_connection(origin_state.origin), origin_state)
+        if not origin_state.speaks_http11 and self._may_multiplex(origin_state.origin):
             entry.may_multiplex = True
-            o.pending += 1
+            origin_state.connecting_may_multiplex += 1
         self.entries[entry] = None
-        o.count += 1
+        origin_state.connection_count += 1
         self._connecting += 1
         self._opened += 1
         self._assign(waiter, entry, connect=True)
 
     def _assign(self, waiter: Waiter, entry: PoolEntry, connect: bool = False) -> None:
-        o = entry.origin
-        del o.waiters[waiter]
-        self._waiting -= 1
-        if waiter.parked:
-            waiter.parked = False
-            o.parked -= 1
-        elif waiter in self._queue:
-            del self._queue[waiter]
+        origin_state = entry.origin_state
+        self._unqueue(origin_state, waiter)
         if entry.in_use == 0:
             self._active += 1
             if entry in self._idle:
                 del self._idle[entry]
-                o.idle.pop(entry, None)
+                origin_state.idle.pop(entry, None)
         entry.in_use += 1
         self._in_use += 1
         if entry.multiplexed and entry.in_use >= entry.capacity:
-            o.spare.pop(entry, None)
+            origin_state.with_free_slots.pop(entry, None)
         self._requests += 1
         waiter.entry = entry
         waiter.connect = connect
         if QUIET not in QUIET_CACHE:
             how = "opened" if connect else "shared" if entry.multiplexed else "reused"
-            pool_log("assigned (%s): %r to a request for %s", how, entry.connection, o.origin)
+            pool_log("assigned (%s): %r to a request for %s", how, entry.connection, waiter.origin)
         if waiter.event is not None:
             waiter.event.set()
 
-    def _dec(self, entry: PoolEntry) -> None:
+    def _drop_request(self, entry: PoolEntry) -> None:
+        """One request on ``entry`` is over: the counters say so."""
         entry.in_use -= 1
         if entry.state is EntryState.CLOSED:
             return  # _remove took its requests off the counters already
@@ -629,14 +554,15 @@ class PoolState:
         if entry.in_use == 0:
             self._active -= 1
 
-    def _remove(self, entry: PoolEntry, close: bool, why: str) -> None:
+    def _remove(self, entry: PoolEntry, why: str) -> None:
+        """Forget ``entry``, to be closed; the slot it frees is served at the end of the event."""
+        origin_state = entry.origin_state
         if QUIET not in QUIET_CACHE:
-            pool_log("closed: %r to %s: %s", entry.connection, entry.origin.origin, why)
-        o = entry.origin
+            pool_log("closed: %r to %s: %s", entry.connection, origin_state.origin, why)
         if entry.state is EntryState.CONNECTING:
             self._connecting -= 1
             if entry.may_multiplex:
-                o.pending -= 1
+                origin_state.connecting_may_multiplex -= 1
         if entry.in_use:
             # Requests still on a connection that is gone (a multiplexing one
             # closed by the server, or the pool closing) no longer count.
@@ -645,20 +571,30 @@ class PoolState:
         entry.state = EntryState.CLOSED
         del self.entries[entry]
         self._idle.pop(entry, None)
-        o.idle.pop(entry, None)
-        o.spare.pop(entry, None)
-        o.count -= 1
+        origin_state.idle.pop(entry, None)
+        origin_state.with_free_slots.pop(entry, None)
+        origin_state.connection_count -= 1
         self._closed += 1
-        if close:
-            self._to_close.append(entry.connection)
-        self._serve_freed_slot(o)
-        self._forget(o)
+        self._to_close.append(entry.connection)
+        self._freed_slots.append(origin_state)
 
-    def _forget(self, o: OriginState) -> None:
+    def _forget(self, origin_state: OriginState) -> None:
         # Drop an origin nobody uses, so a crawler's pool does not grow forever.
-        if not o.count and not o.waiters:
-            self._origins.pop(o.origin, None)
+        if not origin_state.connection_count and not origin_state.waiters:
+            self._origins.pop(origin_state.origin, None)
 
-    def _flush(self) -> list[ConnectionInterface]:
+    def _end_event(self) -> ToClose:
+        """Serve the slots the event freed, in the order it freed them (serving
+        opens connections and removes none), and hand over what to close."""
+        if self._freed_slots:
+            freed_slots, self._freed_slots = self._freed_slots, []
+            for origin_state in freed_slots:
+                self._serve_freed_slot(origin_state)
+                self._forget(origin_state)
         to_close, self._to_close = self._to_close, []
         return to_close
+
+
+def _check(holds: object, subject: object, what: str) -> None:
+    if not holds:
+        raise PoolInvariantError(f"pool invariant broken: {what} ({subject!r})")

@@ -9,12 +9,14 @@ every call is delegated to that protocol connection. Before it exists the
 answers describe a connection about to be opened (capacity 1, not idle, not
 closed); after a failed connect, a closed one.
 
-HTTP/2 is offered only when asked for and when ``http2.py`` (the sibling
-module, with its ``h2`` dependency) can be imported; a server that picks
-``h2`` all the same gets HTTP/2 if ``h2`` is installed (as in httpcore), else
-a protocol error. Connect failures, TLS handshakes included, are retried
-``retries`` times. This module knows nothing of the
-pool; it makes no I/O outside ``aconnect``, requests and ``aclose``.
+Everything about how to connect is read from one shared, frozen
+``ConnectionConfig`` (``connection_config.py``): the pool's, or one built
+from the arguments. HTTP/2 is offered only when asked for, and asking for it
+without h2 installed fails when the connection (or pool) is built; a server
+that picks ``h2`` all the same gets HTTP/2 if ``h2`` is installed (as in
+httpcore), else a protocol error. Connect failures, TLS handshakes included,
+are retried ``retries`` times. This module knows nothing of the pool; it
+makes no I/O outside ``aconnect``, requests and ``aclose``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import types
 from collections.abc import Iterable
 
 from .._backends.base import SOCKET_OPTION, NetworkBackend, NetworkStream
-from .._backends.default import default_backend
 from .._deadline import Deadline, deadline_of, start_deadline
 from .._exceptions import (
     CONNECT_ERRORS,
@@ -34,7 +35,6 @@ from .._exceptions import (
     ConnectionNotAvailable,
     ConnectTimeout,
     RemoteProtocolError,
-    UnsupportedProtocol,
     map_exceptions,
 )
 from .._logging import check as check_logging
@@ -43,6 +43,7 @@ from .._ssl import ssl_context_for
 from .._synchronization import ShieldCancellation, uninterruptible
 from .._trace import Trace
 from .._urls import REQUEST_SCHEMES, Origin, unsupported_protocol
+from .connection_config import ConnectionConfig, connection_config
 from .http11 import HTTP11Connection
 from .interfaces import ConnectionInterface
 
@@ -73,6 +74,11 @@ class HTTPConnection(ConnectionInterface):
         uds: connect to this Unix socket instead of the origin's host.
         network_backend: where streams come from (default: the running runtime's).
         socket_options: ``setsockopt`` arguments applied before connecting.
+        config: the pool's configuration, shared by its connections; when it
+            is given, the arguments above (all but ``origin``) are not used.
+
+    Raises ``ImportError`` naming the ``http2`` extra for ``http2=True``
+    without h2 installed.
     """
 
     def __init__(
@@ -87,19 +93,23 @@ class HTTPConnection(ConnectionInterface):
         uds: str | None = None,
         network_backend: NetworkBackend | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
+        *,
+        config: ConnectionConfig | None = None,
     ) -> None:
         self._origin = origin
-        self._ssl_context = ssl_context
-        self._keepalive_expiry = keepalive_expiry
-        self._http1 = http1
-        self._http2 = http2
-        self._retries = retries
-        self._local_address = local_address
-        self._uds = uds
-        self._network_backend: NetworkBackend = (
-            default_backend() if network_backend is None else network_backend
-        )
-        self._socket_options = socket_options
+        if config is None:
+            config = connection_config(
+                ssl_context,
+                keepalive_expiry,
+                http1,
+                http2,
+                retries,
+                local_address,
+                uds,
+                network_backend,
+                socket_options,
+            )
+        self._config = config
         self._connection: ConnectionInterface | None = None
         # Set when connecting failed or the connection was closed unopened.
         self._closed = False
@@ -139,11 +149,8 @@ class HTTPConnection(ConnectionInterface):
         try:
             if self._origin.scheme not in REQUEST_SCHEMES:
                 raise unsupported_protocol(self._origin.scheme)
-            http2_module = _http2_module() if self._http2 else None
-            if not self._http1 and http2_module is None:
-                raise UnsupportedProtocol(
-                    "HTTP/2 was asked for without HTTP/1.1, but HTTP/2 is not available."
-                )
+            # Importable: building the configuration checked it.
+            http2_module = _http2_module() if self._config.http2 else None
             stream = self._open_stream(request, offer_h2=http2_module is not None)
             try:
                 connection = self._protocol_connection(stream, http2_module)
@@ -172,7 +179,7 @@ class HTTPConnection(ConnectionInterface):
             ssl_object = stream.get_extra_info("ssl_object")
             alpn = None if ssl_object is None else ssl_object.selected_alpn_protocol()
         else:
-            alpn = None if self._http1 else "h2"  # prior knowledge
+            alpn = None if self._config.http1 else "h2"  # prior knowledge
         if alpn == "h2":
             # Not offered (http2=False) yet selected: speak it if h2 is there, as
             # httpcore does (a scripted mock stream does this; a TLS server may not).
@@ -182,21 +189,18 @@ class HTTPConnection(ConnectionInterface):
             connection: ConnectionInterface = http2_module.HTTP2Connection(
                 origin=self._origin,
                 stream=stream,
-                keepalive_expiry=self._keepalive_expiry,
-                clock=getattr(self._network_backend, "now", None),
+                keepalive_expiry=self._config.keepalive_expiry,
+                clock=self._config.clock,
             )
             return connection
         return HTTP11Connection(
-            self._origin,
-            stream,
-            self._keepalive_expiry,
-            clock=getattr(self._network_backend, "now", None),
+            self._origin, stream, self._config.keepalive_expiry, clock=self._config.clock
         )
 
     def _open_stream(self, request: Request, *, offer_h2: bool) -> NetworkStream:
         timeout = get_timeout(request.extensions, "connect")
         deadline = deadline_of(request)
-        delays = (RETRIES_BACKOFF_FACTOR * 2**n for n in range(self._retries))
+        delays = (RETRIES_BACKOFF_FACTOR * 2**n for n in range(self._config.retries))
         while True:
             try:
                 # A failed TLS handshake is retried too, as in httpcore.
@@ -210,7 +214,7 @@ class HTTPConnection(ConnectionInterface):
                         raise
                     delay = min(delay, deadline.remaining())
                 with Trace.start("connection.retry", request, {"delay": delay}):
-                    self._network_backend.sleep(delay)
+                    self._config.network_backend.sleep(delay)
 
     def _connect_once_with_tls(
         self,
@@ -237,13 +241,14 @@ class HTTPConnection(ConnectionInterface):
         return stream
 
     def _connect_once(self, request: Request, timeout: float | None) -> NetworkStream:
-        backend = self._network_backend
-        if self._uds is not None:
-            info = {"path": self._uds, "timeout": timeout, "socket_options": self._socket_options}
+        config = self._config
+        backend = config.network_backend
+        if config.uds is not None:
+            info = {"path": config.uds, "timeout": timeout, "socket_options": config.socket_options}
             with Trace.start("connection.connect_unix_socket", request, info) as trace:
                 with map_exceptions(CONNECT_ERRORS):
                     stream = backend.connect_unix_socket(
-                        self._uds, timeout=timeout, socket_options=self._socket_options
+                        config.uds, timeout=timeout, socket_options=config.socket_options
                     )
                 trace.return_value = stream
             return stream
@@ -251,9 +256,9 @@ class HTTPConnection(ConnectionInterface):
         info = {
             "host": host,
             "port": self._origin.port,
-            "local_address": self._local_address,
+            "local_address": config.local_address,
             "timeout": timeout,
-            "socket_options": self._socket_options,
+            "socket_options": config.socket_options,
         }
         with Trace.start("connection.connect_tcp", request, info) as trace:
             with map_exceptions(CONNECT_ERRORS):
@@ -261,8 +266,8 @@ class HTTPConnection(ConnectionInterface):
                     host,
                     self._origin.port,
                     timeout=timeout,
-                    local_address=self._local_address,
-                    socket_options=self._socket_options,
+                    local_address=config.local_address,
+                    socket_options=config.socket_options,
                 )
             trace.return_value = stream
         return stream
@@ -274,11 +279,11 @@ class HTTPConnection(ConnectionInterface):
         timeout: float | None,
         offer_h2: bool,
     ) -> NetworkStream:
-        if self._ssl_context is None:
+        if self._config.ssl_context is None:
             # Shared and cached: its ALPN list is part of what is cached.
-            ssl_context = ssl_context_for(http1=self._http1 or not offer_h2, http2=offer_h2)
+            ssl_context = ssl_context_for(http1=self._config.http1 or not offer_h2, http2=offer_h2)
         else:
-            ssl_context = self._ssl_context
+            ssl_context = self._config.ssl_context
             ssl_context.set_alpn_protocols(["http/1.1", "h2"] if offer_h2 else ["http/1.1"])
         sni = request.extensions.get("sni_hostname")
         if isinstance(sni, bytes):
@@ -303,7 +308,7 @@ class HTTPConnection(ConnectionInterface):
             )
         timeout = request.extensions.get("timeout")
         if timeout and "total" in timeout:  # used without a pool: the deadline starts here
-            request = start_deadline(request, getattr(self._network_backend, "now", time.monotonic))
+            request = start_deadline(request, self._config.clock or time.monotonic)
         if self._connection is None:
             self.connect(request)
             assert self._connection is not None

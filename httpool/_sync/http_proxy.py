@@ -28,14 +28,13 @@ from collections.abc import Iterable
 
 from .._backends.base import SOCKET_OPTION, NetworkBackend, NetworkStream
 from .._exceptions import CONNECT_ERRORS, ProxyError, map_exceptions
-from .._models import Headers, HeaderTypes, Request, Response
-from .._proxy import Proxy
+from .._models import Headers, Request, Response
 from .._ssl import ssl_context_for
 from .._synchronization import ShieldCancellation, uninterruptible
 from .._trace import Trace
 from .._urls import URL, Origin
 from .connection import HTTPConnection
-from .connection_pool import ConnectionPool
+from .connection_config import ConnectionConfig, connection_config
 from .http11 import HTTP11Connection
 from .interfaces import ConnectionInterface
 from .tls_in_tls import TLSCarrier
@@ -61,16 +60,12 @@ def merge_headers(defaults: Headers, headers: Headers) -> Headers:
 
 
 def connect_to_proxy(
-    backend: NetworkBackend,
-    proxy: Origin,
-    request: Request,
-    timeout: float | None,
-    *,
-    local_address: str | None,
-    uds: str | None,
-    socket_options: Iterable[SOCKET_OPTION] | None,
+    config: ConnectionConfig, proxy: Origin, request: Request, timeout: float | None
 ) -> NetworkStream:
-    """A TCP (or Unix socket) stream to the proxy. Raises ConnectError / ConnectTimeout."""
+    """A TCP (or Unix socket) stream to the proxy, as ``config`` says (backend,
+    local address, Unix socket, socket options). Raises ConnectError / ConnectTimeout."""
+    backend = config.network_backend
+    uds, local_address, socket_options = config.uds, config.local_address, config.socket_options
     if uds is not None:
         info = {"path": uds, "timeout": timeout, "socket_options": socket_options}
         with Trace.start("connection.connect_unix_socket", request, info) as trace:
@@ -107,7 +102,9 @@ class ForwardHTTPConnection(ConnectionInterface):
     Each request goes with its absolute URL as the target (``GET
     http://example.com/ HTTP/1.1``) and the proxy's headers added (a request
     header of the same name wins). Args are those of ``AsyncHTTPConnection``,
-    for the connection to the proxy.
+    for the connection to the proxy (``config``: the configuration of that
+    connection, HTTP/1.1 with the proxy's TLS context; the other arguments
+    but ``proxy_origin`` and ``proxy_headers`` are then not used).
     """
 
     def __init__(
@@ -121,21 +118,22 @@ class ForwardHTTPConnection(ConnectionInterface):
         uds: str | None = None,
         network_backend: NetworkBackend | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
+        *,
+        config: ConnectionConfig | None = None,
     ) -> None:
         self._proxy_origin = proxy_origin
         self._proxy_headers = list(proxy_headers or [])
-        self._connection = HTTPConnection(
-            origin=proxy_origin,
-            ssl_context=proxy_ssl_context,
-            keepalive_expiry=keepalive_expiry,
-            http1=True,
-            http2=False,
-            retries=retries,
-            local_address=local_address,
-            uds=uds,
-            network_backend=network_backend,
-            socket_options=socket_options,
-        )
+        if config is None:
+            config = connection_config(
+                ssl_context=proxy_ssl_context,
+                keepalive_expiry=keepalive_expiry,
+                retries=retries,
+                local_address=local_address,
+                uds=uds,
+                network_backend=network_backend,
+                socket_options=socket_options,
+            )
+        self._connection = HTTPConnection(proxy_origin, config=config)
 
     @property
     def request_count(self) -> int:
@@ -225,7 +223,8 @@ class TunnelHTTPConnection(HTTPConnection):
         proxy_headers: sent with the CONNECT request.
         proxy_ssl_context: for TLS to an https proxy (default: the shared one).
         ssl_context: for TLS to the origin, as on a direct connection.
-        The rest as for ``AsyncHTTPConnection`` (``uds``: reach the proxy there).
+        The rest as for ``AsyncHTTPConnection`` (``uds``: reach the proxy there;
+        ``config``: the pool's, for everything but the proxy's arguments).
 
     ``aconnect`` raises ``ProxyError`` when the proxy refuses the tunnel, and
     what a direct connection raises otherwise.
@@ -246,18 +245,21 @@ class TunnelHTTPConnection(HTTPConnection):
         uds: str | None = None,
         network_backend: NetworkBackend | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
+        *,
+        config: ConnectionConfig | None = None,
     ) -> None:
         super().__init__(
-            origin=remote_origin,
-            ssl_context=ssl_context,
-            keepalive_expiry=keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            retries=retries,
-            local_address=local_address,
-            uds=uds,
-            network_backend=network_backend,
-            socket_options=socket_options,
+            remote_origin,
+            ssl_context,
+            keepalive_expiry,
+            http1,
+            http2,
+            retries,
+            local_address,
+            uds,
+            network_backend,
+            socket_options,
+            config=config,
         )
         self._proxy_origin = proxy_origin
         self._proxy_headers = list(proxy_headers or [])
@@ -265,15 +267,7 @@ class TunnelHTTPConnection(HTTPConnection):
 
     def _connect_once(self, request: Request, timeout: float | None) -> NetworkStream:
         # The "raw" stream of this connection: the tunnel, before the origin's TLS.
-        stream = connect_to_proxy(
-            self._network_backend,
-            self._proxy_origin,
-            request,
-            timeout,
-            local_address=self._local_address,
-            uds=self._uds,
-            socket_options=self._socket_options,
-        )
+        stream = connect_to_proxy(self._config, self._proxy_origin, request, timeout)
         try:
             if self._proxy_origin.scheme == b"https":
                 stream = self._proxy_tls(request, stream, timeout)
@@ -308,9 +302,7 @@ class TunnelHTTPConnection(HTTPConnection):
             headers=merge_headers(self._proxy_headers, [(b"Host", target)]),
             extensions={k: v for k, v in request.extensions.items() if k in ("timeout", "trace")},
         )
-        connection = HTTP11Connection(
-            proxy, stream, clock=getattr(self._network_backend, "now", None)
-        )
+        connection = HTTP11Connection(proxy, stream, clock=self._config.clock)
         # On an error the HTTP/1.1 connection has closed the stream itself.
         response = connection.handle_request(connect)
         if not 200 <= response.status < 300:
@@ -358,61 +350,3 @@ def needs_tls_in_tls_fallback(stream: NetworkStream) -> bool:
         return False
     inner = getattr(stream, "_stream", stream)
     return type(inner).__module__.endswith("_backends.asyncio")
-
-
-class HTTPProxy(ConnectionPool):
-    """A connection pool that sends every request through an HTTP(S) proxy.
-
-    The same as ``AsyncConnectionPool(proxy=Proxy(proxy_url, proxy_auth,
-    proxy_headers, proxy_ssl_context), ...)``, with httpcore's arguments:
-
-    Args:
-        proxy_url: ``http://`` or ``https://`` (TLS to the proxy).
-        proxy_auth: ``(username, password)`` for Basic ``Proxy-Authorization``.
-        proxy_headers: added to every forwarded request and every CONNECT.
-        ssl_context: TLS to the origins (inside the tunnels).
-        proxy_ssl_context: TLS to an https proxy.
-        The rest as for ``AsyncConnectionPool``.
-    """
-
-    def __init__(
-        self,
-        proxy_url: URL | bytes | str,
-        proxy_auth: tuple[bytes | str, bytes | str] | None = None,
-        proxy_headers: HeaderTypes = None,
-        ssl_context: ssl.SSLContext | None = None,
-        proxy_ssl_context: ssl.SSLContext | None = None,
-        max_connections: int | None = 10,
-        max_keepalive_connections: int | None = None,
-        keepalive_expiry: float | None = None,
-        http1: bool = True,
-        http2: bool = False,
-        retries: int = 0,
-        local_address: str | None = None,
-        uds: str | None = None,
-        network_backend: NetworkBackend | None = None,
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-        max_connections_per_origin: int | None = None,
-    ) -> None:
-        proxy = Proxy(proxy_url, proxy_auth, proxy_headers, proxy_ssl_context)
-        if proxy.is_socks:
-            raise ValueError("HTTPProxy takes an http:// or https:// proxy URL.")
-        super().__init__(
-            ssl_context=ssl_context,
-            proxy=proxy,
-            max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
-            keepalive_expiry=keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            retries=retries,
-            local_address=local_address,
-            uds=uds,
-            network_backend=network_backend,
-            socket_options=socket_options,
-            max_connections_per_origin=max_connections_per_origin,
-        )
-        # httpcore's attribute names, which code written for it reads.
-        self._proxy_url = proxy.url
-        self._proxy_headers = proxy.headers
-        self._proxy_ssl_context = proxy_ssl_context

@@ -36,13 +36,12 @@ from .._exceptions import (
     WriteTimeout,
 )
 from .._models import Request
-from .._proxy import Proxy
 from .._resolver import Resolver
 from .._synchronization import ShieldCancellation
 from .._trace import Trace
-from .._urls import URL, Origin
+from .._urls import Origin
 from .connection import HTTPConnection
-from .connection_pool import ConnectionPool
+from .connection_config import ConnectionConfig
 from .http_proxy import connect_to_proxy
 
 # httpcore's names for what the proxy says, so that its messages read the same.
@@ -87,7 +86,8 @@ class Socks5Connection(HTTPConnection):
             here) or ``socks5h`` (let the proxy resolve it).
         remote_origin: the one origin this connection serves.
         proxy_auth: ``(username, password)`` for username/password authentication.
-        The rest as for ``AsyncHTTPConnection`` (``uds``: reach the proxy there).
+        The rest as for ``AsyncHTTPConnection`` (``uds``: reach the proxy there;
+        ``config``: the pool's, for everything but the proxy's arguments).
 
     ``aconnect`` raises ``ProxyError`` for a failed handshake, and what a
     direct connection raises otherwise.
@@ -107,33 +107,28 @@ class Socks5Connection(HTTPConnection):
         uds: str | None = None,
         network_backend: NetworkBackend | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
+        *,
+        config: ConnectionConfig | None = None,
     ) -> None:
         import_socksio()
         super().__init__(
-            origin=remote_origin,
-            ssl_context=ssl_context,
-            keepalive_expiry=keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            retries=retries,
-            local_address=local_address,
-            uds=uds,
-            network_backend=network_backend,
-            socket_options=socket_options,
+            remote_origin,
+            ssl_context,
+            keepalive_expiry,
+            http1,
+            http2,
+            retries,
+            local_address,
+            uds,
+            network_backend,
+            socket_options,
+            config=config,
         )
         self._proxy_origin = proxy_origin
         self._proxy_auth = proxy_auth
 
     def _connect_once(self, request: Request, timeout: float | None) -> NetworkStream:
-        stream = connect_to_proxy(
-            self._network_backend,
-            self._proxy_origin,
-            request,
-            timeout,
-            local_address=self._local_address,
-            uds=self._uds,
-            socket_options=self._socket_options,
-        )
+        stream = connect_to_proxy(self._config, self._proxy_origin, request, timeout)
         host, port = self._origin.host.decode("ascii"), self._origin.port
         info = {"stream": stream, "host": host, "port": port}
         try:
@@ -143,7 +138,7 @@ class Socks5Connection(HTTPConnection):
                     handshake.authenticate(self._proxy_auth)
                 if self._proxy_origin.scheme == b"socks5":
                     # Resolved here, once the proxy has let us in.
-                    host = _resolve(self._network_backend, host, port)
+                    host = _resolve(self._config.network_backend, host, port)
                 with _handshake_errors():
                     handshake.connect(host, port)
                 trace.return_value = stream
@@ -230,51 +225,3 @@ class _Handshake:
                 raise ProxyError("The SOCKS5 proxy closed the connection during the handshake.")
             data += chunk
         return data
-
-
-class SOCKSProxy(ConnectionPool):
-    """A connection pool that sends every request through a SOCKS5 proxy.
-
-    The same as ``AsyncConnectionPool(proxy=Proxy(proxy_url, proxy_auth), ...)``,
-    with httpcore's arguments: ``proxy_url`` is ``socks5://`` or ``socks5h://``,
-    ``proxy_auth`` a ``(username, password)``; the rest as for
-    ``AsyncConnectionPool``. Raises ``ImportError`` without the ``socks`` extra.
-    """
-
-    def __init__(
-        self,
-        proxy_url: URL | bytes | str,
-        proxy_auth: tuple[bytes | str, bytes | str] | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        max_connections: int | None = 10,
-        max_keepalive_connections: int | None = None,
-        keepalive_expiry: float | None = None,
-        http1: bool = True,
-        http2: bool = False,
-        retries: int = 0,
-        local_address: str | None = None,
-        uds: str | None = None,
-        network_backend: NetworkBackend | None = None,
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-        max_connections_per_origin: int | None = None,
-    ) -> None:
-        proxy = Proxy(proxy_url, proxy_auth)
-        if not proxy.is_socks:
-            raise ValueError("SOCKSProxy takes a socks5:// or socks5h:// proxy URL.")
-        super().__init__(
-            ssl_context=ssl_context,
-            proxy=proxy,
-            max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
-            keepalive_expiry=keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            retries=retries,
-            local_address=local_address,
-            uds=uds,
-            network_backend=network_backend,
-            socket_options=socket_options,
-            max_connections_per_origin=max_connections_per_origin,
-        )
-        self._proxy_url = proxy.url
-        self._proxy_auth = proxy.auth

@@ -335,15 +335,19 @@ async def test_closed_before_connecting() -> None:
 async def test_http2_without_its_module(
     server: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # As if h2 were not installed: the import of the http2 module fails.
+    # As if h2 were not installed: the import of the http2 module fails, and
+    # asking for HTTP/2 fails when the connection or pool is built (it used
+    # to speak HTTP/1.1 without a word, and http1=False failed on the request).
     package = AsyncHTTPConnection.aconnect.__module__.rpartition(".")[0]
     monkeypatch.setitem(sys.modules, package + ".http2", None)
-    async with AsyncHTTPConnection(_origin(server), http2=True) as conn:
+    for http1 in (True, False):
+        with pytest.raises(ImportError, match=r"pip install 'httpool\[http2\]'"):
+            AsyncHTTPConnection(_origin(server), http1=http1, http2=True)
+        with pytest.raises(ImportError, match="'http2' extra"):
+            httpool.AsyncConnectionPool(http1=http1, http2=True)
+    async with AsyncHTTPConnection(_origin(server)) as conn:  # HTTP/1.1 needs no h2
         assert (await conn.request("GET", server.url + "/")).status == 200
         assert isinstance(conn.connection, AsyncHTTP11Connection)
-    async with AsyncHTTPConnection(_origin(server), http1=False, http2=True) as conn:
-        with pytest.raises(httpool.UnsupportedProtocol):
-            await conn.request("GET", server.url + "/")
     assert server.connections_accepted == 1
 
 

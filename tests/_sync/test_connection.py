@@ -334,15 +334,19 @@ def test_closed_before_connecting() -> None:
 
 
 def test_http2_without_its_module(server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    # As if h2 were not installed: the import of the http2 module fails.
+    # As if h2 were not installed: the import of the http2 module fails, and
+    # asking for HTTP/2 fails when the connection or pool is built (it used
+    # to speak HTTP/1.1 without a word, and http1=False failed on the request).
     package = HTTPConnection.connect.__module__.rpartition(".")[0]
     monkeypatch.setitem(sys.modules, package + ".http2", None)
-    with HTTPConnection(_origin(server), http2=True) as conn:
+    for http1 in (True, False):
+        with pytest.raises(ImportError, match=r"pip install 'httpool\[http2\]'"):
+            HTTPConnection(_origin(server), http1=http1, http2=True)
+        with pytest.raises(ImportError, match="'http2' extra"):
+            httpool.ConnectionPool(http1=http1, http2=True)
+    with HTTPConnection(_origin(server)) as conn:  # HTTP/1.1 needs no h2
         assert (conn.request("GET", server.url + "/")).status == 200
         assert isinstance(conn.connection, HTTP11Connection)
-    with HTTPConnection(_origin(server), http1=False, http2=True) as conn:
-        with pytest.raises(httpool.UnsupportedProtocol):
-            conn.request("GET", server.url + "/")
     assert server.connections_accepted == 1
 
 

@@ -8,17 +8,25 @@ hypothesis, the invariants under random event sequences.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from httpool._async.assignment import MAX_SHARED_FAILURES, AsyncPoolState, PoolEntry, Waiter
+import httpool
+from httpool._async.assignment import MAX_SHARED_FAILURES, AsyncPoolState
+from httpool._async.pool_records import OriginState, PoolEntry, Waiter
+from httpool._exceptions import PoolInvariantError
 from httpool._urls import Origin
 
+ROOT = str(Path(httpool.__file__).resolve().parents[1])  # the httpool under test
 ORIGINS = [Origin(b"http", f"host{i}.test".encode(), 80) for i in range(4)]
 
 
@@ -186,15 +194,15 @@ def test_bypass_is_bounded() -> None:
     h.state.check_invariants()
 
 
-def test_per_origin_limit_parks_waiters() -> None:
+def test_per_origin_limit_blocks_waiters() -> None:
     h = Harness(max_connections=4, max_connections_per_origin=1)
     a = h.run(ORIGINS[0])
-    parked = h.arrive(ORIGINS[0])
+    blocked = h.arrive(ORIGINS[0])
     other = h.arrive(ORIGINS[1])
-    assert parked.entry is None and other.entry is not None
+    assert blocked.entry is None and other.entry is not None
     h.state.check_invariants()
     h.release(a)
-    assert parked.entry is a
+    assert blocked.entry is a
 
 
 def test_multiplexed_connection_takes_waiters_up_to_capacity() -> None:
@@ -261,23 +269,23 @@ def test_failed_connect_passes_slot_on() -> None:
 
 
 def test_a_failed_connection_is_shared_not_multiplied() -> None:
-    # Issue 15: waiters parked behind an origin's first connection (it may
+    # Issue 15: waiters blocked behind an origin's first connection (it may
     # multiplex) used to get, when it failed, one connection each in turn.
     h = Harness(multiplex=True, max_connections=4)
     owner = h.arrive()
-    parked = [h.arrive() for _ in range(5)]
-    assert owner.connect and all(w.entry is None and w.parked for w in parked)
+    blocked = [h.arrive() for _ in range(5)]
+    assert owner.connect and all(w.entry is None and w.blocked_by_origin for w in blocked)
     error = ConnectionError("handshake failed")
     for attempt in range(1, MAX_SHARED_FAILURES + 1):
         assert owner.entry is not None
         h.retire(h.state.failed(owner.entry, error))
         h.state.check_invariants()
         if attempt < MAX_SHARED_FAILURES:
-            # One fresh connection, for the oldest; the others wait for it.
-            owner = parked.pop(0)
-            assert owner.connect and all(w.entry is None and w.error is None for w in parked)
-    assert all(w.error is error and w.entry is None for w in parked)
-    assert all(w.event is not None and w.event.is_set() for w in parked)
+            # One new connection, for the oldest; the others wait for it.
+            owner = blocked.pop(0)
+            assert owner.connect and all(w.entry is None and w.error is None for w in blocked)
+    assert all(w.error is error and w.entry is None for w in blocked)
+    assert all(w.event is not None and w.event.is_set() for w in blocked)
     stats = h.state.stats()
     assert (stats.connections, stats.queued) == (0, 0)
     assert len(h.made) == MAX_SHARED_FAILURES
@@ -295,11 +303,97 @@ def test_a_cancelled_connect_is_not_a_shared_failure() -> None:
     h.state.check_invariants()
 
 
+def test_cancel_after_the_pool_closed_its_new_connection() -> None:
+    # A request given a new connection is cancelled after aclose() closed it.
+    h = Harness(max_connections=1)
+    waiter = h.arrive()
+    assert waiter.connect
+    h.retire(h.state.close_all())
+    h.cancel(waiter)  # was: KeyError, removing the connection a second time
+    assert h.state.stats().connections == 0
+    h.state.check_invariants()
+
+
 def test_unused_origins_are_forgotten() -> None:
     h = Harness(max_connections=1)
     for origin in ORIGINS:
         h.release(h.run(origin))
     assert len(h.state._origins) == 1
+
+
+def _two_requests_on_one_connection(h: Harness) -> None:
+    h.run().in_use += 1  # an HTTP/1.1 connection handed to a second request
+
+
+def _waits_beside_idle(h: Harness) -> None:
+    h.state._max_connections = 1
+    h.release(h.run())
+    waiter = Waiter(ORIGINS[1])
+    h.state._origins[ORIGINS[1]] = OriginState(ORIGINS[1])
+    h.state._origins[ORIGINS[1]].waiters[waiter] = None
+    h.state._queue[waiter] = None
+    h.state._waiting += 1
+
+
+def _over_max_connections(h: Harness) -> None:
+    h.run()
+    h.state._max_connections = 0
+
+
+def _counter_drifts(h: Harness) -> None:
+    h.run()
+    h.state._in_use += 1
+
+
+@pytest.mark.parametrize(
+    ("break_it", "message"),
+    [
+        (_two_requests_on_one_connection, "held by two requests"),
+        (_waits_beside_idle, "a request waits while a connection is idle"),
+        (_over_max_connections, "over max_connections"),
+        (_counter_drifts, "in_use/active/connecting"),
+    ],
+)
+def test_check_invariants_raises_when_one_is_broken(
+    break_it: Callable[[Harness], None], message: str
+) -> None:
+    h = Harness(max_connections=2)
+    h.state.check_invariants()
+    break_it(h)
+    with pytest.raises(PoolInvariantError, match=message):
+        h.state.check_invariants()
+
+
+def test_pool_check_invariants_raises_pool_invariant_error() -> None:
+    pool = httpool.ConnectionPool()
+    pool.check_invariants()
+    pool._state._waiting = 1  # a queued request that is nowhere
+    with pytest.raises(httpool.PoolInvariantError, match="queued count"):
+        pool.check_invariants()
+    assert issubclass(httpool.PoolInvariantError, (RuntimeError, httpool.HttpoolError))
+
+
+def test_check_invariants_works_under_python_dash_o() -> None:
+    # assert statements vanish under -O; check_invariants must not.
+    code = (
+        "import httpool\n"
+        "assert False, 'asserts run: not -O'\n"
+        "pool = httpool.ConnectionPool()\n"
+        "pool._state._in_use = 1\n"
+        "try:\n"
+        "    pool.check_invariants()\n"
+        "except httpool.PoolInvariantError as exc:\n"
+        "    print('raised:', exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-O", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("raised: pool invariant broken: in_use/active/connecting")
 
 
 class PoolMachine(RuleBasedStateMachine):
@@ -343,7 +437,7 @@ class PoolMachine(RuleBasedStateMachine):
         for waiter in self.waiting:
             if waiter.error is not None:
                 assert waiter.entry is None
-                continue  # failed with the connection it was parked behind
+                continue  # failed with the connection it waited for
             if waiter.entry is None:
                 still.append(waiter)
             elif waiter.connect:
@@ -367,7 +461,10 @@ class PoolMachine(RuleBasedStateMachine):
     def connect(self, i: int, ok: bool, capacity: int, cancelled: bool) -> None:
         waiter = self.connecting.pop(i % len(self.connecting))
         assert waiter.entry is not None
-        if ok:
+        if waiter.entry.connection.retired:  # type: ignore[attr-defined]
+            # The pool closed it while it was connecting: connecting fails.
+            self.h.retire(self.h.state.failed(waiter.entry, ConnectionError("closed")))
+        elif ok:
             self.h.connected(waiter.entry, capacity if self.multiplex else 1)
             self._activate(waiter)
         else:
@@ -402,6 +499,12 @@ class PoolMachine(RuleBasedStateMachine):
         self.h.now += seconds
 
     @rule()
+    def close_pool(self) -> None:
+        # Many removals in one event; the waiters queued get new connections.
+        self.h.retire(self.h.state.close_all())
+        self._resort()
+
+    @rule()
     def idle_peer_closes(self) -> None:
         for entry in self.h.state.entries:
             if entry.in_use == 0:
@@ -416,7 +519,8 @@ class PoolMachine(RuleBasedStateMachine):
         assert stats.queued == len(self.waiting)
         # Requests on a connection that is already gone no longer count.
         live = [entry for _, entry in self.active if entry in self.h.state.entries]
-        assert stats.streams_in_use == len(live) + len(self.connecting)
+        live += [w.entry for w in self.connecting if w.entry in self.h.state.entries]
+        assert stats.streams_in_use == len(live)
 
 
 class MultiplexPoolMachine(PoolMachine):
