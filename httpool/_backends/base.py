@@ -37,6 +37,8 @@ import time
 import typing
 from collections.abc import Iterable
 
+from .._resolver import AsyncResolver, Resolver
+
 SOCKET_OPTION = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 )
@@ -91,8 +93,6 @@ class NetworkBackend:
 
     def resolve(self, host: str, port: int) -> str:
         """The first address ``host`` resolves to (system resolver). Raises ``ConnectError``."""
-        from .._resolver import Resolver
-
         return Resolver().resolve(host, port)
 
 
@@ -145,6 +145,4 @@ class AsyncNetworkBackend:
 
     async def resolve(self, host: str, port: int) -> str:
         """The first address ``host`` resolves to (system resolver). Raises ``ConnectError``."""
-        from .._resolver import AsyncResolver
-
         return await AsyncResolver().resolve(host, port)
