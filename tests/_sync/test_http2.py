@@ -23,7 +23,7 @@ from httpool._backends.default import default_backend
 from tests.support.concurrency import TaskGroup
 from tests.support.fault_server import CLOSE, HANG, RESET, FaultServer, Script, pause, send
 from tests.support.h2_server import H2Server, pattern_sha256
-from tests.support.h2_server_connection import MALFORMED
+from tests.support.h2_server_responses import MALFORMED
 from tests.support.http_server import HTTPServer
 
 MakeServer = Callable[..., H2Server]

@@ -32,7 +32,8 @@ from collections.abc import Callable, Iterator
 import h2.settings
 import trustme
 
-from tests.support.h2_server_connection import PATTERN_BLOCK, PATTERN_PERIOD, Connection
+from tests.support.h2_server_connection import Connection
+from tests.support.h2_server_responses import PATTERN_BLOCK, PATTERN_PERIOD
 from tests.support.threaded_server import ThreadedServer
 from tests.support.tls import CERT_HOSTNAMES, make_client_context, make_server_context
 
@@ -81,7 +82,7 @@ class H2Server(ThreadedServer):
     ``/headers`` the request headers, pseudo-headers included, one
     ``name: value`` line each; ``/malformed?case=NAME`` one of the
     malformed response heads (or trailers) of
-    ``h2_server_connection.MALFORMED``, then b"x";
+    ``h2_server_responses.MALFORMED``, then b"x";
     ``/settings?max_concurrent_streams=N`` (any setting names) new SETTINGS
     on this connection, then 200; ``/hang`` never answers. Anything else
     is a 404. All but ``/echo`` and ``/reset`` answer once the request body
