@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import time
 import types
+import typing
 from collections.abc import AsyncIterable, Callable
 
 import h2.events
@@ -68,9 +69,10 @@ from .._synchronization import (
     AsyncShieldCancellation,
     uninterruptible,
 )
-from .._trace import NO_TRACE, Trace
+from .._trace import Trace
 from .http2_reader import AsyncHTTP2Reader, ConnectionState, StreamInbox
 from .interfaces import AsyncConnectionInterface
+from .response_stream import AsyncResponseStream
 
 # The phases a request's total deadline names (_deadline.py).
 _CONNECTING = "connecting"
@@ -514,71 +516,24 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         await self.aclose()
 
 
-class AsyncHTTP2ResponseStream:
-    """A response body on one stream; closing it before its end resets the stream.
+class AsyncHTTP2ResponseStream(AsyncResponseStream):
+    """A response body on one stream; closing it before its end resets the
+    stream (``response_stream.py`` has the states and traces)."""
 
-    An iterator object rather than a generator, for the reason given in
-    ``http11.py``.
-    """
-
-    __slots__ = (
-        "_connection",
-        "_deadline",
-        "_request",
-        "_state",
-        "_stream_id",
-        "_timeout",
-        "_trace",
-    )
-
-    # _state: 0 body not started, 1 streaming, 2 body ended or failed, 3 closed.
+    __slots__ = ("_connection", "_deadline", "_stream_id", "_timeout")
 
     def __init__(self, connection: AsyncHTTP2Connection, request: Request, stream_id: int) -> None:
+        super().__init__(request, "http2.receive_response_body")
         self._connection = connection
-        self._request = request
         self._stream_id = stream_id
         self._timeout = get_timeout(request.extensions, "read")
         self._deadline = deadline_of(request)
-        self._trace = Trace.start("http2.receive_response_body", request)
-        self._state = 0
 
-    def __aiter__(self) -> AsyncHTTP2ResponseStream:
-        return self
+    def _next_chunk(self) -> typing.Any:
+        return self._connection._next_body_chunk(self._stream_id, self._timeout, self._deadline)
 
-    @uninterruptible
-    async def __anext__(self) -> bytes:
-        if self._state > 1:
-            if self._state == 3:
-                raise RuntimeError("The response was closed before its body was read.")
-            raise StopAsyncIteration
-        if self._state == 0:
-            self._state = 1
-            await self._trace.__aenter__()
-        try:
-            chunk = await self._connection._next_body_chunk(
-                self._stream_id, self._timeout, self._deadline
-            )
-        except BaseException as exc:
-            self._state = 2
-            await self._trace.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
-        if chunk is None:
-            self._state = 2
-            await self._trace.__aexit__(None, None, None)
-            raise StopAsyncIteration
-        return chunk
+    def _closed(self) -> typing.Any:
+        return self._connection._end_stream(self._stream_id)  # shields its awaits
 
-    @uninterruptible
-    async def aclose(self) -> None:
-        if self._state == 3:
-            return
-        self._state = 3
-        if self._trace is NO_TRACE:  # no callback on this request
-            await self._connection._end_stream(self._stream_id)  # shields its awaits
-            return
-        # A cancelled trace callback must not leave the stream open.
-        with AsyncShieldCancellation():
-            async with Trace.start(
-                "http2.response_closed", self._request, {"stream_id": self._stream_id}
-            ):
-                await self._connection._end_stream(self._stream_id)
+    def _closed_trace(self) -> Trace:
+        return Trace.start("http2.response_closed", self._request, {"stream_id": self._stream_id})

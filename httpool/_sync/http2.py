@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import time
 import types
+import typing
 from collections.abc import Callable, Iterable
 
 import h2.events
@@ -69,9 +70,10 @@ from .._synchronization import (
     ShieldCancellation,
     uninterruptible,
 )
-from .._trace import NO_TRACE, Trace
+from .._trace import Trace
 from .http2_reader import ConnectionState, HTTP2Reader, StreamInbox
 from .interfaces import ConnectionInterface
+from .response_stream import ResponseStream
 
 # The phases a request's total deadline names (_deadline.py).
 _CONNECTING = "connecting"
@@ -513,71 +515,24 @@ class HTTP2Connection(ConnectionInterface):
         self.close()
 
 
-class HTTP2ResponseStream:
-    """A response body on one stream; closing it before its end resets the stream.
+class HTTP2ResponseStream(ResponseStream):
+    """A response body on one stream; closing it before its end resets the
+    stream (``response_stream.py`` has the states and traces)."""
 
-    An iterator object rather than a generator, for the reason given in
-    ``http11.py``.
-    """
-
-    __slots__ = (
-        "_connection",
-        "_deadline",
-        "_request",
-        "_state",
-        "_stream_id",
-        "_timeout",
-        "_trace",
-    )
-
-    # _state: 0 body not started, 1 streaming, 2 body ended or failed, 3 closed.
+    __slots__ = ("_connection", "_deadline", "_stream_id", "_timeout")
 
     def __init__(self, connection: HTTP2Connection, request: Request, stream_id: int) -> None:
+        super().__init__(request, "http2.receive_response_body")
         self._connection = connection
-        self._request = request
         self._stream_id = stream_id
         self._timeout = get_timeout(request.extensions, "read")
         self._deadline = deadline_of(request)
-        self._trace = Trace.start("http2.receive_response_body", request)
-        self._state = 0
 
-    def __iter__(self) -> HTTP2ResponseStream:
-        return self
+    def _next_chunk(self) -> typing.Any:
+        return self._connection._next_body_chunk(self._stream_id, self._timeout, self._deadline)
 
-    @uninterruptible
-    def __next__(self) -> bytes:
-        if self._state > 1:
-            if self._state == 3:
-                raise RuntimeError("The response was closed before its body was read.")
-            raise StopIteration
-        if self._state == 0:
-            self._state = 1
-            self._trace.__enter__()
-        try:
-            chunk = self._connection._next_body_chunk(
-                self._stream_id, self._timeout, self._deadline
-            )
-        except BaseException as exc:
-            self._state = 2
-            self._trace.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        if chunk is None:
-            self._state = 2
-            self._trace.__exit__(None, None, None)
-            raise StopIteration
-        return chunk
+    def _closed(self) -> typing.Any:
+        return self._connection._end_stream(self._stream_id)  # shields its awaits
 
-    @uninterruptible
-    def close(self) -> None:
-        if self._state == 3:
-            return
-        self._state = 3
-        if self._trace is NO_TRACE:  # no callback on this request
-            self._connection._end_stream(self._stream_id)  # shields its awaits
-            return
-        # A cancelled trace callback must not leave the stream open.
-        with ShieldCancellation():
-            with Trace.start(
-                "http2.response_closed", self._request, {"stream_id": self._stream_id}
-            ):
-                self._connection._end_stream(self._stream_id)
+    def _closed_trace(self) -> Trace:
+        return Trace.start("http2.response_closed", self._request, {"stream_id": self._stream_id})
