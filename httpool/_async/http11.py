@@ -581,7 +581,8 @@ class AsyncHTTP11ResponseStream(AsyncResponseStream):
     def __init__(
         self, connection: AsyncHTTP11Connection, request: Request, timeout: float | None
     ) -> None:
-        super().__init__(request, "http11.receive_response_body")
+        # Not super(): no super object per response.
+        AsyncResponseStream.__init__(self, request, "http11.receive_response_body")
         self._connection = connection
         self._timeout = timeout
 

@@ -523,7 +523,8 @@ class AsyncHTTP2ResponseStream(AsyncResponseStream):
     __slots__ = ("_connection", "_deadline", "_stream_id", "_timeout")
 
     def __init__(self, connection: AsyncHTTP2Connection, request: Request, stream_id: int) -> None:
-        super().__init__(request, "http2.receive_response_body")
+        # Not super(): no super object per response.
+        AsyncResponseStream.__init__(self, request, "http2.receive_response_body")
         self._connection = connection
         self._stream_id = stream_id
         self._timeout = get_timeout(request.extensions, "read")

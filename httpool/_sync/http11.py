@@ -582,7 +582,8 @@ class HTTP11ResponseStream(ResponseStream):
     def __init__(
         self, connection: HTTP11Connection, request: Request, timeout: float | None
     ) -> None:
-        super().__init__(request, "http11.receive_response_body")
+        # Not super(): no super object per response.
+        ResponseStream.__init__(self, request, "http11.receive_response_body")
         self._connection = connection
         self._timeout = timeout
 
