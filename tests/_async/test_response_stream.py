@@ -12,14 +12,13 @@ import hyperframe.frame as frames
 import pytest
 
 from httpool import (
-    AsyncHTTP2Connection,
     AsyncHTTP11Connection,
     AsyncMockStream,
     Origin,
     RemoteProtocolError,
     Request,
 )
-from httpool._async.interfaces import AsyncConnectionInterface
+from httpool._async.http2 import AsyncHTTP2Connection
 
 ORIGIN = Origin(b"https", b"example.com", 443)
 URL = "https://example.com/"
@@ -34,7 +33,7 @@ def _http2(body: list[bytes]) -> list[bytes]:
     return [frames.SettingsFrame().serialize(), head, *data, end]
 
 
-def _connection(protocol: str, cut: bool = False) -> AsyncConnectionInterface:
+def _connection(protocol: str, cut: bool = False) -> AsyncHTTP11Connection | AsyncHTTP2Connection:
     """A connection whose response says Hello, world!, or (``cut``) whose
     server closes the connection after the response head."""
     if protocol == "HTTP/1.1":

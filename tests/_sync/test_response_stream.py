@@ -13,14 +13,13 @@ import hyperframe.frame as frames
 import pytest
 
 from httpool import (
-    HTTP2Connection,
     HTTP11Connection,
     MockStream,
     Origin,
     RemoteProtocolError,
     Request,
 )
-from httpool._sync.interfaces import ConnectionInterface
+from httpool._sync.http2 import HTTP2Connection
 
 ORIGIN = Origin(b"https", b"example.com", 443)
 URL = "https://example.com/"
@@ -35,7 +34,7 @@ def _http2(body: list[bytes]) -> list[bytes]:
     return [frames.SettingsFrame().serialize(), head, *data, end]
 
 
-def _connection(protocol: str, cut: bool = False) -> ConnectionInterface:
+def _connection(protocol: str, cut: bool = False) -> HTTP11Connection | HTTP2Connection:
     """A connection whose response says Hello, world!, or (``cut``) whose
     server closes the connection after the response head."""
     if protocol == "HTTP/1.1":
