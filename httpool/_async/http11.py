@@ -69,7 +69,7 @@ from .._synchronization import AsyncShieldCancellation, uninterruptible
 from .._trace import Trace
 from .deadline_stream import AsyncDeadlineStream
 from .interfaces import AsyncConnectionInterface
-from .response_stream import AsyncResponseStream
+from .response_stream import NOT_STARTED, AsyncResponseStream
 from .upgrade import AsyncHTTP11UpgradeStream
 
 READ_SIZE = 64 * 1024
@@ -581,8 +581,10 @@ class AsyncHTTP11ResponseStream(AsyncResponseStream):
     def __init__(
         self, connection: AsyncHTTP11Connection, request: Request, timeout: float | None
     ) -> None:
-        # Not super(): no super object per response.
-        AsyncResponseStream.__init__(self, request, "http11.receive_response_body")
+        # The base's fields, set here (see AsyncResponseStream).
+        self._request = request
+        self._trace = Trace.start("http11.receive_response_body", request)
+        self._state = NOT_STARTED
         self._connection = connection
         self._timeout = timeout
 

@@ -72,7 +72,7 @@ from .._synchronization import (
 from .._trace import Trace
 from .http2_reader import AsyncHTTP2Reader, ConnectionState, StreamInbox
 from .interfaces import AsyncConnectionInterface
-from .response_stream import AsyncResponseStream
+from .response_stream import NOT_STARTED, AsyncResponseStream
 
 # The phases a request's total deadline names (_deadline.py).
 _CONNECTING = "connecting"
@@ -523,8 +523,10 @@ class AsyncHTTP2ResponseStream(AsyncResponseStream):
     __slots__ = ("_connection", "_deadline", "_stream_id", "_timeout")
 
     def __init__(self, connection: AsyncHTTP2Connection, request: Request, stream_id: int) -> None:
-        # Not super(): no super object per response.
-        AsyncResponseStream.__init__(self, request, "http2.receive_response_body")
+        # The base's fields, set here (see AsyncResponseStream).
+        self._request = request
+        self._trace = Trace.start("http2.receive_response_body", request)
+        self._state = NOT_STARTED
         self._connection = connection
         self._stream_id = stream_id
         self._timeout = get_timeout(request.extensions, "read")

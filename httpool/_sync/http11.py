@@ -70,7 +70,7 @@ from .._synchronization import ShieldCancellation, uninterruptible
 from .._trace import Trace
 from .deadline_stream import DeadlineStream
 from .interfaces import ConnectionInterface
-from .response_stream import ResponseStream
+from .response_stream import NOT_STARTED, ResponseStream
 from .upgrade import HTTP11UpgradeStream
 
 READ_SIZE = 64 * 1024
@@ -582,8 +582,10 @@ class HTTP11ResponseStream(ResponseStream):
     def __init__(
         self, connection: HTTP11Connection, request: Request, timeout: float | None
     ) -> None:
-        # Not super(): no super object per response.
-        ResponseStream.__init__(self, request, "http11.receive_response_body")
+        # The base's fields, set here (see AsyncResponseStream).
+        self._request = request
+        self._trace = Trace.start("http11.receive_response_body", request)
+        self._state = NOT_STARTED
         self._connection = connection
         self._timeout = timeout
 

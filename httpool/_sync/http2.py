@@ -73,7 +73,7 @@ from .._synchronization import (
 from .._trace import Trace
 from .http2_reader import ConnectionState, HTTP2Reader, StreamInbox
 from .interfaces import ConnectionInterface
-from .response_stream import ResponseStream
+from .response_stream import NOT_STARTED, ResponseStream
 
 # The phases a request's total deadline names (_deadline.py).
 _CONNECTING = "connecting"
@@ -522,8 +522,10 @@ class HTTP2ResponseStream(ResponseStream):
     __slots__ = ("_connection", "_deadline", "_stream_id", "_timeout")
 
     def __init__(self, connection: HTTP2Connection, request: Request, stream_id: int) -> None:
-        # Not super(): no super object per response.
-        ResponseStream.__init__(self, request, "http2.receive_response_body")
+        # The base's fields, set here (see AsyncResponseStream).
+        self._request = request
+        self._trace = Trace.start("http2.receive_response_body", request)
+        self._state = NOT_STARTED
         self._connection = connection
         self._stream_id = stream_id
         self._timeout = get_timeout(request.extensions, "read")
