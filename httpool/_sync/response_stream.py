@@ -62,7 +62,7 @@ class ResponseStream:
     # body's trace step: ``Trace.start(name, request)``) and ``_state =
     # NOT_STARTED``. Not through an initialiser here: on CPython 3.11 that call
     # cost some 1,000 instructions per response (HTTP/1.1 on a mock stream,
-    # callgrind), a third of what the whole body iteration costs.
+    # callgrind).
     __slots__ = ("_request", "_state", "_trace")
     _request: Request
     _state: BodyState
