@@ -60,10 +60,11 @@ from .._http11_state import next_state as next_state
 from .._logging import check as check_logging
 from .._models import ByteStream, Request, Response
 from .._synchronization import AsyncShieldCancellation, uninterruptible
-from .._trace import NO_TRACE, Trace
+from .._trace import Trace
 from .._urls import Origin
 from .deadline_stream import AsyncDeadlineStream
 from .interfaces import AsyncConnectionInterface
+from .response_stream import NOT_STARTED, AsyncResponseStream
 from .upgrade import AsyncHTTP11UpgradeStream
 
 READ_SIZE = 64 * 1024
@@ -505,65 +506,31 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         await self.aclose()
 
 
-class AsyncHTTP11ResponseStream:
+class AsyncHTTP11ResponseStream(AsyncResponseStream):
     """The body of one response, chunk by chunk; closing it settles the
-    connection's fate.
+    connection's fate (``response_stream.py`` has the states and traces)."""
 
-    An iterator object rather than a generator, so that one abandoned half-way
-    leaves no suspended frame for the garbage collector to finalise (which,
-    for an async generator, would need the event loop).
-    """
-
-    __slots__ = ("_connection", "_request", "_state", "_timeout", "_trace")
-
-    # _state: 0 body not started, 1 streaming, 2 body ended or failed, 3 closed.
+    __slots__ = ("_connection", "_timeout")
 
     def __init__(
         self, connection: AsyncHTTP11Connection, request: Request, timeout: float | None
     ) -> None:
-        self._connection = connection
+        # The base's fields, set here (see AsyncResponseStream).
         self._request = request
-        self._timeout = timeout
         self._trace = Trace.start("http11.receive_response_body", request)
-        self._state = 0
+        self._state = NOT_STARTED
+        self._connection = connection
+        self._timeout = timeout
 
-    def __aiter__(self) -> AsyncHTTP11ResponseStream:
-        return self
+    def _next_chunk(self) -> typing.Any:
+        return self._connection._next_body_chunk(self._timeout)
 
-    @uninterruptible
-    async def __anext__(self) -> bytes:
-        if self._state > 1:
-            if self._state == 3:
-                raise RuntimeError("The response was closed before its body was read.")
-            raise StopAsyncIteration
-        if self._state == 0:
-            self._state = 1
-            if self._trace is not NO_TRACE:  # spares awaiting no-ops on every response
-                await self._trace.__aenter__()
-        try:
-            chunk = await self._connection._next_body_chunk(self._timeout)
-        except BaseException as exc:
-            self._state = 2
-            await self._connection._close(_E.ERROR)
-            await self._trace.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
-        if chunk is None:
-            self._state = 2
-            if self._trace is not NO_TRACE:
-                await self._trace.__aexit__(None, None, None)
-            raise StopAsyncIteration
-        return chunk
+    async def _failed(self) -> None:
+        await self._connection._close(_E.ERROR)
 
-    @uninterruptible
-    async def aclose(self) -> None:
-        if self._state == 3:
-            return
-        self._state = 3
-        if self._trace is NO_TRACE:  # no callback on this request
-            # Suspends only to close the socket, and that step is shielded.
-            await self._connection._response_closed()
-            return
-        # A cancelled trace callback must not leave the connection ACTIVE.
-        with AsyncShieldCancellation():
-            async with Trace.start("http11.response_closed", self._request, {}):
-                await self._connection._response_closed()
+    def _closed(self) -> typing.Any:
+        # Suspends only to close the socket, and that step is shielded.
+        return self._connection._response_closed()
+
+    def _closed_trace(self) -> Trace:
+        return Trace.start("http11.response_closed", self._request, {})

@@ -10,12 +10,15 @@ a time), the *write lock* (bytes taken from h2 go out whole and in order)
 and the *state lock* (h2 and the stream table; a no-op on one event loop,
 a thread lock in the generated sync twin, never held across I/O).
 
-Nobody owns the socket's read side. A stream that needs its next event
-(response head, body chunk, end) or more send window takes the read lock,
-does one read, dispatches every event to the streams it belongs to, flushes
-what h2 wants to say (settings and ping acknowledgements, window updates)
-and lets go. So a stream waits for the socket only while it has nothing
-queued, whichever stream's data the read brings.
+This module holds the connection and its send path: the preface and the
+wait for the server's SETTINGS, opening a stream, request headers and body
+(as the send window allows; a shut window is waited for by reading the
+socket for WINDOW_UPDATE), ``_flush`` (the write lock), the end of a stream
+and the pool's questions. The read side, shared by every stream (the
+stream inboxes, the reader hand-off, dispatch of received events, GOAWAY),
+is ``AsyncHTTP2Reader`` in ``http2_reader.py``, which this connection owns
+and hands its state lock and ``_flush``. h2 itself is reached through
+``_h2.py``.
 
 Flow control: received data is acknowledged when the caller consumes it,
 chunk by chunk, so the server's window bounds what is buffered per stream,
@@ -27,13 +30,12 @@ What the pool sees: ``capacity()`` is the server's
 waits for the server's first SETTINGS), 0 once the connection is going away.
 After a GOAWAY no stream is opened; streams above its last stream id fail
 with ``ConnectionNotAvailable``, which the pool retries on another
-connection, and streams at or below it finish. h2 4.x moves its state
-machine to CLOSED on GOAWAY and would then reject the frames of the streams
-the server promised to finish (python-hyper/h2#1181), and it drops pending
-output; ``ClientH2`` (in ``http2_parts.py``) undoes both. A reset stream fails alone, with
-``RemoteProtocolError`` (or ``ConnectionNotAvailable`` for REFUSED_STREAM,
-which the server sends for a stream it did not process). Pushes are
-disabled in our SETTINGS; PINGs are answered by h2 itself.
+connection, and streams at or below it finish (h2 4.x would reject their
+frames, python-hyper/h2#1181: ``ClientH2`` in ``_h2.py`` undoes that). A
+reset stream fails alone, with ``RemoteProtocolError`` (or
+``ConnectionNotAvailable`` for REFUSED_STREAM, which the server sends for a
+stream it did not process). Pushes are disabled in our SETTINGS; PINGs are
+answered by h2 itself.
 """
 
 from __future__ import annotations
@@ -44,12 +46,8 @@ import types
 import typing
 from collections.abc import Callable, Iterable
 
-import h2.config
-import h2.connection
 import h2.events
 import h2.exceptions
-import h2.settings
-import h2.stream
 
 from .._backends.base import NetworkStream
 from .._deadline import Deadline, deadline_of, start_deadline
@@ -63,11 +61,10 @@ from .._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from .._http2_headers import malformed
+from .._h2 import CANCEL, ClientH2, may_send, request_headers
 from .._logging import check as check_logging
 from .._models import ByteStream, Request, Response, get_timeout
 from .._synchronization import (
-    Event,
     Lock,
     PoolLock,
     ShieldCancellation,
@@ -75,28 +72,12 @@ from .._synchronization import (
 )
 from .._trace import Trace
 from .._urls import Origin
-from .http2_parts import (
-    CANCEL,
-    HEADER_EVENTS,
-    PROTOCOL_ERROR,
-    READ_SIZE,
-    REFUSED_STREAM,
-    STREAM_EVENTS,
-    ClientH2,
-    ConnectionState,
-    HTTP2ResponseStream,
-    StreamInbox,
-    describe,
-    may_send,
-    preface_answer,
-    request_headers,
-    reset_error,
-)
+from .http2_reader import ConnectionState, HTTP2Reader, StreamInbox
 from .interfaces import ConnectionInterface
+from .response_stream import NOT_STARTED, ResponseStream
 
 # The phases a request's total deadline names (_deadline.py).
 _CONNECTING = "connecting"
-_READING = "reading the response"
 _WRITING = "sending the request"
 
 # How long ``aconnect`` waits for the server's SETTINGS when the request sets
@@ -126,27 +107,17 @@ class HTTP2Connection(ConnectionInterface):
         self._clock = time.monotonic if clock is None else clock
         check_logging()  # a connection made: notice a change of logging levels
         self._h2 = ClientH2()
-        self._state = ConnectionState.ACTIVE
         self._state_lock = PoolLock()
-        self._read_lock = Lock()
-        # Streams waiting for events while another stream reads, oldest first.
-        self._waiting: dict[StreamInbox, None] = {}
+        self._reader = HTTP2Reader(self._h2, stream, self._state_lock, self._clock, self._flush)
+        # The reader's stream table (the same dict, never replaced).
+        self._streams = self._reader.streams
         self._write_lock = Lock()
         # Whether a cancelled write still sends all its bytes (see _flush).
         self._whole_writes = getattr(stream, "whole_writes", False) is True
-        self._streams: dict[int, StreamInbox] = {}
         self._connected = False
-        # Why the connection died: raised to every stream that asks after it.
-        self._error: BaseException | None = None
-        self._last_stream_id = 2**31
         self._request_count = 0
-        self._idle_since = self._clock()
+        self._idle_since = self._reader.last_events
         self._socket_closed = False
-        # A connection error of the server's: h2 has queued our GOAWAY (RFC 9113 5.4.1).
-        self._goaway_owed = False
-        # When the last read that completed a frame (gave h2 events) ended: bytes
-        # that only add to an unfinished frame are not progress (see _retire_if_stalled).
-        self._last_events = self._idle_since
 
     @property
     def request_count(self) -> int:
@@ -179,26 +150,25 @@ class HTTP2Connection(ConnectionInterface):
             with self._state_lock:
                 self._h2.start()
             self._flush(timeout)
-        settings = StreamInbox()
-        self._streams[0] = settings
+        settings = self._reader.connection_inbox = StreamInbox()
         try:
             while not settings.events:
                 try:
-                    self._read_once(settings_timeout)
+                    self._reader.read_once(settings_timeout)
                 except ReadTimeout:
                     if deadline is not None and by_deadline:
                         raise deadline.error(ConnectTimeout, _CONNECTING) from None
                     raise RemoteProtocolError(
                         f"The server sent no HTTP/2 SETTINGS within {settings_timeout} seconds."
                     ) from None
-                if self._error is not None:
-                    raise self._error
+                if self._reader.error is not None:
+                    raise self._reader.error
         finally:
-            del self._streams[0]
+            self._reader.connection_inbox = None
         first = settings.events[0]
         if isinstance(first, BaseException):
             with self._state_lock:
-                self._fail(first)
+                self._reader.fail(first)
             raise first
 
     # ----- requests ---------------------------------------------------------------------
@@ -228,15 +198,16 @@ class HTTP2Connection(ConnectionInterface):
         # to a request that this one's turn would hold back.
         if (
             not self._streams
-            and self._state is ConnectionState.ACTIVE
+            and self._reader.connection_inbox is None  # not still in aconnect
+            and self._reader.state is ConnectionState.ACTIVE
             and self._network_stream.get_extra_info("is_readable")
-            and self._read_lock.try_acquire()
+            and self._reader.read_lock.try_acquire()
         ):
             try:
                 if self._network_stream.get_extra_info("is_readable"):
-                    self._read_once(get_timeout(request.extensions, "read"))
+                    self._reader.read_once(get_timeout(request.extensions, "read"))
             finally:
-                self._release_reader()
+                self._reader.release()
         stream_id = self._open_stream(request)
         stream = self._streams[stream_id]
         try:
@@ -272,7 +243,7 @@ class HTTP2Connection(ConnectionInterface):
         body = request.stream
         end_stream = isinstance(body, ByteStream) and not body.content
         with self._state_lock:
-            if self._state is not ConnectionState.ACTIVE:
+            if self._reader.state is not ConnectionState.ACTIVE:
                 raise ConnectionNotAvailable()
             if len(self._streams) >= self._h2.remote_settings.max_concurrent_streams:
                 raise ConnectionNotAvailable()  # the server lowered its limit
@@ -331,19 +302,19 @@ class HTTP2Connection(ConnectionInterface):
             if window != 0:
                 return max(window, 0)
             message = f"The server's flow-control window stayed shut for {timeout} seconds."
-            if not self._read_lock.acquire(timeout):
+            if not self._reader.read_lock.acquire(timeout):
                 raise WriteTimeout(message)
             try:
                 if self._sendable(stream_id) == 0:
-                    self._read_once(timeout)
+                    self._reader.read_once(timeout)
             except ReadTimeout:
                 raise WriteTimeout(message) from None
             finally:
-                self._release_reader()
+                self._reader.release()
 
     def _sendable(self, stream_id: int) -> int:
         """The send window, or -1 when the stream takes no more data."""
-        self._raise_if_failed(stream_id)
+        self._reader.raise_if_failed(stream_id)
         with self._state_lock:
             if not may_send(self._h2, stream_id):
                 return -1
@@ -354,7 +325,7 @@ class HTTP2Connection(ConnectionInterface):
     ) -> tuple[int, list[tuple[bytes, bytes]]]:
         timeout = get_timeout(request.extensions, "read")
         # 1xx heads are not queued (see _dispatch); h2 allows nothing else first.
-        event = self._next_event(stream_id, timeout, deadline_of(request))
+        event = self._reader.next_event(stream_id, timeout, deadline_of(request))
         if not isinstance(event, h2.events.ResponseReceived):
             raise RemoteProtocolError(f"HTTP/2 stream {stream_id} ended without a response")
         status = 0
@@ -366,121 +337,6 @@ class HTTP2Connection(ConnectionInterface):
                 headers.append((name, value))
         return status, headers
 
-    def _next_event(
-        self, stream_id: int, timeout: float | None, deadline: Deadline | None = None
-    ) -> typing.Any:
-        """The next event of ``stream_id``, reading the socket while there is none.
-
-        ``timeout`` bounds the wait for this stream's next event: frames for
-        other streams, PINGs and the like do not restart it. So does what is
-        left of ``deadline``, the request's total deadline."""
-        stream = self._streams[stream_id]
-        if not stream.events:
-            wait, by_deadline = timeout, False
-            if deadline is not None:
-                wait, by_deadline = deadline.limit(timeout, ReadTimeout, _READING)
-            try:
-                self._wait_for_event(stream, stream_id, wait)
-            except ReadTimeout as exc:
-                self._retire_if_stalled(wait)
-                if deadline is not None and by_deadline:
-                    raise deadline.error(ReadTimeout, _READING) from exc
-                raise
-        event = stream.events.popleft()
-        if isinstance(event, BaseException):
-            raise event
-        return event
-
-    def _wait_for_event(self, stream: StreamInbox, stream_id: int, timeout: float | None) -> None:
-        deadline = None if timeout is None else self._clock() + timeout
-        wait = timeout
-        while not stream.events:
-            self._raise_if_failed(stream_id)
-            if deadline is not None:
-                wait = deadline - self._clock()
-                if wait <= 0:
-                    # Woken to read next just as time ran out: pass the turn on,
-                    # or the streams still waiting would wait for a reader
-                    # that never comes.
-                    self._stop_waiting(stream)
-                    raise ReadTimeout(f"No data for this stream within {timeout} seconds.")
-            if self._read_lock.try_acquire():
-                self._read_as_reader(stream, wait)
-                continue
-            # Another stream is reading. Wait to be woken: by events for this
-            # stream, or by the reader leaving (then this one may read). Not
-            # queueing on the lock: a stream whose events have arrived must
-            # not wait behind streams that are still waiting for theirs.
-            with self._state_lock:
-                if stream.events:
-                    break
-                wakeup = stream.wakeup = Event()
-                self._waiting[stream] = None
-            if self._read_lock.try_acquire():  # the reader left meanwhile
-                with self._state_lock:
-                    self._waiting.pop(stream, None)
-                self._read_as_reader(stream, wait)
-                continue
-            try:
-                woken = wakeup.wait(wait)
-            except BaseException:
-                self._stop_waiting(stream)  # cancelled
-                raise
-            if not woken:
-                self._stop_waiting(stream)
-                if not stream.events:
-                    raise ReadTimeout(f"No data for this stream within {timeout} seconds.")
-
-    def _retire_if_stalled(self, timeout: float | None) -> None:
-        """A stream's read timed out. If the server stopped in mid-frame and no
-        frame has completed for that long (bytes that only add to the unfinished
-        frame do not count: a server that announced a long frame and then sent
-        other frames' bytes is as stuck), what comes next cannot be read as
-        frames by anyone: the connection fails (the pool then closes it)."""
-        with self._state_lock:
-            if (
-                timeout is not None
-                and self._h2.mid_frame()
-                and self._clock() - self._last_events >= timeout
-            ):
-                self._fail(RemoteProtocolError("The server stopped in mid-frame."))
-
-    def _read_as_reader(self, stream: StreamInbox, timeout: float | None) -> None:
-        """Read once for everyone (the read lock is held), unless this stream
-        already has what it waits for."""
-        try:
-            if not stream.events and self._error is None:
-                self._read_once(timeout)
-        finally:
-            self._release_reader()
-
-    def _release_reader(self) -> None:
-        """Let go of the read lock and wake the oldest waiting stream, which
-        reads next if nothing has arrived for it."""
-        self._read_lock.release()
-        with self._state_lock:
-            if self._waiting:
-                self._wake(next(iter(self._waiting)))
-
-    def _stop_waiting(self, stream: StreamInbox) -> None:
-        """``stream`` gives up waiting. If it had just been woken to read next,
-        the turn passes to the next waiting stream, so that nobody is left
-        waiting for a reader that will not come."""
-        with self._state_lock:
-            if stream in self._waiting:
-                del self._waiting[stream]
-            elif self._waiting:
-                # Woken already, perhaps to read next: pass that on.
-                self._wake(next(iter(self._waiting)))
-            stream.wakeup = None
-
-    def _wake(self, stream: StreamInbox) -> None:
-        # Called with the state lock held.
-        self._waiting.pop(stream, None)
-        if stream.wakeup is not None:
-            stream.wakeup.set()
-            stream.wakeup = None
-
     def _next_body_chunk(
         self, stream_id: int, timeout: float | None, deadline: Deadline | None = None
     ) -> bytes | None:
@@ -490,7 +346,7 @@ class HTTP2Connection(ConnectionInterface):
         stream = self._streams[stream_id]
         while True:
             try:
-                event = self._next_event(stream_id, timeout, deadline)
+                event = self._reader.next_event(stream_id, timeout, deadline)
             except ConnectionNotAvailable:
                 # A GOAWAY below this stream after its head arrived: too late
                 # to send it elsewhere (the caller has the response).
@@ -517,7 +373,7 @@ class HTTP2Connection(ConnectionInterface):
             ours = self._streams.pop(stream_id, None)
             if not self._streams:
                 self._idle_since = self._clock()
-            if self._state is ConnectionState.CLOSED:
+            if self._reader.state is ConnectionState.CLOSED:
                 return
             stream = self._h2.streams.get(stream_id)
             if stream is not None and not stream.closed:
@@ -534,7 +390,7 @@ class HTTP2Connection(ConnectionInterface):
                 if unread:
                     self._h2.acknowledge_received_data(unread, stream_id)
             pending = bool(self._h2.has_output())
-            done = self._state is ConnectionState.GOING_AWAY and not self._streams
+            done = self._reader.state is ConnectionState.GOING_AWAY and not self._streams
         if not (pending or done):
             return
         # Shielded: the stream is already forgotten, so a cancellation here
@@ -548,114 +404,6 @@ class HTTP2Connection(ConnectionInterface):
                 self.close()
 
     # ----- the socket --------------------------------------------------------------------
-
-    def _read_once(self, timeout: float | None) -> None:
-        """One read, its events dispatched. Call with the read lock held."""
-        if self._error is not None:
-            return
-        try:
-            data = self._network_stream.read(READ_SIZE, timeout)
-        except ReadTimeout:
-            raise
-        except Exception as exc:
-            with self._state_lock:
-                self._fail(exc)
-            return
-        with self._state_lock:
-            if not data:
-                self._fail(RemoteProtocolError("The server closed the HTTP/2 connection."))
-                return
-            try:
-                events = self._h2.receive_data(data)
-            except h2.exceptions.ProtocolError as exc:
-                # Owed to the server before closing (RFC 9113 5.4.1); aclose sends it.
-                self._h2.last_words(int(exc.error_code or PROTOCOL_ERROR))
-                self._goaway_owed = True
-                self._fail(RemoteProtocolError(describe(exc)))
-                return
-            if events:
-                self._last_events = self._clock()
-            for event in events:
-                self._dispatch(event)
-        if self._h2.has_output():
-            self._flush(timeout)
-
-    def _dispatch(self, event: h2.events.Event) -> None:
-        stream_id = getattr(event, "stream_id", 0)
-        if stream_id:
-            stream = self._streams.get(stream_id)
-            if isinstance(event, h2.events.StreamReset):
-                if stream is not None:
-                    stream.events.append(reset_error(event))
-                    self._wake(stream)
-            elif stream is not None:
-                if type(event) is h2.events.DataReceived:
-                    if not stream.add_data(event):
-                        # Padding only: nothing to hand over, the window it took comes back.
-                        if event.flow_controlled_length:
-                            self._h2.acknowledge_received_data(
-                                event.flow_controlled_length, stream_id
-                            )
-                        return
-                    self._wake(stream)
-                elif isinstance(event, STREAM_EVENTS):
-                    checked = self._checked(stream_id, event)
-                    if type(checked) is h2.events.InformationalResponseReceived:
-                        return  # not handed over: a flood of them must not pile up
-                    stream.events.append(checked)
-                    self._wake(stream)
-            elif isinstance(event, h2.events.DataReceived):
-                # A stream we gave up on: hand its bytes back to the connection window.
-                self._h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
-            elif isinstance(event, h2.events.PushedStreamReceived):
-                self._h2.reset_stream(event.pushed_stream_id or 0, REFUSED_STREAM)
-        else:
-            preface = self._streams.get(0)
-            if preface is not None and not preface.events:
-                preface.events.append(preface_answer(event))
-            if isinstance(event, h2.events.ConnectionTerminated):
-                self._going_away(event.last_stream_id or 0)
-
-    def _checked(self, stream_id: int, event: h2.events.Event) -> h2.events.Event | BaseException:
-        """``event``, or the error that ends its stream if it carries a malformed
-        header block (that stream is reset; the others go on)."""
-        if not isinstance(event, HEADER_EVENTS):
-            return event
-        trailers = isinstance(event, h2.events.TrailersReceived)
-        problem = malformed(event.headers or (), trailers=trailers)
-        if problem is None:
-            return event
-        stream = self._h2.streams.get(stream_id)
-        if stream is not None and not stream.closed:
-            self._h2.reset_stream(stream_id, PROTOCOL_ERROR)
-        what = "trailers" if trailers else "response head"
-        return RemoteProtocolError(f"Malformed {what} on HTTP/2 stream {stream_id}: {problem}.")
-
-    def _going_away(self, last_stream_id: int) -> None:
-        """GOAWAY: streams above ``last_stream_id`` were never processed."""
-        if self._state is ConnectionState.ACTIVE:
-            self._state = ConnectionState.GOING_AWAY
-        self._last_stream_id = min(self._last_stream_id, last_stream_id)
-        for stream_id, stream in self._streams.items():
-            if stream_id > last_stream_id:
-                stream.events.append(ConnectionNotAvailable())
-                self._wake(stream)
-
-    def _fail(self, exc: BaseException) -> None:
-        """The connection is unusable: every stream learns it when it next asks.
-        Called with the state lock held."""
-        if self._error is None:
-            self._error = exc
-        self._state = ConnectionState.CLOSED
-        for stream in list(self._waiting):
-            self._wake(stream)
-
-    def _raise_if_failed(self, stream_id: int) -> None:
-        if self._error is None:
-            return
-        if stream_id > self._last_stream_id:
-            raise ConnectionNotAvailable()  # the GOAWAY said it was never processed
-        raise self._error
 
     def _flush(self, timeout: float | None, stream_id: int = 0) -> None:
         """Send whatever h2 has queued, whole and in order. If the write fails
@@ -680,13 +428,13 @@ class HTTP2Connection(ConnectionInterface):
             except BaseException as exc:
                 with self._state_lock:
                     if isinstance(exc, Exception):
-                        if self._error is not None:
-                            self._raise_if_failed(stream_id)
-                        self._fail(exc)
+                        if self._reader.error is not None:
+                            self._reader.raise_if_failed(stream_id)
+                        self._reader.fail(exc)
                     elif not self._whole_writes:
                         # Part of a frame may have gone out (h2 counts it
                         # all as sent): nothing more can follow it.
-                        self._fail(WriteError("A write on this connection was interrupted."))
+                        self._reader.fail(WriteError("A write on this connection was interrupted."))
                 raise
 
     # ----- the pool's questions -------------------------------------------------------------
@@ -698,12 +446,12 @@ class HTTP2Connection(ConnectionInterface):
             return
         self._socket_closed = True
         with self._state_lock:
-            was_open = self._error is None
-            self._fail(ReadError("The HTTP/2 connection was closed."))
+            was_open = self._reader.error is None
+            self._reader.fail(ReadError("The HTTP/2 connection was closed."))
             if was_open and self._connected:
                 with contextlib.suppress(h2.exceptions.ProtocolError):
                     self._h2.close_connection()
-            data = self._h2.take_output() if was_open or self._goaway_owed else b""
+            data = self._h2.take_output() if was_open or self._reader.goaway_owed else b""
         with ShieldCancellation():
             if data:
                 with contextlib.suppress(Exception):  # closing anyway
@@ -714,35 +462,41 @@ class HTTP2Connection(ConnectionInterface):
         return origin == self._origin
 
     def capacity(self) -> int:
-        if self._state is not ConnectionState.ACTIVE:
+        if self._reader.state is not ConnectionState.ACTIVE:
             return 0
         return int(self._h2.remote_settings.max_concurrent_streams)
 
     def is_available(self) -> bool:
-        return self._state is ConnectionState.ACTIVE and len(self._streams) < self.capacity()
+        return self._reader.state is ConnectionState.ACTIVE and len(self._streams) < self.capacity()
 
     def has_expired(self) -> bool:
-        if self._state is ConnectionState.CLOSED:
+        if self._reader.state is ConnectionState.CLOSED:
             return True
         if self._keepalive_expiry is None or self._streams:
+            return False
+        if self._reader.connection_inbox is not None:  # still in aconnect
             return False
         return self._clock() - self._idle_since > self._keepalive_expiry
 
     def is_idle(self) -> bool:
-        return self._state is not ConnectionState.CLOSED and not self._streams
+        return (
+            self._reader.state is not ConnectionState.CLOSED
+            and not self._streams
+            and self._reader.connection_inbox is None
+        )
 
     def is_closed(self) -> bool:
-        return self._state is ConnectionState.CLOSED
+        return self._reader.state is ConnectionState.CLOSED
 
     def is_alive(self) -> bool:
         # Readable while idle may be a PING as well as a GOAWAY or EOF, so the
         # request path reads it (``handle_async_request``) instead of guessing.
-        return self._state is ConnectionState.ACTIVE
+        return self._reader.state is ConnectionState.ACTIVE
 
     def info(self) -> str:
         # httpcore's wording: IDLE when no stream is open (a GOAWAY shows as GOING_AWAY).
-        state = self._state.name
-        if self._state is ConnectionState.ACTIVE and not self._streams:
+        state = self._reader.state.name
+        if self._reader.state is ConnectionState.ACTIVE and not self._streams:
             state = "IDLE"
         return f"{str(self._origin)!r}, HTTP/2, {state}, Request Count: {self._request_count}"
 
@@ -760,3 +514,29 @@ class HTTP2Connection(ConnectionInterface):
         traceback: types.TracebackType | None = None,
     ) -> None:
         self.close()
+
+
+class HTTP2ResponseStream(ResponseStream):
+    """A response body on one stream; closing it before its end resets the
+    stream (``response_stream.py`` has the states and traces)."""
+
+    __slots__ = ("_connection", "_deadline", "_stream_id", "_timeout")
+
+    def __init__(self, connection: HTTP2Connection, request: Request, stream_id: int) -> None:
+        # The base's fields, set here (see AsyncResponseStream).
+        self._request = request
+        self._trace = Trace.start("http2.receive_response_body", request)
+        self._state = NOT_STARTED
+        self._connection = connection
+        self._stream_id = stream_id
+        self._timeout = get_timeout(request.extensions, "read")
+        self._deadline = deadline_of(request)
+
+    def _next_chunk(self) -> typing.Any:
+        return self._connection._next_body_chunk(self._stream_id, self._timeout, self._deadline)
+
+    def _closed(self) -> typing.Any:
+        return self._connection._end_stream(self._stream_id)  # shields its awaits
+
+    def _closed_trace(self) -> Trace:
+        return Trace.start("http2.response_closed", self._request, {"stream_id": self._stream_id})
