@@ -5,10 +5,10 @@
 - no import circle among httpool's modules at run time. Imports under
   ``TYPE_CHECKING`` are for the type checker only and do not count; nor does a
   function's import of a module that needs an optional dependency (h2, trio,
-  socksio): that import is how ``import httpool`` works without them;
-- each dependency's private names are reached from one adapter module only:
-  h11's from ``_h11.py``, h2's and hpack's from ``_h2.py``, trio's own
-  low-level API from ``_backends/trio.py``.
+  socksio): that import is how ``import httpool`` works without them.
+
+The dependencies' private names are checked by their own tests, one per
+adapter: ``test_h11_adapter.py``, ``test_h2_adapter.py``, ``test_trio_confined.py``.
 """
 
 from __future__ import annotations
@@ -149,41 +149,3 @@ def test_no_import_circle() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
-
-
-def _private_uses(path: pathlib.Path, library: str) -> list[str]:
-    """Dotted names like ``h11._headers`` or ``trio.lowlevel.x`` reached in ``path``."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    uses = []
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.ImportFrom)
-            and node.module
-            and node.module.split(".")[0] == library
-        ):
-            dotted = [node.module] + [alias.name for alias in node.names]
-            if any(part.startswith("_") for name in dotted for part in name.split(".")):
-                uses.append(f"from {node.module} import ...")
-        elif isinstance(node, ast.Attribute):
-            text = ast.unparse(node)
-            parts = text.split(".")
-            if parts[0] == library and any(part.startswith("_") for part in parts[1:]):
-                uses.append(text)
-    return uses
-
-
-@pytest.mark.parametrize(
-    ("libraries", "adapter"),
-    [(("h11",), "_h11"), (("h2", "hpack"), "_h2"), (("trio",), "_backends.trio")],
-)
-def test_private_names_of_a_dependency_live_in_its_adapter(
-    libraries: tuple[str, ...], adapter: str
-) -> None:
-    outside = {
-        name: uses
-        for name, path in MODULES.items()
-        if name != f"httpool.{adapter}"
-        for uses in [[u for library in libraries for u in _private_uses(path, library)]]
-        if uses
-    }
-    assert outside == {}
