@@ -225,15 +225,19 @@ class HTTP2Reader:
         """A stream's read timed out. If the server stopped in mid-frame and no
         frame has completed for that long (bytes that only add to the unfinished
         frame do not count: a server that announced a long frame and then sent
-        other frames' bytes is as stuck), what comes next cannot be read as
-        frames by anyone: the connection fails (the pool then closes it)."""
+        other frames' bytes is as stuck), the connection takes no new stream
+        and closes when its last stream ends. The other streams on it go on
+        with their own read timeouts: a stall one stream gave up on may end
+        before theirs do (a long frame from a busy server), and failing them
+        for another stream's patience failed requests that would have succeeded."""
         with self._state_lock:
             if (
                 timeout is not None
+                and self.state is ConnectionState.ACTIVE
                 and self._h2.mid_frame()
                 and self._clock() - self.last_events >= timeout
             ):
-                self.fail(RemoteProtocolError("The server stopped in mid-frame."))
+                self.state = ConnectionState.GOING_AWAY
 
     def _read_as_reader(self, stream: StreamInbox, timeout: float | None) -> None:
         """Read once for everyone (the read lock is held), unless this stream

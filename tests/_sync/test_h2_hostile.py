@@ -122,8 +122,9 @@ CASES: dict[str, Expect] = {
     # Malformed responses and garbage.
     "no-status": Expect(httpool.RemoteProtocolError, reset=PROTOCOL_ERROR, new_connection=False),
     "garbage-after-preface": Expect(httpool.RemoteProtocolError, goaway=FRAME_SIZE_ERROR),
-    # Stalled in mid-frame: a timeout, and the connection is not used again.
-    "half-a-frame": Expect(httpool.ReadTimeout, timeouts=SHORT),
+    # Stalled in mid-frame: a timeout, and the connection is not used again; it
+    # closes with GOAWAY(NO_ERROR) once its stream has ended, as a going-away one.
+    "half-a-frame": Expect(httpool.ReadTimeout, goaway=0, timeouts=SHORT),
 }
 
 
@@ -167,6 +168,7 @@ class _Measure:
 def test_every_attack_has_an_expected_outcome() -> None:
     special = {"reset-every-stream", "data-beyond-window", "tiny-data"}
     special |= {"refuse-for-a-while", "refuse-on-second-connection"}
+    special |= {"stall-then-resume"}
     assert set(CASES) | special == set(ATTACKS)
 
 
@@ -254,6 +256,39 @@ def test_one_byte_frames_for_a_stream_nobody_reads(make_hostile_server: MakeServ
         assert measured.elapsed < TIME_BOUND
         assert measured.peak < 3 * MiB, f"peak {measured.peak / MiB:.1f} MiB"
         _serves_next(pool, server, 1)
+
+
+def test_a_stall_one_stream_gives_up_on_does_not_fail_the_others(
+    make_hostile_server: MakeServer,
+) -> None:
+    # The server stops in mid-frame for 1 s. The stream with a 0.3 s read
+    # timeout gives up; the one with 10 s gets its answer once the frame is
+    # whole. The connection takes no new stream after the stall (it closes
+    # when its last stream ends), but the streams on it are not failed for
+    # another stream's patience (they were, with "stopped in mid-frame").
+    server, record = make_hostile_server("stall-then-resume")
+    impatient = {"timeout": {"connect": 5.0, "read": 0.3, "write": 5.0, "pool": 5.0}}
+    patient = {"timeout": {"connect": 5.0, "read": 10.0, "write": 5.0, "pool": 5.0}}
+    outcomes: dict[str, object] = {}
+
+    def first(pool: ConnectionPool) -> None:
+        try:
+            pool.request("GET", server.url + "/", extensions=impatient)
+        except httpool.ReadTimeout as exc:
+            outcomes["first"] = exc
+
+    def second(pool: ConnectionPool) -> None:
+        _until(lambda: record.streams_opened >= 1, "the first stream")
+        response = pool.request("GET", server.url + "/", extensions=patient)
+        outcomes["second"] = (response.status, response.content)
+
+    with _h2c_pool() as pool:
+        with TaskGroup() as group:
+            group.start_soon(first, pool)
+            group.start_soon(second, pool)
+        assert isinstance(outcomes["first"], httpool.ReadTimeout)
+        assert outcomes["second"] == (200, b"Hello, world!")
+        _serves_next(pool, server, 2)
 
 
 def test_refused_streams_wait_for_the_server(make_hostile_server: MakeServer) -> None:

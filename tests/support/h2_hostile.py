@@ -458,6 +458,21 @@ def _half_a_frame(connection: HostileConnection) -> None:
     connection.send_raw(struct.pack(">I", 200_000)[1:] + b"\xfa\x00\x00\x00\x00\x00" + b"g" * 1000)
 
 
+def _stall_then_resume(connection: HostileConnection, stream_id: int) -> bool:
+    # The first stream: half of a long frame of an unknown type, its rest 1 s
+    # later; the stream itself is never answered. The second stream is answered
+    # once the frame is whole: a stall that ends, seen by two streams at once.
+    head = struct.pack(">I", 200_000)[1:] + b"\xfa\x00\x00\x00\x00\x00"
+    if connection.seen_requests == 1:
+        connection.send_raw(head + b"g" * 1000)
+        connection._later(1.0, lambda: connection.send_raw(b"g" * 199_000))
+    else:
+        answer = frame(HEADERS, END_HEADERS, stream_id, connection.head_block(OK_HEAD))
+        answer += frame(DATA, END_STREAM, stream_id, b"Hello, world!")
+        connection._later(1.2, lambda: connection.send_raw(answer))
+    return True
+
+
 def _no_status(connection: HostileConnection, stream_id: int) -> bytes:
     block = connection.head_block([(b"content-type", b"text/plain")])
     return frame(HEADERS, END_HEADERS, stream_id, block)  # the stream stays open
@@ -547,6 +562,7 @@ ATTACKS: dict[str, Attack] = {
     "no-status": Attack(on_request=_raw(_no_status)),
     "garbage-after-preface": Attack(on_start=_garbage),
     "half-a-frame": Attack(on_start=_half_a_frame, on_request=_silence),
+    "stall-then-resume": Attack(on_request=_stall_then_resume, streams=2),
 }
 
 
