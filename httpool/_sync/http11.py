@@ -398,12 +398,12 @@ class HTTP11Connection(ConnectionInterface):
                 # Unreachable while h11 keeps its promises; 100 and 103 are skipped.
                 raise RemoteProtocolError(f"Expected a response head, got {event!r}.")
 
-    def _next_body_chunk(self, timeout: float | None) -> bytes | None:
-        """The next piece of the body, or ``None`` at its end."""
+    def _next_body_chunk(self, body: HTTP11ResponseStream) -> bytes | None:
+        """The next piece of ``body``, or ``None`` at its end (for ``AsyncResponseStream``)."""
         exchange = self._exchange
         remaining = exchange.remaining
         if remaining is None:
-            event = self._receive_event(timeout)
+            event = self._receive_event(body._timeout)
             if isinstance(event, _h11.Data):
                 return bytes(event.data)
             # EndOfMessage, or PAUSED after a protocol switch: no more body.
@@ -415,7 +415,7 @@ class HTTP11Connection(ConnectionInterface):
         if not remaining:
             exchange.complete = True
             return None
-        data = self._io.read(min(self._body_read_size, remaining), timeout)
+        data = self._io.read(min(self._body_read_size, remaining), body._timeout)
         if not data:
             raise RemoteProtocolError(
                 "Server disconnected before the end of the response body: "
@@ -425,7 +425,9 @@ class HTTP11Connection(ConnectionInterface):
         exchange.started = True
         return data
 
-    def _response_closed(self) -> None:
+    def _body_closed(self, body: HTTP11ResponseStream) -> None:
+        """The caller is done with ``body`` (for ``AsyncResponseStream``). Suspends
+        only to close the socket, and that step is shielded."""
         if self._state is not HTTPConnectionState.ACTIVE:
             return  # closed under us, e.g. by the pool
         exchange = self._exchange
@@ -518,7 +520,7 @@ class HTTP11ResponseStream(ResponseStream):
     """The body of one response, chunk by chunk; closing it settles the
     connection's fate (``response_stream.py`` has the states and traces)."""
 
-    __slots__ = ("_connection", "_timeout")
+    __slots__ = ("_timeout",)
 
     def __init__(
         self, connection: HTTP11Connection, request: Request, timeout: float | None
@@ -530,15 +532,8 @@ class HTTP11ResponseStream(ResponseStream):
         self._connection = connection
         self._timeout = timeout
 
-    def _next_chunk(self) -> typing.Any:
-        return self._connection._next_body_chunk(self._timeout)
-
     def _failed(self) -> None:
         self._connection._close(_E.ERROR)
-
-    def _closed(self) -> typing.Any:
-        # Suspends only to close the socket, and that step is shielded.
-        return self._connection._response_closed()
 
     def _closed_trace(self) -> Trace:
         return Trace.start("http11.response_closed", self._request, {})
