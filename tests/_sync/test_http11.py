@@ -78,18 +78,6 @@ def test_response_bodies_by_length_split_and_chunked() -> None:
     assert conn.request_count == 4 and conn.is_idle()
 
 
-def test_nothing_of_one_exchange_carries_into_the_next() -> None:
-    # The per-request record is reset in place: a body read to its end must
-    # not make the next response, closed before its end, look complete.
-    head = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
-    conn, stream, _ = _connect([OK, head, b"0123456789"])
-    assert (conn.request("GET", URL)).content == b"Hello, world!"
-    assert conn.is_idle()
-    with conn.stream("GET", URL) as response:
-        assert response.status == 200  # the body, still on the wire, is not read
-    assert conn.is_closed() and stream.closed
-
-
 def test_small_post_is_one_write() -> None:
     conn, stream, _ = _connect([OK])
     conn.request("POST", URL, content=b"hello")
