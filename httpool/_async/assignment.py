@@ -148,8 +148,6 @@ class AsyncPoolState:
         origin_state = self._origins.get(waiter.origin)
         if origin_state is None:
             origin_state = self._origins[waiter.origin] = OriginState(waiter.origin)
-        self._waiting += 1
-        origin_state.waiters[waiter] = None
         if waiter.wants_new_connection and self._can_open(origin_state):
             self._open(origin_state, waiter)
         elif origin_state.with_free_slots:
@@ -161,6 +159,9 @@ class AsyncPoolState:
         else:
             self._open_or_wait(origin_state, waiter)
         if waiter.entry is None:
+            # Only a request that waits joins its origin's waiters.
+            origin_state.waiters[waiter] = None
+            self._waiting += 1
             waiter.event = AsyncEvent()
         return self._end_event()
 
@@ -218,11 +219,10 @@ class AsyncPoolState:
         entry = waiter.entry
         if entry is None:
             origin_state = self._origins.get(waiter.origin)
-            if origin_state is None or waiter not in origin_state.waiters:
+            if origin_state is None:
                 return self._end_event()
-            # Not in the queue if ``arrive`` itself failed halfway (the
-            # liveness probe raised) and this is its caller cleaning up.
-            self._unqueue(origin_state, waiter)
+            if waiter in origin_state.waiters:  # (not if ``arrive`` failed before it waited)
+                self._unqueue(origin_state, waiter)
             self._forget(origin_state)
             return self._end_event()
         waiter.entry = None
@@ -525,7 +525,8 @@ class AsyncPoolState:
 
     def _assign(self, waiter: Waiter, entry: PoolEntry, connect: bool = False) -> None:
         origin_state = entry.origin_state
-        self._unqueue(origin_state, waiter)
+        if waiter in origin_state.waiters:  # it waited: not served as it arrived
+            self._unqueue(origin_state, waiter)
         if entry.in_use == 0:
             self._active += 1
             if entry in self._idle:

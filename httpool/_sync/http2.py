@@ -43,14 +43,13 @@ from __future__ import annotations
 import contextlib
 import time
 import types
-import typing
 from collections.abc import Callable, Iterable
 
 import h2.events
 import h2.exceptions
 
 from .._backends.base import NetworkStream
-from .._deadline import Deadline, deadline_of, start_deadline
+from .._deadline import deadline_of, start_deadline
 from .._exceptions import (
     ConnectionNotAvailable,
     ConnectTimeout,
@@ -337,12 +336,11 @@ class HTTP2Connection(ConnectionInterface):
                 headers.append((name, value))
         return status, headers
 
-    def _next_body_chunk(
-        self, stream_id: int, timeout: float | None, deadline: Deadline | None = None
-    ) -> bytes | None:
-        """The next piece of the body of ``stream_id``, or ``None`` at its end.
+    def _next_body_chunk(self, body: HTTP2ResponseStream) -> bytes | None:
+        """The next piece of ``body``, or ``None`` at its end (for ``AsyncResponseStream``).
         Each piece is acknowledged as it is handed over, so the server may
         send more."""
+        stream_id, timeout, deadline = body._stream_id, body._timeout, body._deadline
         stream = self._streams[stream_id]
         while True:
             try:
@@ -366,6 +364,10 @@ class HTTP2Connection(ConnectionInterface):
                 stream.trailers.extend(event.headers)
             elif isinstance(event, h2.events.StreamEnded):
                 return None
+
+    def _body_closed(self, body: HTTP2ResponseStream) -> None:
+        """The caller is done with ``body`` (for ``AsyncResponseStream``)."""
+        self._end_stream(body._stream_id)  # shields its awaits
 
     def _end_stream(self, stream_id: int) -> None:
         """The caller is done with ``stream_id``: reset it if still open, forget it."""
@@ -520,7 +522,7 @@ class HTTP2ResponseStream(ResponseStream):
     """A response body on one stream; closing it before its end resets the
     stream (``response_stream.py`` has the states and traces)."""
 
-    __slots__ = ("_connection", "_deadline", "_stream_id", "_timeout")
+    __slots__ = ("_deadline", "_stream_id", "_timeout")
 
     def __init__(self, connection: HTTP2Connection, request: Request, stream_id: int) -> None:
         # The base's fields, set here (see AsyncResponseStream).
@@ -531,12 +533,6 @@ class HTTP2ResponseStream(ResponseStream):
         self._stream_id = stream_id
         self._timeout = get_timeout(request.extensions, "read")
         self._deadline = deadline_of(request)
-
-    def _next_chunk(self) -> typing.Any:
-        return self._connection._next_body_chunk(self._stream_id, self._timeout, self._deadline)
-
-    def _closed(self) -> typing.Any:
-        return self._connection._end_stream(self._stream_id)  # shields its awaits
 
     def _closed_trace(self) -> Trace:
         return Trace.start("http2.response_closed", self._request, {"stream_id": self._stream_id})

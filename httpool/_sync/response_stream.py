@@ -17,13 +17,16 @@ trace step runs shielded from cancellation so that a cancelled trace
 callback cannot leave the exchange unsettled. A request without a trace
 callback pays for none of it (``NO_TRACE`` is never awaited).
 
-What each protocol supplies, and nothing else: ``_next_chunk`` (the next
-piece of the body, ``None`` at its end), ``_failed`` (the body failed:
-what becomes of the connection), ``_closed`` (the caller is done: settle the
-connection or the stream) and ``_closed_trace`` (the trace step around it).
-``_next_chunk`` and ``_closed`` return the connection's coroutine without
-awaiting it, which this base awaits: one coroutine per chunk, as when each
-protocol wrote its own loop. This module knows no protocol and no connection.
+What each protocol supplies, and nothing else: its connection
+(``_connection``), whose two coroutine methods the base calls with this
+stream, ``_next_body_chunk`` (the next piece of the body, ``None`` at its
+end) and ``_body_closed`` (the caller is done: settle the connection or the
+stream); and two hooks off the hot path, ``_failed`` (the body failed: what
+becomes of the connection) and ``_closed_trace`` (the trace step around
+``_body_closed``). The base calls the connection itself, with no forwarding
+method in between (three such frames per HTTP/1.1 request cost some 300
+instructions, callgrind). This module knows no protocol and no connection
+beyond those two method names.
 """
 
 from __future__ import annotations
@@ -59,14 +62,15 @@ class ResponseStream:
     """
 
     # A subclass's __init__ sets these itself: ``_request``, ``_trace`` (its
-    # body's trace step: ``Trace.start(name, request)``) and ``_state =
-    # NOT_STARTED``. Not through an initialiser here: on CPython 3.11 that call
-    # cost some 1,000 instructions per response (HTTP/1.1 on a mock stream,
-    # callgrind).
-    __slots__ = ("_request", "_state", "_trace")
+    # body's trace step: ``Trace.start(name, request)``), ``_state =
+    # NOT_STARTED`` and ``_connection`` (see the module docstring). Not through
+    # an initialiser here: on CPython 3.11 that call cost some 1,000
+    # instructions per response (HTTP/1.1 on a mock stream, callgrind).
+    __slots__ = ("_connection", "_request", "_state", "_trace")
     _request: Request
     _state: BodyState
     _trace: Trace
+    _connection: typing.Any  # the protocol's connection: two methods, above
 
     def __iter__(self) -> ResponseStream:
         return self
@@ -84,7 +88,7 @@ class ResponseStream:
             else:
                 raise StopIteration
         try:
-            chunk: bytes | None = self._next_chunk()
+            chunk: bytes | None = self._connection._next_body_chunk(self)
         except BaseException as exc:
             self._state = _ENDED
             self._failed()
@@ -104,28 +108,19 @@ class ResponseStream:
             return
         self._state = _CLOSED
         if self._trace is NO_TRACE:  # no callback on this request
-            # The hooks shield their own closing steps.
-            self._closed()
+            # The connections shield their own closing steps.
+            self._connection._body_closed(self)
             return
         # A cancelled trace callback must not leave the exchange unsettled.
         with ShieldCancellation():
             with self._closed_trace():
-                self._closed()
+                self._connection._body_closed(self)
 
-    # ----- what each protocol supplies --------------------------------------------
-
-    def _next_chunk(self) -> typing.Any:
-        """The connection's coroutine for the next chunk (bytes, or None at
-        the end of the body), not awaited: the caller awaits it."""
-        raise NotImplementedError
+    # ----- what each protocol supplies besides its connection -------------------
 
     def _failed(self) -> None:
         """Reading the body failed (the error then propagates)."""
 
-    def _closed(self) -> typing.Any:
-        """The connection's coroutine that settles the exchange, not awaited."""
-        raise NotImplementedError
-
     def _closed_trace(self) -> Trace:
-        """The trace step around ``_closed``."""
+        """The trace step around ``_body_closed``."""
         raise NotImplementedError

@@ -211,3 +211,22 @@ async def test_a_passed_probe_is_not_repeated() -> None:
     # The probe is good for one request only.
     with pytest.raises(httpool.ConnectionNotAvailable):
         await conn.request("GET", "http://example.com/")
+
+
+async def test_a_body_left_unread_after_one_read_to_its_end_is_not_reused() -> None:
+    # HTTP/1.1 resets its per-request record in place: the previous body's end
+    # must not make this one, closed with its bytes still on the wire, look done.
+    backend = AsyncMockBackend(
+        [
+            FRAMINGS["content-length"][1],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
+            b"0123456789",
+        ]
+    )
+    await backend.connect_tcp("example.com", 80)
+    conn = AsyncHTTP11Connection(Origin(b"http", b"example.com", 80), backend.streams[0])
+    assert (await conn.request("GET", "http://example.com/")).content == b"hello"
+    assert conn.is_idle()
+    async with conn.stream("GET", "http://example.com/") as response:
+        assert response.status == 200  # its body is not read
+    assert conn.is_closed() and backend.streams[0].closed
