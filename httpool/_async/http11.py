@@ -397,7 +397,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 # Unreachable while h11 keeps its promises; 100 and 103 are skipped.
                 raise RemoteProtocolError(f"Expected a response head, got {event!r}.")
 
-    async def _next_body_chunk(self, body: AsyncHTTP11ResponseStream) -> bytes | None:
+    async def next_body_chunk(self, body: AsyncHTTP11ResponseStream) -> bytes | None:
         """The next piece of ``body``, or ``None`` at its end (for ``AsyncResponseStream``)."""
         exchange = self._exchange
         remaining = exchange.remaining
@@ -424,7 +424,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         exchange.started = True
         return data
 
-    async def _body_closed(self, body: AsyncHTTP11ResponseStream) -> None:
+    async def body_closed(self, body: AsyncHTTP11ResponseStream) -> None:
         """The caller is done with ``body`` (for ``AsyncResponseStream``). Suspends
         only to close the socket, and that step is shielded."""
         if self._state is not HTTPConnectionState.ACTIVE:
@@ -520,6 +520,7 @@ class AsyncHTTP11ResponseStream(AsyncResponseStream):
     connection's fate (``response_stream.py`` has the states and traces)."""
 
     __slots__ = ("_timeout",)
+    _connection: AsyncHTTP11Connection
 
     def __init__(
         self, connection: AsyncHTTP11Connection, request: Request, timeout: float | None

@@ -337,7 +337,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 headers.append((name, value))
         return status, headers
 
-    async def _next_body_chunk(self, body: AsyncHTTP2ResponseStream) -> bytes | None:
+    async def next_body_chunk(self, body: AsyncHTTP2ResponseStream) -> bytes | None:
         """The next piece of ``body``, or ``None`` at its end (for ``AsyncResponseStream``).
         Each piece is acknowledged as it is handed over, so the server may
         send more."""
@@ -366,7 +366,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             elif isinstance(event, h2.events.StreamEnded):
                 return None
 
-    async def _body_closed(self, body: AsyncHTTP2ResponseStream) -> None:
+    async def body_closed(self, body: AsyncHTTP2ResponseStream) -> None:
         """The caller is done with ``body`` (for ``AsyncResponseStream``)."""
         await self._end_stream(body._stream_id)  # shields its awaits
 

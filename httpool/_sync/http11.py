@@ -398,7 +398,7 @@ class HTTP11Connection(ConnectionInterface):
                 # Unreachable while h11 keeps its promises; 100 and 103 are skipped.
                 raise RemoteProtocolError(f"Expected a response head, got {event!r}.")
 
-    def _next_body_chunk(self, body: HTTP11ResponseStream) -> bytes | None:
+    def next_body_chunk(self, body: HTTP11ResponseStream) -> bytes | None:
         """The next piece of ``body``, or ``None`` at its end (for ``AsyncResponseStream``)."""
         exchange = self._exchange
         remaining = exchange.remaining
@@ -425,7 +425,7 @@ class HTTP11Connection(ConnectionInterface):
         exchange.started = True
         return data
 
-    def _body_closed(self, body: HTTP11ResponseStream) -> None:
+    def body_closed(self, body: HTTP11ResponseStream) -> None:
         """The caller is done with ``body`` (for ``AsyncResponseStream``). Suspends
         only to close the socket, and that step is shielded."""
         if self._state is not HTTPConnectionState.ACTIVE:
@@ -521,6 +521,7 @@ class HTTP11ResponseStream(ResponseStream):
     connection's fate (``response_stream.py`` has the states and traces)."""
 
     __slots__ = ("_timeout",)
+    _connection: HTTP11Connection
 
     def __init__(
         self, connection: HTTP11Connection, request: Request, timeout: float | None

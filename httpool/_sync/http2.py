@@ -336,7 +336,7 @@ class HTTP2Connection(ConnectionInterface):
                 headers.append((name, value))
         return status, headers
 
-    def _next_body_chunk(self, body: HTTP2ResponseStream) -> bytes | None:
+    def next_body_chunk(self, body: HTTP2ResponseStream) -> bytes | None:
         """The next piece of ``body``, or ``None`` at its end (for ``AsyncResponseStream``).
         Each piece is acknowledged as it is handed over, so the server may
         send more."""
@@ -365,7 +365,7 @@ class HTTP2Connection(ConnectionInterface):
             elif isinstance(event, h2.events.StreamEnded):
                 return None
 
-    def _body_closed(self, body: HTTP2ResponseStream) -> None:
+    def body_closed(self, body: HTTP2ResponseStream) -> None:
         """The caller is done with ``body`` (for ``AsyncResponseStream``)."""
         self._end_stream(body._stream_id)  # shields its awaits
 

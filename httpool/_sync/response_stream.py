@@ -18,15 +18,15 @@ callback cannot leave the exchange unsettled. A request without a trace
 callback pays for none of it (``NO_TRACE`` is never awaited).
 
 What each protocol supplies, and nothing else: its connection
-(``_connection``), whose two coroutine methods the base calls with this
-stream, ``_next_body_chunk`` (the next piece of the body, ``None`` at its
-end) and ``_body_closed`` (the caller is done: settle the connection or the
+(``_connection``, an ``AsyncBodySource``), whose two coroutine methods the
+base calls with this stream, ``next_body_chunk`` (the next piece of the body, ``None`` at its
+end) and ``body_closed`` (the caller is done: settle the connection or the
 stream); and two hooks off the hot path, ``_failed`` (the body failed: what
 becomes of the connection) and ``_closed_trace`` (the trace step around
-``_body_closed``). The base calls the connection itself, with no forwarding
+``body_closed``). The base calls the connection itself, with no forwarding
 method in between (three such frames per HTTP/1.1 request cost some 300
 instructions, callgrind). This module knows no protocol and no connection
-beyond those two method names.
+beyond that interface.
 """
 
 from __future__ import annotations
@@ -53,6 +53,16 @@ _ENDED = BodyState.ENDED
 _CLOSED = BodyState.CLOSED
 
 
+class BodySource(typing.Protocol):
+    """What a response body needs from its connection (HTTP/1.1 or HTTP/2)."""
+
+    def next_body_chunk(self, body: typing.Any) -> bytes | None:
+        """The next piece of ``body``, ``None`` at its end."""
+
+    def body_closed(self, body: typing.Any) -> None:
+        """The caller is done with ``body``: settle the exchange."""
+
+
 class ResponseStream:
     """A response body: iterate it for its chunks, close it when done.
 
@@ -70,7 +80,7 @@ class ResponseStream:
     _request: Request
     _state: BodyState
     _trace: Trace
-    _connection: typing.Any  # the protocol's connection: two methods, above
+    _connection: BodySource
 
     def __iter__(self) -> ResponseStream:
         return self
@@ -88,7 +98,7 @@ class ResponseStream:
             else:
                 raise StopIteration
         try:
-            chunk: bytes | None = self._connection._next_body_chunk(self)
+            chunk: bytes | None = self._connection.next_body_chunk(self)
         except BaseException as exc:
             self._state = _ENDED
             self._failed()
@@ -109,12 +119,12 @@ class ResponseStream:
         self._state = _CLOSED
         if self._trace is NO_TRACE:  # no callback on this request
             # The connections shield their own closing steps.
-            self._connection._body_closed(self)
+            self._connection.body_closed(self)
             return
         # A cancelled trace callback must not leave the exchange unsettled.
         with ShieldCancellation():
             with self._closed_trace():
-                self._connection._body_closed(self)
+                self._connection.body_closed(self)
 
     # ----- what each protocol supplies besides its connection -------------------
 
@@ -122,5 +132,5 @@ class ResponseStream:
         """Reading the body failed (the error then propagates)."""
 
     def _closed_trace(self) -> Trace:
-        """The trace step around ``_body_closed``."""
+        """The trace step around ``body_closed``."""
         raise NotImplementedError
