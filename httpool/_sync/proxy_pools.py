@@ -27,7 +27,8 @@ class HTTPProxy(ConnectionPool):
     """A connection pool that sends every request through an HTTP(S) proxy.
 
     The same as ``AsyncConnectionPool(proxy=Proxy(proxy_url, proxy_auth,
-    proxy_headers, proxy_ssl_context), ...)``, with httpcore's arguments:
+    proxy_headers, proxy_ssl_context), ...)``, with httpcore's arguments (the
+    rest as for ``AsyncConnectionPool``):
 
     Args:
         proxy_url: ``http://`` or ``https://`` (TLS to the proxy).
@@ -35,7 +36,6 @@ class HTTPProxy(ConnectionPool):
         proxy_headers: added to every forwarded request and every CONNECT.
         ssl_context: TLS to the origins (inside the tunnels).
         proxy_ssl_context: TLS to an https proxy.
-        The rest as for ``AsyncConnectionPool``.
     """
 
     def __init__(
