@@ -225,3 +225,30 @@ def _install_peers(session: nox.Session) -> None:
         "httpx2[http2]",
         "trustme",  # for --nginx (tests/interop/nginx.py)
     )
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site: ``mkdocs build --strict`` (any warning, a broken
+    link or anchor included, fails) into build/docs/site, the examples of the
+    README and the docs run (tests/runtime/test_docs_examples.py), then the
+    built pages opened in Debian's headless Chromium (installed first when
+    missing and run as root): console errors or requests to any other host
+    fail; screenshots land in build/docs/screenshots."""
+    _install(session)
+    pyproject = nox.project.load_toml("pyproject.toml")
+    session.install(*nox.project.dependency_groups(pyproject, "docs"))
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
+    session.run("python", "-m", "pytest", "tests/runtime/test_docs_examples.py", "-n", WORKERS)
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(chromium) and hasattr(os, "geteuid") and os.geteuid() == 0:
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "chromium", external=True)
+    session.run(
+        "python",
+        "scripts/docs_browser_check.py",
+        "build/docs/site",
+        "build/docs/screenshots",
+        "--chromium",
+        chromium,
+    )

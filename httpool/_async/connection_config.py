@@ -35,7 +35,8 @@ class ConnectionConfig:
     Attributes:
         ssl_context: for https/wss (None: a shared verifying context).
         keepalive_expiry: seconds an idle connection stays reusable.
-        http1, http2: the protocols to offer.
+        http1: offer HTTP/1.1.
+        http2: offer HTTP/2.
         retries: how many times a failed connect is retried.
         local_address: the local IP to bind to.
         uds: connect to this Unix socket instead of the origin's host.

@@ -67,7 +67,8 @@ class HTTPConnection(ConnectionInterface):
         ssl_context: for https/wss; by default a shared verifying context.
             A context given here gets its ALPN protocols set.
         keepalive_expiry: seconds an idle connection stays reusable.
-        http1, http2: the protocols to offer.
+        http1: offer HTTP/1.1.
+        http2: offer HTTP/2.
         retries: how many times a failed connect is retried, after 0.5 s,
             1 s, 2 s, ... on the backend's clock.
         local_address: the local IP to bind to.

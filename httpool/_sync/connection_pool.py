@@ -90,7 +90,8 @@ class ConnectionPool(RequestInterface):
         max_connections: connections open at once, over all origins.
         max_keepalive_connections: idle connections kept; the oldest beyond it are closed.
         keepalive_expiry: seconds an idle connection is kept before it is closed.
-        http1, http2: protocols to offer (HTTP/2 needs the ``http2`` extra).
+        http1: offer HTTP/1.1.
+        http2: offer HTTP/2 (needs the ``http2`` extra).
         retries: connect attempts to retry, with exponential backoff.
         local_address: local IP to bind outgoing connections to.
         uds: connect every request to this Unix socket instead.
