@@ -10,8 +10,9 @@ checked before it leaves: one to any host but the local server is aborted and
 reported, so a theme fetching fonts or scripts from elsewhere fails here (the
 site must work offline). A page fails on a console error, an uncaught script
 error, a request that failed or answered 4xx/5xx, or a page without its
-heading. A full-page screenshot of each lands in SCREENSHOT_DIR. Exits 1 and
-lists every problem when there is one.
+heading. Two screenshots of each land in SCREENSHOT_DIR: NAME.png, the
+first screen, and NAME-full.png, the whole page. Exits 1 and lists every
+problem when there is one.
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def _check_page(
     if heading not in title:
         problems.append(f"{url}: heading {title!r}, expected {heading!r}")
     name = urllib.parse.urlsplit(url).path.strip("/").replace("/", "-") or "index"
-    page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(screenshots / f"{name}.png"))  # what a reader first sees
+    page.screenshot(path=str(screenshots / f"{name}-full.png"), full_page=True)
     page.close()
     return problems
 
