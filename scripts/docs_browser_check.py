@@ -5,14 +5,16 @@ Usage: python scripts/docs_browser_check.py SITE_DIR SCREENSHOT_DIR [--chromium 
 Theory of operation: the built site is served from SITE_DIR on 127.0.0.1 (an
 ephemeral port, a thread of this process), and headless Chromium (Debian's
 ``/usr/bin/chromium``, driven by Playwright without Playwright's own browser
-download) opens each page of ``PAGES``. Every request the page makes is
+download) opens every page the site's sitemap.xml lists (the pages of
+``PAGES`` must be among them). Every request the page makes is
 checked before it leaves: one to any host but the local server is aborted and
 reported, so a theme fetching fonts or scripts from elsewhere fails here (the
 site must work offline). A page fails on a console error, an uncaught script
-error, a request that failed or answered 4xx/5xx, or a page without its
-heading. Two screenshots of each land in SCREENSHOT_DIR: NAME.png, the
-first screen, and NAME-full.png, the whole page. Exits 1 and lists every
-problem when there is one.
+error, a request that failed or answered 4xx/5xx, or a page without a
+heading (for the pages of ``PAGES``, without the heading given there). A
+screenshot of each page's first screen lands in SCREENSHOT_DIR as NAME.png,
+and for the pages of ``PAGES`` one of the whole page as NAME-full.png. Exits
+1 and lists every problem when there is one.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import threading
 import typing
 import urllib.parse
 
-# Page path under the site -> the text its first heading must contain.
+# Pages that must exist: path under the site -> what their first heading must contain.
 PAGES = {
     "": "httpool",
     "quickstart/threads/": "Quickstart: threads",
@@ -61,6 +63,19 @@ def _serve(site: pathlib.Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
+def _sitemap(site: pathlib.Path) -> list[str]:
+    """The site's pages, as paths under its root ("" for the home page)."""
+    import xml.etree.ElementTree as ElementTree
+
+    root = ElementTree.parse(site / "sitemap.xml").getroot()
+    locations = [element.text or "" for element in root.iter() if element.tag.endswith("loc")]
+    paths = [urllib.parse.urlsplit(location).path.lstrip("/") for location in locations]
+    missing = set(PAGES) - set(paths)
+    if missing:
+        raise SystemExit(f"pages missing from the site: {sorted(missing)}")
+    return paths
+
+
 def check(site: pathlib.Path, screenshots: pathlib.Path, chromium: str) -> list[str]:
     """Open every page; return the problems found (empty: all is well)."""
     from playwright.sync_api import sync_playwright
@@ -79,7 +94,8 @@ def check(site: pathlib.Path, screenshots: pathlib.Path, chromium: str) -> list[
                 viewport={"width": 1280, "height": 900},
             )
             try:
-                for path, heading in PAGES.items():
+                for path in _sitemap(site):
+                    heading = PAGES.get(path, "")
                     problems += _check_page(context, base + path, local, heading, screenshots)
             finally:
                 context.close()
@@ -121,11 +137,12 @@ def _check_page(
     if response is None or response.status != 200:
         problems.append(f"{url}: not served ({response and response.status})")
     title = page.locator("article h1").first.inner_text()
-    if heading not in title:
+    if not title.strip() or heading not in title:
         problems.append(f"{url}: heading {title!r}, expected {heading!r}")
     name = urllib.parse.urlsplit(url).path.strip("/").replace("/", "-") or "index"
     page.screenshot(path=str(screenshots / f"{name}.png"))  # what a reader first sees
-    page.screenshot(path=str(screenshots / f"{name}-full.png"), full_page=True)
+    if heading:  # one of PAGES
+        page.screenshot(path=str(screenshots / f"{name}-full.png"), full_page=True)
     page.close()
     return problems
 
@@ -144,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(problem, file=sys.stderr)
     print(
-        f"{len(PAGES)} pages looked at, {len(problems)} problems; screenshots in {args.screenshots}"
+        f"{len(_sitemap(args.site))} pages looked at, {len(problems)} problems;"
+        f" screenshots in {args.screenshots}"
     )
     return 1 if problems else 0
 
