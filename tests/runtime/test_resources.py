@@ -263,19 +263,21 @@ def test_httpx_errors_free_their_connections_without_the_collector(
         record(name, info)
 
     url = tls_server.url + "/hang"
+    # Only the read times out: a loaded machine may take longer than that to connect.
+    timeout = httpx.Timeout(30.0, read=0.05)
     verify = tls_server.client_ssl_context
     assert verify is not None
     if runtime == "sync":
         transport = httpool.httpx.HTTPTransport(verify=verify)
         with httpx.Client(transport=transport) as client, pytest.raises(httpx.ReadTimeout):
-            client.get(url, timeout=0.05, extensions={"trace": record})
+            client.get(url, timeout=timeout, extensions={"trace": record})
     else:
 
         async def main() -> None:
             transport = httpool.httpx.AsyncHTTPTransport(verify=verify)
             async with httpx.AsyncClient(transport=transport) as client:
                 with pytest.raises(httpx.ReadTimeout):
-                    await client.get(url, timeout=0.05, extensions={"trace": arecord})
+                    await client.get(url, timeout=timeout, extensions={"trace": arecord})
 
         if runtime == "asyncio":
             asyncio.run(main())
