@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import os
 import ssl
 import sys
 from collections.abc import Sequence
@@ -184,6 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\n{_PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (``| head``): no traceback for that, and
+        # none either when the interpreter flushes stdout on its way out.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _embedded_server(
