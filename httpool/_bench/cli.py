@@ -157,9 +157,15 @@ def _fail(command: str, message: str) -> int:
 def _check(args: argparse.Namespace) -> str | None:
     """What makes the command pointless before it starts; None if nothing does."""
     if getattr(args, "runtime", None) == "trio" and importlib.util.find_spec("trio") is None:
-        return "the trio runtime needs trio installed (pip install 'httpool[trio]')"
+        return (
+            "the trio runtime needs trio installed: pip install 'httpool[trio]' "
+            "(in a checkout: pip install -e '.[trio]')"
+        )
     if args.http2 and importlib.util.find_spec("h2") is None:
-        return "--http2 needs h2 installed (pip install 'httpool[http2]')"
+        return (
+            "--http2 needs h2 installed: pip install 'httpool[http2]' "
+            "(in a checkout: pip install -e '.[http2]')"
+        )
     if args.url is not None:
         try:
             check_url(args.url)
