@@ -42,8 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog=_PROG,
         description="The httpool connection pool's command line: a load generator and a "
         "one-request client. Run 'httpool COMMAND --help' for a command's options.",
+        epilog="examples:\n"
+        "  httpool bench -n 20000 -c 64          20,000 requests to the embedded server\n"
+        "  httpool bench --runtime trio --http2  the same on trio, over h2c\n"
+        "  httpool get -v https://example.test/  one response and its connection",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {__version__}",
+        help="print httpool's version and exit",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_bench(commands)
     _add_get(commands)
