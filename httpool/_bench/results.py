@@ -2,9 +2,12 @@
 
 Theory of operation: every finished request is reported to one ``Recorder``
 (safe across threads): its latency, status and protocol, or the type of the
-exception it raised. A success costs one lock, three appends and one clock
-comparison; everything else (the progress bar, the give-up rule) runs only
-on failures or at most every ``_PROGRESS_INTERVAL`` seconds.
+exception it raised. A success costs one lock and three counts; the give-up
+rule runs only on failures. The progress bar is drawn by a daemon thread of
+its own every ``_PROGRESS_INTERVAL`` seconds (under the same lock), so that
+it costs the requests nothing and moves on even while no request finishes
+(its ETA and rate then show the stall); it exists only when stderr is a
+terminal, and ``stop`` ends it and wipes the line.
 
 The give-up rule: while no request has succeeded, ``_GIVE_UP_AFTER``
 failures end the run early (the recorder calls ``give_up``, which stops the
@@ -59,9 +62,12 @@ class Recorder:
         self.finished = self.started
         self.lock = threading.Lock()
         self._give_up = give_up
-        self._progress = progress
-        self._next_progress = self.started + _PROGRESS_INTERVAL
         self._progress_width = 0
+        self._stopping = threading.Event()
+        self._ticker: threading.Thread | None = None
+        if progress:
+            self._ticker = threading.Thread(target=self._tick, name="bench-progress", daemon=True)
+            self._ticker.start()
 
     @property
     def done(self) -> int:
@@ -73,11 +79,8 @@ class Recorder:
             self.latencies.append(now - started)
             self.statuses[status] += 1
             self.http_versions[http_version.decode("ascii", "replace")] += 1
-            if self._progress and now >= self._next_progress:
-                self._show_progress(now)
 
     def failure(self, exc: BaseException, started: float) -> None:
-        now = time.perf_counter()
         name = type(exc).__name__
         with self.lock:
             self.errors[name] += 1
@@ -90,13 +93,14 @@ class Recorder:
             ):
                 self.gave_up = True
                 self._give_up()
-            if self._progress and now >= self._next_progress:
-                self._show_progress(now)
 
-    def _show_progress(self, now: float) -> None:
-        self._next_progress = now + _PROGRESS_INTERVAL
-        sys.stderr.write("\r" + self.progress_line(now).ljust(self._progress_width))
-        sys.stderr.flush()
+    def _tick(self) -> None:
+        while not self._stopping.wait(_PROGRESS_INTERVAL):
+            with self.lock:
+                line = self.progress_line(time.perf_counter()).ljust(self._progress_width)
+            # Outside the lock: a terminal that does not keep up must not stall the workers.
+            sys.stderr.write("\r" + line)
+            sys.stderr.flush()
 
     def progress_line(self, now: float) -> str:
         """``[####------]  42%  8,400/20,000  4,210 requests/s  ETA 2s  0 failed``."""
@@ -115,10 +119,12 @@ class Recorder:
         return line
 
     def stop(self) -> None:
-        """Mark the end of the run and wipe the progress bar."""
+        """Mark the end of the run; end the progress bar and wipe its line."""
         with self.lock:
             self.finished = time.perf_counter()
-            self._progress = False  # a straggling thread must not redraw it
+        self._stopping.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=1.0)  # its last line is out: wipe after it
             if self._progress_width:
                 sys.stderr.write("\r" + " " * self._progress_width + "\r")
                 sys.stderr.flush()

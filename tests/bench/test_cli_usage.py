@@ -141,12 +141,14 @@ def test_a_failed_run_in_json() -> None:
 
 
 @contextlib.contextmanager
-def bench_on_a_terminal(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int, bytes]]:
+def bench_on_a_terminal(
+    *args: str, requests: str = "100000000", server_pid: bool = True
+) -> Iterator[tuple[subprocess.Popen[bytes], int, bytes]]:
     """An endless ``httpool bench`` on the embedded server, its stderr a pseudo-terminal:
     yield the process, the server's pid and the stderr seen once a whole progress bar is."""
     parent, child = pty.openpty()
     try:
-        command = [sys.executable, "-m", "httpool", "bench", "-n", "100000000", *args]
+        command = [sys.executable, "-m", "httpool", "bench", "-n", requests, *args]
         try:
             process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=child)
         finally:
@@ -154,8 +156,8 @@ def bench_on_a_terminal(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], i
         try:
             seen = read_until(parent, b" failed")  # the end of a progress bar
             pid = re.search(rb"\(pid (\d+)\)", seen)
-            assert pid is not None
-            yield process, int(pid.group(1)), seen
+            assert pid is not None or not server_pid
+            yield process, int(pid.group(1)) if pid else 0, seen
         finally:
             if process.poll() is None:
                 process.kill()
@@ -193,6 +195,19 @@ def test_progress_bar_then_partial_results_on_ctrl_c(runtime: str) -> None:
     assert "latency histogram" in out
     assert "pool:        " in out
     assert "result:      interrupted: partial results" in out
+
+
+def test_progress_bar_shows_a_stalled_run() -> None:
+    http_server = pytest.importorskip("tests.support.http_server")
+    with http_server.HTTPServer() as server:
+        # /hang never answers: no request finishes, the bar is drawn all the same.
+        url = server.url + "/hang"
+        with bench_on_a_terminal(url, "-c", "2", requests="2", server_pid=False) as running:
+            process, _, seen = running
+            assert (
+                "[--------------------]   0%  0/2  0 requests/s  ETA ?  0 failed" in seen.decode()
+            )
+            process.kill()
 
 
 # The latency histogram.
