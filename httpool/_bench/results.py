@@ -4,10 +4,11 @@ Theory of operation: every finished request is reported to one ``Recorder``
 (safe across threads): its latency, status and protocol, or the type of the
 exception it raised. A success costs one lock and three counts; the give-up
 rule runs only on failures. The progress bar is drawn by a daemon thread of
-its own every ``_PROGRESS_INTERVAL`` seconds (under the same lock), so that
-it costs the requests nothing and moves on even while no request finishes
-(its ETA and rate then show the stall); it exists only when stderr is a
-terminal, and ``stop`` ends it and wipes the line.
+its own every ``_PROGRESS_INTERVAL`` seconds (it reads the counts under the
+same lock and writes outside it), so that it costs the requests nothing and
+moves on even while no request finishes (its ETA and rate then show the
+stall); it exists only when stderr is a terminal, and ``stop`` ends it and
+wipes the line.
 
 The give-up rule: while no request has succeeded, ``_GIVE_UP_AFTER``
 failures end the run early (the recorder calls ``give_up``, which stops the
@@ -15,7 +16,7 @@ workers drawing requests), since a target that refuses every connection or
 fails every TLS handshake would only fail the rest the same way. One success
 turns the rule off: a run that fails now and then keeps going.
 
-``BenchResult`` is the frozen picture taken once the workers stopped (or were
+``BenchResult`` is the picture taken once the workers stopped (or were
 interrupted): the numbers, the JSON summary and the human report, with a
 latency histogram. Its verdict: ``ok`` (all succeeded), ``some failed``,
 ``failed`` (none succeeded) or ``interrupted`` (Ctrl-C, partial numbers).
@@ -39,7 +40,7 @@ from .config import BenchConfig
 # Seconds between two refreshes of the progress bar.
 _PROGRESS_INTERVAL = 0.2
 _BAR_WIDTH = 20
-# Failures in a row, with no success yet, that end a run early.
+# Failures, while none has succeeded, that end a run early.
 _GIVE_UP_AFTER = 10
 _HISTOGRAM_BUCKETS = 10
 _HISTOGRAM_WIDTH = 40

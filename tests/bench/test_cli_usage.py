@@ -22,6 +22,8 @@ import pytest
 
 import httpool
 from httpool._bench.cli import build_parser
+from httpool._bench.config import BenchConfig
+from httpool._bench.results import BenchResult, Recorder
 from tests.bench.test_cli import ROOT, TIMEOUT, closed_port, process_gone, read_until, run_cli
 
 # Usage errors: exit 2 before anything is sent.
@@ -265,3 +267,23 @@ def test_data_makes_a_post_by_default() -> None:
         assert result.returncode == 0, result.stderr
         assert "target:      POST " in result.stdout
         assert {head.method for head in server.requests} == {b"POST"}
+
+
+# The statistics behind the report, in process.
+
+
+def test_histogram_of_equal_latencies_is_one_bucket() -> None:
+    config = BenchConfig(url="http://127.0.0.1/", requests=3, concurrency=1)
+    result = BenchResult(config, "sync", 1.0, [0.002] * 3, {200: 3}, {}, {}, {}, None)
+    assert result.histogram() == [(2.0, 2.0, 3)]
+    assert "      2.000 -     2.000  " + "#" * 40 in result.report()
+
+
+def test_progress_line() -> None:
+    recorder = Recorder(1000)
+    for _ in range(250):
+        recorder.success(200, recorder.started)
+    recorder.failure(OSError("x"), recorder.started)
+    line = recorder.progress_line(recorder.started + 2.0)
+    assert line == "[#####---------------]  25%  251/1,000  126 requests/s  ETA 6s  1 failed"
+    assert Recorder(10).progress_line(Recorder(10).started).endswith("ETA ?  0 failed")
