@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from httpool._bench.cli import main
-from httpool._bench.loadgen import BenchConfig, BenchResult, Recorder
+from httpool._bench.config import BenchConfig
+from httpool._bench.results import BenchResult, Recorder
 from httpool._bench.server import BenchServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -104,3 +104,14 @@ def test_http2_embedded_server_refuses_large_bodies() -> None:
     result = run_cli("bench", "--http2", "--response-size", "1000000", "-n", "1")
     assert result.returncode == 2
     assert "at most" in result.stderr
+
+
+def test_untrusted_certificate_stops_the_run_early(tls_server: H2Server) -> None:
+    result = run_cli("bench", tls_server.url + "/", "--http2", "-n", "100000", "-c", "2", "--json")
+    assert result.returncode == 1
+    summary = json.loads(result.stdout)
+    assert summary["outcome"] == "failed"
+    assert summary["stopped_early"] is True
+    assert 10 <= summary["sent"] < 100
+    assert "CERTIFICATE_VERIFY_FAILED" in summary["verdict"]
+    assert "stopped early" in result.stderr and "CERTIFICATE_VERIFY_FAILED" in result.stderr
