@@ -459,17 +459,16 @@ def _half_a_frame(connection: HostileConnection) -> None:
 
 
 def _stall_then_resume(connection: HostileConnection, stream_id: int) -> bool:
-    # The first stream: half of a long frame of an unknown type, its rest 1 s
-    # later; the stream itself is never answered. The second stream is answered
-    # once the frame is whole: a stall that ends, seen by two streams at once.
+    # The first stream: half of a long frame of an unknown type at once, its
+    # rest 2 s later, then the stream's answer. The second stream is never
+    # answered: it arrives during the stall (2 s leave a loaded machine time to
+    # send it), and gives up on it. A stall that ends, seen by two streams.
     head = struct.pack(">I", 200_000)[1:] + b"\xfa\x00\x00\x00\x00\x00"
     if connection.seen_requests == 1:
-        connection.send_raw(head + b"g" * 1000)
-        connection._later(1.0, lambda: connection.send_raw(b"g" * 199_000))
-    else:
         answer = frame(HEADERS, END_HEADERS, stream_id, connection.head_block(OK_HEAD))
         answer += frame(DATA, END_STREAM, stream_id, b"Hello, world!")
-        connection._later(1.2, lambda: connection.send_raw(answer))
+        connection.send_raw(head + b"g" * 1000)
+        connection._later(2.0, lambda: connection.send_raw(b"g" * 199_000 + answer))
     return True
 
 
