@@ -32,6 +32,8 @@ COVERAGE_ON = RUNNING if RUNNING in PYTHONS else PYTHONS[-1]
 # runs it in one process (pytest-xdist's "-n 0").
 WORKERS = os.environ.get("HTTPOOL_TEST_WORKERS", "4")
 
+# nox.project.dependency_groups (2025.02.09) reads the dev tools from pyproject.toml.
+nox.needs_version = ">=2025.2.9"
 nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 # A developer's `nox -s tests` skips the versions that are not installed; CI
@@ -84,14 +86,23 @@ def _find_pyenv_pythons() -> None:
 _find_pyenv_pythons()
 
 
-def _install(session: nox.Session) -> None:
-    session.install("-e", ".[dev]")
+def _dependency_group(name: str) -> tuple[str, ...]:
+    """The requirements of a PEP 735 dependency group of pyproject.toml.
+
+    Read by nox, not by ``pip install --group``, so that any pip in a session's
+    virtualenv will do (``--group`` needs pip 25.1)."""
+    return nox.project.dependency_groups(nox.project.load_toml("pyproject.toml"), name)
+
+
+def _install(session: nox.Session, group: str = "dev") -> None:
+    """httpool, editable, and the dev tools (the ``dev`` dependency group)."""
+    session.install("-e", ".", *_dependency_group(group))
 
 
 def _pytest(
     session: nox.Session, *args: str, coverage: bool = False, workers: str = WORKERS
 ) -> None:
-    """Install the package with its dev extras, then run pytest with ``args``
+    """Install the package with its dev tools, then run pytest with ``args``
     on ``workers`` processes (pytest-cov gathers coverage from all of them)."""
     _install(session)
     options = ["-n", workers]
@@ -152,13 +163,174 @@ def unasync(session: nox.Session) -> None:
 
 
 @nox.session
+def build(session: nox.Session) -> None:
+    """Build the sdist and the wheel as PyPI would get them, and prove them.
+
+    ``python -m build`` makes the sdist, then the wheel from the unpacked
+    sdist (so the sdist is proved to build on its own); ``twine check
+    --strict`` checks both, description included. The wheel must hold the
+    whole package (``httpool/``, ``py.typed``, the ``httpool`` command's
+    ``_bench``) and its metadata and nothing else (no tests, scripts or
+    caches); the metadata must carry the one version of ``httpool/_version.py``,
+    the MIT licence and PYPI.md as description, and no dev extra. Then the
+    wheel goes into a new virtualenv without extras (h11 only), where httpool
+    imports from there, sends requests to a server on 127.0.0.1 on threads
+    and on asyncio, and ``httpool bench`` runs against its embedded server.
+    Needs the network only for PyPI.
+    """
+    import email.parser
+    import tarfile
+    import zipfile
+
+    session.install(*_dependency_group("build"))
+    tmp = os.path.abspath(session.create_tmp())
+    dist = os.path.join(tmp, "dist")
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", dist, ".")
+    wheels = glob.glob(os.path.join(dist, "*.whl"))
+    sdists = glob.glob(os.path.join(dist, "*.tar.gz"))
+    if len(wheels) != 1 or len(sdists) != 1:
+        session.error(f"expected one wheel and one sdist in {dist}: {os.listdir(dist)}")
+    session.run("twine", "check", "--strict", wheels[0], sdists[0])
+
+    with open("httpool/_version.py", encoding="utf-8") as file:
+        found = re.search(r'^__version__ = "([^"]+)"$', file.read(), re.MULTILINE)
+    if found is None:
+        session.error("no __version__ in httpool/_version.py")
+    version = found[1]
+    problems: list[str] = []
+
+    info = f"httpool-{version}.dist-info/"
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        names = set(wheel.namelist())
+        metadata = email.parser.Parser().parsestr(wheel.read(info + "METADATA").decode())
+    sources = {
+        path.replace(os.sep, "/")
+        for path in glob.glob("httpool/**/*.py", recursive=True)
+        if "__pycache__" not in path
+    }
+    problems += [f"wheel lacks {name}" for name in sorted(sources - names)]
+    wanted = ["httpool/py.typed", info + "licenses/LICENSE", info + "entry_points.txt"]
+    problems += [f"wheel lacks {name}" for name in wanted if name not in names]
+    problems += [
+        f"wheel holds {name}"
+        for name in sorted(names)
+        if not name.startswith(("httpool/", info))
+        or any(part in name for part in ("__pycache__", "/tests/", "/test_", "conftest"))
+        or name.endswith((".pyc", ".pyo"))
+        or (name.startswith("httpool/") and not name.endswith((".py", "/py.typed")))
+    ]
+    with open("PYPI.md", encoding="utf-8") as file:
+        description = file.read()
+    expected = {
+        "Name": "httpool",
+        "Version": version,
+        "License-Expression": "MIT",
+        "License-File": "LICENSE",
+        "Description-Content-Type": "text/markdown",
+    }
+    for field, value in expected.items():
+        if metadata.get(field) != value:
+            problems.append(f"METADATA {field}: {metadata.get(field)!r}, expected {value!r}")
+    if str(metadata.get_payload()).strip() != description.strip():
+        problems.append("METADATA's description is not PYPI.md")
+    if "pip install -e" in description:
+        problems.append("PYPI.md tells users to install from a source tree")
+    extras = set(metadata.get_all("Provides-Extra") or [])
+    problems += [f"published extra {name!r}" for name in sorted(extras & {"dev", "interop"})]
+    required = [r for r in metadata.get_all("Requires-Dist") or [] if "extra ==" not in r]
+    if [r.split(">")[0].split("<")[0].strip() for r in required] != ["h11"]:
+        problems.append(f"required dependencies beyond h11: {required}")
+
+    top = f"httpool-{version}/"
+    with tarfile.open(sdists[0]) as sdist:
+        members = set(sdist.getnames())
+    for name in ("PKG-INFO", "pyproject.toml", "LICENSE", "PYPI.md", "httpool/py.typed"):
+        if top + name not in members:
+            problems.append(f"sdist lacks {name}")
+    problems += [
+        f"sdist holds {name}"
+        for name in sorted(members)
+        if not name.startswith(top)
+        or any(part in name for part in ("/.git/", "/.nox/", "/dist/", "__pycache__", ".pyc"))
+    ]
+    if problems:
+        session.error("the distributions are wrong:\n  " + "\n  ".join(problems))
+
+    # A clean virtualenv with the wheel and h11, nothing else; run from outside the
+    # source tree (and isolated, -I) so that the tree's httpool cannot be imported.
+    venv = os.path.join(tmp, "clean-venv")
+    session.run("python", "-m", "venv", "--clear", venv)
+    scripts = os.path.join(venv, "Scripts" if sys.platform == "win32" else "bin")
+    python = os.path.join(scripts, "python")
+    session.run(python, "-I", "-m", "pip", "install", "--quiet", wheels[0], external=True)
+    check = """
+import asyncio, importlib.metadata, importlib.util, socket, sys, threading
+import httpool
+assert httpool.__file__.startswith(sys.prefix), httpool.__file__
+assert importlib.metadata.version("httpool") == httpool.__version__ == sys.argv[1]
+for name in ("h2", "trio", "socksio", "httpx", "idna"):
+    assert importlib.util.find_spec(name) is None, name + " is installed"
+for name in httpool.__all__:
+    try:
+        value = getattr(httpool, name)
+    except ImportError as exc:  # a name of an extra that is not installed
+        assert "pip install httpool[" in str(exc), exc
+        continue
+    if isinstance(value, type):
+        assert value.__module__ == "httpool", name
+try:
+    httpool.ConnectionPool(http2=True)
+except ImportError as exc:
+    assert "httpool[http2]" in str(exc), exc
+else:
+    raise AssertionError("http2=True worked without h2")
+RESPONSE = b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok"
+listener = socket.create_server(("127.0.0.1", 0))
+def serve():
+    while True:
+        connection, _ = listener.accept()
+        with connection:
+            head = b""
+            while b"\\r\\n\\r\\n" not in head:
+                head += connection.recv(65536)
+            connection.sendall(RESPONSE)
+threading.Thread(target=serve, daemon=True).start()
+url = "http://127.0.0.1:%d/" % listener.getsockname()[1]
+with httpool.ConnectionPool() as pool:
+    response = pool.request("GET", url, extensions={"timeout": {"connect": 10, "read": 10}})
+    assert (response.status, response.content) == (200, b"ok"), response
+async def main():
+    async with httpool.AsyncConnectionPool() as pool:
+        response = await pool.request("GET", url, extensions={"timeout": {"read": 10}})
+        assert (response.status, response.content) == (200, b"ok"), response
+asyncio.run(main())
+print("httpool", httpool.__version__, "from the wheel: imports and serves requests on h11 alone")
+"""
+    home = os.getcwd()
+    session.chdir(tmp)
+    try:
+        with open("check_wheel.py", "w", encoding="utf-8") as file:
+            file.write(check)
+        session.run(python, "-I", "check_wheel.py", version, external=True)
+        session.run(python, "-I", "-m", "httpool", "--help", external=True, silent=True)
+        command = os.path.join(scripts, "httpool")
+        said = session.run(command, "--version", external=True, silent=True)
+        if f"httpool {version}" not in str(said):
+            session.error(f"httpool --version said {said!r}, not httpool {version}")
+        session.run(command, "bench", "-n", "200", "-c", "4", external=True)
+    finally:
+        session.chdir(home)
+
+
+@nox.session
 def interop(session: nox.Session) -> None:
     """httpool against real servers (nginx, Apache httpd, h2o, Caddy, Node, hypercorn)
     over HTTP/1.1, TLS and HTTP/2 on threads, asyncio and trio; installs the Debian ones
     first when run as root. A missing server skips its tests, except under CI=true,
     where the installer and the tests fail instead."""
     session.run("python", "scripts/ensure_servers.py")
-    session.install("-e", ".[dev,interop]")
+    _install(session, "interop")
     session.run("python", "-m", "pytest", "tests/interop", *session.posargs)
 
 
@@ -236,8 +408,7 @@ def docs(session: nox.Session) -> None:
     missing and run as root): console errors or requests to any other host
     fail; screenshots land in build/docs/screenshots."""
     _install(session)
-    pyproject = nox.project.load_toml("pyproject.toml")
-    session.install(*nox.project.dependency_groups(pyproject, "docs"))
+    session.install(*_dependency_group("docs"))
     session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
     session.run("python", "-m", "pytest", "tests/runtime/test_docs_examples.py", "-n", WORKERS)
     chromium = shutil.which("chromium") or "/usr/bin/chromium"

@@ -57,7 +57,7 @@ def _load_unasync_package() -> types.ModuleType:
     path = [p for p in sys.path if Path(p or ".").resolve() != HERE]
     found = importlib.machinery.PathFinder.find_spec("unasync", path)
     if found is None or found.origin is None:
-        sys.exit("unasync.py: the 'unasync' package is not installed (pip install -e '.[dev]')")
+        sys.exit("unasync.py: the 'unasync' package is missing (pip install -e . --group dev)")
     spec = importlib.util.spec_from_file_location(
         "_unasync_package",
         found.origin,
@@ -97,7 +97,7 @@ def _ruff(*args: str) -> None:
     if importlib.util.find_spec("ruff") is None:
         exe = shutil.which("ruff")
         if exe is None:
-            sys.exit("unasync.py: ruff is not installed (pip install -e '.[dev]')")
+            sys.exit("unasync.py: ruff is not installed (pip install -e . --group dev)")
         command = [exe]
     command += [*args, "--no-cache", "--quiet", "--config", str(CONFIG)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)

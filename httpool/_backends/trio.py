@@ -20,7 +20,12 @@ entered only when a timeout is given, and on the direct paths only around a wait
 
 trio's errors are mapped here, once: ``TooSlowError`` becomes the timeout of
 the operation that ran out of time, ``BrokenResourceError``,
-``ClosedResourceError`` and ``OSError`` the matching network error.
+``ClosedResourceError`` and ``OSError`` the matching network error. The
+message says what the other backends say for the same failure: the timeout
+and what it bounded, the ``ssl`` error a bare ``BrokenResourceError`` carries
+as its cause, and for a refused connect the errno, strerror and address that
+``open_tcp_stream`` keeps in the group behind its summary. The trio error stays
+the ``__cause__``. Only the ``except`` blocks do this work.
 
 ``aclose`` closes forcefully: a TLS stream skips waiting to send its
 ``close_notify`` (a peer that stopped reading would make it wait forever,
@@ -50,35 +55,62 @@ import trio
 from .._exceptions import (
     ConnectError,
     ConnectTimeout,
-    ExceptionMapping,
+    HttpoolError,
     ReadError,
     ReadTimeout,
     WriteError,
     WriteTimeout,
-    translate,
 )
 from .base import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
 from .sync import address_info, socket_is_readable
 
-_READ: ExceptionMapping = {
-    trio.TooSlowError: ReadTimeout,
-    trio.BrokenResourceError: ReadError,
-    trio.ClosedResourceError: ReadError,
-    OSError: ReadError,
-}
-_WRITE: ExceptionMapping = {
-    trio.TooSlowError: WriteTimeout,
-    trio.BrokenResourceError: WriteError,
-    trio.ClosedResourceError: WriteError,
-    OSError: WriteError,
-}
-_CONNECT: ExceptionMapping = {
-    trio.TooSlowError: ConnectTimeout,
-    trio.BrokenResourceError: ConnectError,
-    trio.ClosedResourceError: ConnectError,
-    OSError: ConnectError,
-}
 _MAPPED = (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+def _described(exc: BaseException, otherwise: str) -> str:
+    """What went wrong, in the words of the first error of ``exc``'s cause chain
+    that has any: trio's ``BrokenResourceError`` says nothing itself and carries
+    the ``ssl`` or OS error as its cause, which the other backends show as it is."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen)
+        if text:
+            return text
+        seen = seen.__cause__
+    if isinstance(exc, trio.ClosedResourceError):
+        return otherwise
+    if isinstance(exc, trio.BrokenResourceError):
+        # What an SSLStream says once an earlier call failed or read the peer's hang-up.
+        return "the TLS connection is broken: the peer closed it or an earlier call failed"
+    return type(exc).__name__
+
+
+def _read_error(exc: BaseException, timeout: float | None) -> HttpoolError:
+    if isinstance(exc, trio.TooSlowError):
+        return ReadTimeout(f"no data received within {timeout} seconds")
+    return ReadError(_described(exc, "read from a closed stream"))
+
+
+def _write_error(exc: BaseException, timeout: float | None) -> HttpoolError:
+    if isinstance(exc, trio.TooSlowError):
+        return WriteTimeout(f"the peer accepted no data for {timeout} seconds")
+    return WriteError(_described(exc, "write to a closed stream"))
+
+
+def _connect_error(exc: BaseException, timeout: float | None, what: str) -> HttpoolError:
+    """The error for a failed connect or TLS handshake, ``what`` naming it."""
+    if isinstance(exc, trio.TooSlowError):
+        return ConnectTimeout(f"{what} timed out after {timeout} seconds")
+    attempts = getattr(exc.__cause__, "exceptions", None)
+    if isinstance(exc, OSError) and exc.errno is None and attempts:
+        # trio.open_tcp_stream raises "all attempts to connect to host:port
+        # failed" from a group of each address's error, and only those carry
+        # the errno, the strerror and the address.
+        if len(attempts) == 1:
+            return ConnectError(str(attempts[0]))
+        return ConnectError(f"{exc}: " + "; ".join(str(error) for error in attempts))
+    return ConnectError(_described(exc, f"{what} on a closed stream"))
+
 
 # os.read works on socket descriptors on POSIX only.
 _DIRECT_READS = sys.platform != "win32"
@@ -160,7 +192,7 @@ class TrioStream(AsyncNetworkStream):
                 with _deadline(timeout):
                     data = await self._stream.receive_some(max_bytes)
         except _MAPPED as exc:
-            raise translate(exc, _READ) from exc
+            raise _read_error(exc, timeout) from exc
         return data if type(data) is bytes else bytes(data)
 
     async def _checkpoint(self) -> int:
@@ -211,7 +243,7 @@ class TrioStream(AsyncNetworkStream):
                 with _deadline(timeout):
                     await self._stream.send_all(buffer)
         except _MAPPED as exc:
-            raise translate(exc, _WRITE) from exc
+            raise _write_error(exc, timeout) from exc
 
     async def _write_direct(self, buffer: bytes, timeout: float | None) -> None:
         fd = await self._checkpoint()
@@ -264,7 +296,7 @@ class TrioStream(AsyncNetworkStream):
                 await ssl_stream.do_handshake()
         except _MAPPED as exc:
             await _close_quietly(ssl_stream)
-            raise translate(exc, _CONNECT) from exc
+            raise _connect_error(exc, timeout, "the TLS handshake") from exc
         except BaseException:
             await _close_quietly(ssl_stream)
             raise
@@ -354,7 +386,7 @@ class TrioBackend(AsyncNetworkBackend):
                 else:
                     stream = await trio.open_tcp_stream(host, port, local_address=local_address)
         except _MAPPED as exc:
-            raise translate(exc, _CONNECT) from exc
+            raise _connect_error(exc, timeout, f"connecting to {host}:{port}") from exc
         return TrioStream(stream, stream.socket)
 
     async def connect_unix_socket(
@@ -384,7 +416,7 @@ class TrioBackend(AsyncNetworkBackend):
                     raise
                 stream = trio.SocketStream(sock)
         except _MAPPED as exc:
-            raise translate(exc, _CONNECT) from exc
+            raise _connect_error(exc, timeout, f"connecting to {path}") from exc
         return TrioStream(stream, stream.socket)
 
     async def sleep(self, seconds: float) -> None:

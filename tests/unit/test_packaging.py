@@ -65,3 +65,42 @@ def test_console_script_names_the_cli() -> None:
     assert found is not None
     module = importlib.import_module(found[1])
     assert module.__name__ == "httpool._bench.cli" and callable(getattr(module, found[2]))
+
+
+def _section(pyproject: str, name: str) -> str:
+    """The text of one ``[name]`` table of pyproject.toml (parsed by hand: no
+    tomllib on Python 3.10)."""
+    found = re.search(rf"^\[{re.escape(name)}\]\n(.*?)(?=^\[|\Z)", pyproject, re.M | re.S)
+    assert found is not None, name
+    return found[1]
+
+
+def test_the_licence_is_declared_once() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
+    project = _section(pyproject, "project")
+    assert 'license = "MIT"\n' in project and 'license-files = ["LICENSE"]\n' in project
+    # PEP 639: the expression replaces the licence classifiers.
+    assert "License ::" not in pyproject
+    assert '"/LICENSE"' in _section(pyproject, "tool.hatch.build.targets.sdist")
+
+
+def test_dev_tools_are_a_dependency_group_not_an_extra() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    extras = re.findall(r"^([\w-]+) = ", _section(pyproject, "project.optional-dependencies"), re.M)
+    assert "dev" not in extras and "interop" not in extras
+    groups = re.findall(r"^([\w-]+) = ", _section(pyproject, "dependency-groups"), re.M)
+    assert {"dev", "interop", "build"} <= set(groups)
+    for path in ("noxfile.py", "README.md", "unasync.py", ".ci/run"):
+        assert "[dev" not in (ROOT / path).read_text(), path
+
+
+def test_pypi_description_is_about_using_httpool() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'readme = "PYPI.md"' in _section(pyproject, "project")
+    assert '"/PYPI.md"' in _section(pyproject, "tool.hatch.build.targets.sdist")
+    description = (ROOT / "PYPI.md").read_text()
+    assert "pip install httpool" in description and "pip install -e" not in description
+    # PyPI cannot follow a link into the repository.
+    links = re.findall(r"\]\(([^)]*)\)", description)
+    assert all(link.startswith("https://") for link in links), links
