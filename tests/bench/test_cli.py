@@ -216,6 +216,13 @@ def read_until(fd: int, pattern: bytes, timeout: float = 20.0) -> bytes:
     return data
 
 
+def interruptible() -> None:
+    """A child's ``preexec_fn``: Ctrl-C (SIGINT) at its default, KeyboardInterrupt.
+    A suite started in the background by a shell without job control inherits
+    SIGINT ignored, and Python leaves an ignored SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def cli_under_load(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """Run an endless ``httpool bench`` on the embedded server and yield the CLI
@@ -227,7 +234,9 @@ def cli_under_load(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     try:
         command = [sys.executable, "-m", "httpool", "bench", "-n", "100000000", *args]
         try:
-            process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=child)
+            process = subprocess.Popen(
+                command, cwd=ROOT, stdout=subprocess.PIPE, stderr=child, preexec_fn=interruptible
+            )
         finally:
             os.close(child)  # the CLI holds its own copy
         try:

@@ -24,7 +24,15 @@ import httpool
 from httpool._bench.cli import build_parser
 from httpool._bench.config import BenchConfig
 from httpool._bench.results import BenchResult, Recorder
-from tests.bench.test_cli import ROOT, TIMEOUT, closed_port, process_gone, read_until, run_cli
+from tests.bench.test_cli import (
+    ROOT,
+    TIMEOUT,
+    closed_port,
+    interruptible,
+    process_gone,
+    read_until,
+    run_cli,
+)
 
 # Usage errors: exit 2 before anything is sent.
 
@@ -152,7 +160,9 @@ def bench_on_a_terminal(
     try:
         command = [sys.executable, "-m", "httpool", "bench", "-n", requests, *args]
         try:
-            process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=child)
+            process = subprocess.Popen(
+                command, cwd=ROOT, stdout=subprocess.PIPE, stderr=child, preexec_fn=interruptible
+            )
         finally:
             os.close(child)
         try:
