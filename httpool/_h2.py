@@ -63,6 +63,10 @@ import h2.frame_buffer
 import h2.settings
 import h2.stream
 import hpack
+import hpack.hpack
+import hpack.huffman_table
+import hyperframe.frame
+from hpack import HeaderTuple, NeverIndexedHeaderTuple
 from hyperframe.frame import GoAwayFrame
 
 from ._exceptions import RemoteProtocolError, StreamRefused
@@ -147,6 +151,25 @@ class _CompressionError(h2.exceptions.ProtocolError):
     error_code = h2.errors.ErrorCodes.COMPRESSION_ERROR
 
 
+def _quiet(frame_type: type[typing.Any]) -> type[typing.Any]:
+    # The same frame class, with a repr that costs nothing: h2 formats
+    # ``repr(frame)`` for a trace log line on every frame it receives, and
+    # its logger (ours is h2's no-op default) never prints it.
+    def __repr__(self: typing.Any) -> str:
+        return frame_type.__name__
+
+    return type(frame_type.__name__, (frame_type,), {"__repr__": __repr__})
+
+
+# Every frame class hyperframe parses into, and its quiet twin.
+_QUIET = {
+    frame_type: _quiet(frame_type)
+    for frame_type in hyperframe.frame.FRAMES.values()
+    if isinstance(frame_type, type)
+}
+_QUIET[hyperframe.frame.ExtensionFrame] = _quiet(hyperframe.frame.ExtensionFrame)
+
+
 class _FrameBuffer(h2.frame_buffer.FrameBuffer):
     """h2's frame splitter, refusing an overlong frame as soon as its header
     arrives (h2 buffers all of it first: up to 16 MiB) and a header block
@@ -165,16 +188,143 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
                     f"The server sent a header block larger than {MAX_HEADER_BLOCK} bytes."
                 )
         try:
-            return super().__next__()
+            frame = super().__next__()
         except StopIteration:
             # Not a whole frame yet: is what its header announces allowed?
             if len(self._data) >= 9:
                 self._validate_frame_length(int.from_bytes(self._data[:3], "big"))
             raise
+        # (Not found: a frame already made quiet, by the recursion inside h2's
+        # __next__, or a class hyperframe added since.)
+        quiet = _QUIET.get(type(frame))
+        if quiet is not None:
+            frame.__class__ = quiet
+        return frame
 
     def mid_frame(self) -> bool:
         """Whether part of a frame or of a header block is waiting for the rest."""
         return bool(self._data or self._headers_buffer)
+
+
+# The Huffman-coded strings a connection's decoder remembers: at most
+# _MEMO_ENTRIES of them, each at most _MEMO_STRING bytes long as received (its
+# decoded form is at most 8/5 as long), so a connection holds at most some
+# 256 * (64 + 103) bytes of them, whatever its server sends.
+_MEMO_ENTRIES = 256
+_MEMO_STRING = 64
+_decode_integer = hpack.hpack.decode_integer
+_decode_huffman = hpack.huffman_table.decode_huffman
+_new_tuple = tuple.__new__
+
+
+class MemoDecoder(hpack.Decoder):
+    """hpack's decoder, with a faster ``decode`` for the raw bytes h2 asks for.
+
+    A server re-sends the same Huffman-coded strings (nginx: its name, the
+    content type, ``last-modified``, ``etag``) in every response, as literals.
+    The decoded form of each is remembered, keyed by its exact coded bytes, in
+    a table bounded in entries and entry size (oldest out first); a string
+    never decoded before goes through hpack's ``decode_huffman``, so an
+    invalid one (bad padding, EOS) raises the same error as ever, and is not
+    remembered.
+
+    Everything else is hpack's own, in one loop instead of a call and a debug
+    log record per field: the same representations, the same dynamic table
+    (``header_table.add``, ``get_by_index``, size updates through hpack's
+    ``_update_encoding_context`` and its ``_assert_valid_table_size``), the
+    same header list size limit, the same errors with the same messages
+    (multi-byte integers and truncated ones go through hpack's
+    ``decode_integer``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.huffman_memo: dict[bytes, bytes] = {}
+
+    def decode(self, data: bytes, raw: bool = False) -> typing.Any:
+        if not raw:
+            return super().decode(data, raw)  # h2 asks for raw bytes; others get hpack's
+        if type(data) is not bytes:
+            data = bytes(data)
+        headers: list[HeaderTuple] = []
+        inflated = 0
+        limit = self.max_header_list_size
+        table = self.header_table
+        end = len(data)
+        at = 0
+        while at < end:
+            first = data[at]
+            if first & 0x80:  # an indexed field
+                index = first & 0x7F
+                if index == 0x7F:
+                    index, used = _decode_integer(memoryview(data)[at:], 7)
+                    at += used
+                else:
+                    at += 1
+                header = _new_tuple(HeaderTuple, table.get_by_index(index))
+            elif first & 0x40 or not first & 0x20:  # a literal
+                header, at = self._literal(data, at, first)
+            else:  # a dynamic table size update, only before the first field
+                if headers:
+                    raise hpack.HPACKDecodingError(
+                        "Table size update not at the start of the block"
+                    )
+                at += self._update_encoding_context(memoryview(data)[at:])
+                continue
+            headers.append(header)
+            inflated += 32 + len(header[0]) + len(header[1])
+            if inflated > limit:
+                raise hpack.OversizedHeaderListError(
+                    f"A header list larger than {limit} has been received"
+                )
+        self._assert_valid_table_size()
+        return headers
+
+    def _literal(self, data: bytes, at: int, first: int) -> tuple[HeaderTuple, int]:
+        """The literal field at ``data[at]``, and where the next one starts."""
+        indexing = bool(first & 0x40)
+        if indexing:
+            name_index, prefix = first & 0x3F, 6
+        else:
+            name_index, prefix = first & 0x0F, 4
+        if name_index:
+            if name_index == (1 << prefix) - 1:
+                name_index, used = _decode_integer(data[at:], prefix)
+            else:
+                used = 1
+            name = self.header_table.get_by_index(name_index)[0]
+            at += used
+        else:
+            name, at = self._string(data, at + 1)
+        value, at = self._string(data, at)
+        if indexing:
+            self.header_table.add(name, value)
+        if first & 0x10 and not indexing:
+            return _new_tuple(NeverIndexedHeaderTuple, (name, value)), at
+        return _new_tuple(HeaderTuple, (name, value)), at
+
+    def _string(self, data: bytes, at: int) -> tuple[bytes, int]:
+        """The string literal at ``data[at]``, and where what follows starts."""
+        if at < len(data) and data[at] & 0x7F != 0x7F:
+            length, used = data[at] & 0x7F, 1
+        else:
+            length, used = _decode_integer(data[at:], 7)  # long, or the error
+        start = at + used
+        stop = start + length
+        if stop > len(data):
+            raise hpack.HPACKDecodingError("Truncated header block")
+        coded = data[start:stop]
+        if not data[at] & 0x80:
+            return coded, stop
+        memo = self.huffman_memo
+        decoded = memo.get(coded)
+        if decoded is None:
+            decoded = _decode_huffman(coded)
+            if length <= _MEMO_STRING:
+                if len(memo) >= _MEMO_ENTRIES:
+                    del memo[next(iter(memo))]
+                memo[coded] = decoded
+        return decoded, stop
 
 
 class ClientH2(h2.connection.H2Connection):
@@ -208,6 +358,14 @@ class ClientH2(h2.connection.H2Connection):
             normalize_inbound_headers=False,
         )
         super().__init__(config=config)
+        # h2 finds a frame's handler by its class: the quiet twins share them.
+        table = self._frame_dispatch_table
+        for frame_type, quiet in _QUIET.items():
+            if frame_type in table:
+                table[quiet] = table[frame_type]
+        decoder = MemoDecoder()
+        decoder.max_header_list_size = self.decoder.max_header_list_size
+        self.decoder = decoder
         self.held_output = b""
         self.incoming_buffer: _FrameBuffer = _FrameBuffer()
         # Frames since the last one that carried something for a stream.
