@@ -2,11 +2,11 @@
 
 Theory of operation
 -------------------
-Everything HTTP/2 that does no I/O lives here: the SETTINGS we send, h2's
-client state machine as httpool needs it (``ClientH2``), the translation of a
-``Request`` into HTTP/2 header fields, the check of received header blocks
-(``malformed``), and what a frame or an h2 error means to a caller
-(``preface_answer``, ``reset_error``, ``describe``, ``may_send``).
+Everything HTTP/2 that does no I/O and knows h2 lives here: the SETTINGS we
+send, h2's client state machine as httpool needs it (``ClientH2``), its HPACK
+coders (``MemoDecoder``, ``MemoEncoder``), and what a frame or an h2 error
+means to a caller (``preface_answer``, ``reset_error``, ``describe``,
+``may_send``).
 ``_async/http2.py`` and ``_async/http2_reader.py`` do the I/O and know h2 only
 through its public events, exceptions and ``H2Connection`` methods, and
 through what ``ClientH2`` adds.
@@ -24,35 +24,24 @@ follow this list; a test fails if another module reaches such a name):
   taking it).
 - ``_FrameBuffer`` subclasses ``h2.frame_buffer.FrameBuffer`` and reads its
   ``_data``, ``_headers_buffer`` and ``_validate_frame_length``, to refuse an
-  overlong frame at its header and an oversized header block early.
+  overlong frame at its header and an oversized header block early. It gives
+  each frame a quiet twin of its class (same name, same handler in h2's
+  ``_frame_dispatch_table``) whose repr costs nothing: h2 builds
+  ``repr(frame)`` for a trace line its no-op logger drops, on every frame.
+- ``ClientH2._open_streams`` is h2's count of open streams (run for every
+  stream opened), without a property call per stream.
+- ``MemoDecoder`` subclasses hpack's ``Decoder`` (its ``header_table``,
+  ``_update_encoding_context``, ``_assert_valid_table_size``; hpack's
+  ``decode_integer`` and ``decode_huffman``) and ``MemoEncoder`` its
+  ``Encoder`` (its ``HeaderTable``'s ``_maxsize``): see each class.
 
-Received header blocks: h2 can check them itself (``validate_inbound_headers``),
-as a chain of seven generators that look at every header, and in two of them at
-every byte, in Python. On a small response that was the largest single cost of
-a request after HPACK decoding. httpool turns h2's check off and runs
-``malformed`` on the blocks of its own streams instead: the same rules of RFC
-9113 (sections 8.2 and 8.3) as h2 applies to a response, in one loop with one
-regular expression per value, and per name only the first time that name is
-seen:
-
-- names are non-empty, with no uppercase letter, no control, space or byte
-  above 0x7e, and no colon except the leading one of a pseudo-header;
-- values hold no NUL, CR or LF and do not start or end with a space or tab;
-- no connection-specific field (``connection``, ``keep-alive``,
-  ``proxy-connection``, ``transfer-encoding``, ``upgrade``), and ``te`` only
-  as ``trailers``;
-- a head has exactly one pseudo-header, ``:status``, first; its value is
-  three digits (h2 leaves that unchecked). Trailers have no pseudo-header.
-
-A malformed block is a stream error (RFC 9113 section 8.1.1): the caller
-fails that stream only, where h2's check failed the whole connection.
+Header fields (what a request's headers become, the check of received
+blocks) are in ``_h2_headers.py``, which knows nothing of h2.
 """
 
 from __future__ import annotations
 
-import re
 import typing
-from collections.abc import Iterable
 
 import h2.config
 import h2.connection
@@ -65,16 +54,13 @@ import h2.stream
 import hpack
 import hpack.hpack
 import hpack.huffman_table
+import hpack.table
 import hyperframe.frame
 from hpack import HeaderTuple, NeverIndexedHeaderTuple
 from hyperframe.frame import GoAwayFrame
 
 from ._exceptions import RemoteProtocolError, StreamRefused
-from ._models import Request
 
-CONNECTION_SPECIFIC = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
-)
 # What the server may send before we acknowledge: per stream, and in all.
 STREAM_WINDOW = 4 * 1024 * 1024
 CONNECTION_WINDOW = 16 * 1024 * 1024
@@ -93,17 +79,6 @@ MAX_IDLE_FRAMES = 10_000
 # once decoded, which no honest encoder exceeds.
 MAX_HEADER_LIST_SIZE = 65536
 MAX_HEADER_BLOCK = 2 * MAX_HEADER_LIST_SIZE
-_NAME = re.compile(rb"[^\x00-\x20A-Z:\x7f-\xff]+")
-_BAD_VALUE = re.compile(rb"[\x00\n\r]|\A[ \t]|[ \t]\Z")
-_STATUS = re.compile(rb"[0-9]{3}")
-
-# Names already found valid; the same few recur on every response.
-_CACHE_LIMIT = 1024
-_valid_names: set[bytes] = set()
-
-# What a request's HTTP/1.1 headers lose in HTTP/2: the connection-specific
-# fields (RFC 9113 section 8.2.2), and Host, which becomes :authority.
-HOP_BY_HOP = CONNECTION_SPECIFIC | {b"host"}
 
 
 # The events a stream's reader consumes; WINDOW_UPDATE and PRIORITY are h2's business.
@@ -327,6 +302,77 @@ class MemoDecoder(hpack.Decoder):
         return decoded, stop
 
 
+# Request header lists whose encoding a connection remembers (each of at most
+# _MEMO_FIELDS fields, all already in the tables: nothing new to send).
+_ENCODED_ENTRIES = 32
+_MEMO_FIELDS = 32
+
+
+class _CountedTable(hpack.table.HeaderTable):
+    """hpack's header table, counting the changes to it (entries, size)."""
+
+    changes = 0
+
+    def add(self, name: bytes, value: bytes) -> None:
+        self.changes += 1
+        super().add(name, value)
+
+    @property
+    def maxsize(self) -> int:
+        return int(self._maxsize)
+
+    @maxsize.setter
+    def maxsize(self, new: int) -> None:
+        self.changes += 1
+        hpack.table.HeaderTable.maxsize.fset(self, new)  # type: ignore[attr-defined]
+
+
+class MemoEncoder(hpack.Encoder):
+    """hpack's encoder, remembering the block of a header list that added
+    nothing to the dynamic table (every field found there or in the static
+    table): the same list encodes to the same bytes for as long as the table
+    is unchanged. The same requests sent again on a connection are such
+    lists. Only lists of plain ``(bytes, bytes)`` pairs are remembered (a
+    ``NeverIndexedHeaderTuple`` compares equal to its plain pair); any change
+    to the table (an entry added, a size change) retires every block
+    remembered before it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.header_table = self._table = _CountedTable()
+        self.encoded_memo: dict[tuple[tuple[bytes, bytes], ...], tuple[int, bool, bytes]] = {}
+
+    def encode(self, headers: typing.Any, huffman: bool = True) -> bytes:
+        key = _plain(headers)
+        table = self._table
+        if key is None:
+            return super().encode(headers, huffman)
+        memo = self.encoded_memo
+        known = memo.get(key)
+        if known is not None and known[0] == table.changes and known[1] is huffman:
+            return known[2]
+        changes, resized = table.changes, table.resized
+        block = super().encode(headers, huffman)
+        if table.changes == changes and not resized:
+            if len(memo) >= _ENCODED_ENTRIES:
+                del memo[next(iter(memo))]
+            memo[key] = (changes, huffman, block)
+        return block
+
+
+def _plain(headers: typing.Any) -> tuple[tuple[bytes, bytes], ...] | None:
+    """``headers`` as a key, if a short list of plain pairs of bytes."""
+    if type(headers) is not list or len(headers) > _MEMO_FIELDS:
+        return None
+    for field in headers:
+        if type(field) is not tuple or len(field) != 2:
+            return None
+        if type(field[0]) is not bytes or type(field[1]) is not bytes:
+            return None
+    return tuple(headers)
+
+
 class ClientH2(h2.connection.H2Connection):
     """h2's client connection, with what h2 lacks against a hostile server.
 
@@ -366,6 +412,7 @@ class ClientH2(h2.connection.H2Connection):
         decoder = MemoDecoder()
         decoder.max_header_list_size = self.decoder.max_header_list_size
         self.decoder = decoder
+        self.encoder = MemoEncoder()
         self.held_output = b""
         self.incoming_buffer: _FrameBuffer = _FrameBuffer()
         # Frames since the last one that carried something for a stream.
@@ -387,6 +434,22 @@ class ClientH2(h2.connection.H2Connection):
                 " nothing for any stream (a flood)."
             )
         return events
+
+    def _open_streams(self, remainder: int) -> int:
+        # h2's: the streams open (or half closed) with ids of this parity,
+        # closed streams moved to _closed_streams as the count goes by.
+        count = 0
+        closed = []
+        for stream_id, stream in self.streams.items():
+            state = stream.state_machine.state
+            if _STREAM_OPEN[state]:
+                if stream_id % 2 == remainder:
+                    count += 1
+            elif state is _CLOSED:
+                closed.append(stream_id)
+        for stream_id in closed:
+            self._closed_streams[stream_id] = self.streams.pop(stream_id).closed_by
+        return count
 
     def _receive_headers_frame(self, frame: typing.Any) -> typing.Any:
         if not frame.stream_id & 1:
@@ -468,31 +531,6 @@ class ClientH2(h2.connection.H2Connection):
         return data
 
 
-def request_headers(request: Request) -> list[tuple[bytes, bytes]]:
-    """HTTP/2 request headers: pseudo-headers first, lower-case names, no
-    connection-specific fields (``te`` only as ``trailers``)."""
-    url = request.url
-    authority = None
-    fields = []
-    for name, value in request.headers:
-        lname = name.lower()
-        if lname == b"host":
-            authority = value
-        elif lname in HOP_BY_HOP or (lname == b"te" and value.lower() != b"trailers"):
-            continue
-        else:
-            fields.append((lname, value))
-    if authority is None:
-        authority = url.host if url.port is None else b"%b:%d" % (url.host, url.port)
-    return [
-        (b":method", request.method),
-        (b":authority", authority),
-        (b":scheme", url.scheme),
-        (b":path", url.target),
-        *fields,
-    ]
-
-
 def may_send(connection: h2.connection.H2Connection, stream_id: int) -> bool:
     """Whether our side of ``stream_id`` is still open (it may take DATA)."""
     stream = connection.streams.get(stream_id)
@@ -500,6 +538,9 @@ def may_send(connection: h2.connection.H2Connection, stream_id: int) -> bool:
 
 
 _SENDING = frozenset((h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE))
+# What h2 counts as open against the concurrency limit (RFC 9113 5.1.2), by state.
+_STREAM_OPEN = h2.stream.STREAM_OPEN
+_CLOSED = h2.stream.StreamState.CLOSED
 
 
 def reset_error(event: h2.events.StreamReset) -> BaseException:
@@ -520,44 +561,3 @@ def describe(exc: h2.exceptions.ProtocolError) -> str:
     if stream_id is not None:
         return f"The server sent a frame on HTTP/2 stream {stream_id}, which is not open."
     return str(exc) or type(exc).__name__
-
-
-def malformed(headers: Iterable[tuple[bytes, bytes]], *, trailers: bool = False) -> str | None:
-    """Why ``headers``, as received, break RFC 9113; None when they do not."""
-    status_seen = False
-    regular_seen = False
-    for name, value in headers:
-        if name == b":status" and not trailers:
-            if status_seen:
-                return "more than one :status"
-            if regular_seen:
-                return ":status after a regular header"
-            if _STATUS.fullmatch(value) is None:
-                return f"bad :status {value!r}"
-            status_seen = True
-            continue
-        if name not in _valid_names:
-            problem = _name_problem(name, trailers)
-            if problem is not None:
-                return problem
-        regular_seen = True
-        if _BAD_VALUE.search(value) is not None:
-            return f"illegal value {value!r} for header {name!r}"
-        if name == b"te" and value.lower() != b"trailers":
-            return f"te header {value!r} (only 'trailers' is allowed)"
-    if not status_seen and not trailers:
-        return "no :status"
-    return None
-
-
-def _name_problem(name: bytes, trailers: bool) -> str | None:
-    if name[:1] == b":":
-        where = "trailers" if trailers else "a response"
-        return f"pseudo-header {name!r} in {where}"
-    if _NAME.fullmatch(name) is None:
-        return f"illegal header name {name!r}"
-    if name in CONNECTION_SPECIFIC:
-        return f"connection-specific header {name!r}"
-    if len(_valid_names) < _CACHE_LIMIT:
-        _valid_names.add(name)
-    return None

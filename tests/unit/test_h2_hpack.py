@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from httpool import _h2
-from httpool._h2 import ClientH2, MemoDecoder
+from httpool._h2 import ClientH2, MemoDecoder, MemoEncoder
 
 Outcome = tuple[str, typing.Any]
 
@@ -175,7 +175,7 @@ def test_invalid_huffman_raises_every_time(coded: bytes, error: str) -> None:
         hpack.Decoder().decode(block, raw=True)
 
 
-def test_a_remembered_string_is_keyed_by_its_exact_bytes() -> None:
+def test_a_remembered_string_is_keyed_by_its_exact_coding() -> None:
     decoder = MemoDecoder()
     coded = _HUFFMAN.encode(b"nginx")
     good = literal(coded)
@@ -184,10 +184,6 @@ def test_a_remembered_string_is_keyed_by_its_exact_bytes() -> None:
     # The same bytes and one more padding byte: no longer a valid string.
     with pytest.raises(hpack.HPACKDecodingError, match="Incomplete Huffman string"):
         decoder.decode(literal(coded + b"\xff"), raw=True)
-    # A prefix of them: a valid string, remembered as itself.
-    assert decoder.decode(literal(coded[:2]), raw=True) == [
-        (b"x-h", hpack.Decoder().decode(literal(coded[:2]), raw=True)[0][1])
-    ]
     assert decoder.decode(good, raw=True) == [(b"x-h", b"nginx")]
 
 
@@ -237,3 +233,105 @@ def h2_default_list_size() -> int:
     import h2.connection
 
     return int(h2.connection.H2Connection().decoder.max_header_list_size)
+
+
+# ----- the encoder ------------------------------------------------------------------------
+
+_request_field = st.one_of(
+    st.sampled_from(
+        [(b":method", b"GET"), (b":path", b"/"), (b":path", b"/a"), (b"accept", b"*/*")]
+    ),
+    st.tuples(st.sampled_from([b"x-a", b"cookie"]), st.binary(max_size=30)),
+)
+_request = st.tuples(
+    st.lists(st.tuples(_request_field, st.booleans()), max_size=8),  # field, never indexed
+    st.booleans(),  # Huffman
+    st.one_of(st.none(), st.sampled_from([0, 64, 256, 4096])),  # the server's table size
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_request, min_size=1, max_size=12), st.integers(1, 4))
+def test_the_encoder_encodes_as_hpack_encodes(requests: list[typing.Any], repeat: int) -> None:
+    ours, theirs = MemoEncoder(), hpack.Encoder()
+    for fields, huffman, table_size in requests * repeat:
+        headers = [hpack.NeverIndexedHeaderTuple(*f) if never else f for f, never in fields]
+        if table_size is not None:
+            ours.header_table_size = theirs.header_table_size = table_size
+        assert ours.encode(list(headers), huffman) == theirs.encode(list(headers), huffman)
+        assert list(ours.header_table.dynamic_entries) == list(theirs.header_table.dynamic_entries)
+        assert ours.header_table.maxsize == theirs.header_table.maxsize
+
+
+def test_the_same_request_again_is_not_encoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoder = MemoEncoder()
+    request = [(b":method", b"GET"), (b":path", b"/x"), (b"accept", b"*/*")]
+    first = encoder.encode(list(request))  # adds :path and accept to the table
+    second = encoder.encode(list(request))  # all indexed now: remembered
+    assert second != first
+    encoded = []
+    monkeypatch.setattr(hpack.Encoder, "encode", lambda *args: encoded.append(args))
+    assert encoder.encode(list(request)) == second
+    assert encoded == []
+    # A change to the table (the server's new size) retires it.
+    encoder.header_table_size = 2048
+    encoder.encode(list(request))
+    assert len(encoded) == 1
+
+
+def test_never_indexed_fields_are_not_taken_for_plain_ones() -> None:
+    # Equal as tuples, and the same hash: a memo keyed by them would mix them up.
+    never = hpack.NeverIndexedHeaderTuple(b"x-b", b"2")
+    assert never == (b"x-b", b"2")
+    ours, theirs = MemoEncoder(), hpack.Encoder()
+    for headers in ([never], [never], [(b"x-b", b"2")], [(b"x-b", b"2")], [never]):
+        assert ours.encode(list(headers)) == theirs.encode(list(headers))
+    assert list(ours.encoded_memo) == [((b"x-b", b"2"),)]
+
+
+def test_remembered_requests_are_bounded() -> None:
+    encoder = MemoEncoder()
+    for i in range(3 * _h2._ENCODED_ENTRIES):
+        request = [(b":method", b"GET"), (b":path", b"/")] * (1 + i % 3) + [(b":scheme", b"http")]
+        request += [(b":authority", b"")] * (i // 3)
+        encoder.encode(list(request))
+        encoder.encode(list(request))
+        assert len(encoder.encoded_memo) <= _h2._ENCODED_ENTRIES
+    long = [(b":method", b"GET")] * (_h2._MEMO_FIELDS + 1)
+    encoder.encode(list(long))
+    assert tuple(long) not in encoder.encoded_memo
+
+
+# ----- h2's count of open streams ------------------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["open", "end", "reset"]), st.integers(0, 20))))
+def test_open_streams_are_counted_as_h2_counts_them(steps: list[tuple[str, int]]) -> None:
+    import h2.connection
+
+    ours = ClientH2()
+    theirs = h2.connection.H2Connection(config=ours.config)
+    for connection in (ours, theirs):
+        connection.initiate_connection()
+    request = [(b":method", b"GET"), (b":authority", b"a"), (b":scheme", b"http"), (b":path", b"/")]
+    for step, which in steps:
+        for connection in (ours, theirs):
+            streams = sorted(connection.streams)
+            if step == "open":
+                stream_id = connection.get_next_available_stream_id()
+                connection.send_headers(stream_id, request, end_stream=which % 2 == 0)
+            elif (
+                streams and step == "end" and connection.streams[streams[which % len(streams)]].open
+            ):
+                stream_id = streams[which % len(streams)]
+                if not connection.streams[stream_id].state_machine.state.name.endswith("LOCAL"):
+                    connection.end_stream(stream_id)
+            elif streams and step == "reset":
+                stream_id = streams[which % len(streams)]
+                if not connection.streams[stream_id].closed:
+                    connection.reset_stream(stream_id)
+        assert ours.open_outbound_streams == theirs.open_outbound_streams
+        assert ours.open_inbound_streams == theirs.open_inbound_streams
+        assert sorted(ours.streams) == sorted(theirs.streams)
+        assert ours._closed_streams == theirs._closed_streams
