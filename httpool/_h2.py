@@ -373,6 +373,17 @@ def _plain(headers: typing.Any) -> tuple[tuple[bytes, bytes], ...] | None:
     return tuple(headers)
 
 
+class _Silent(h2.config.DummyLogger):
+    """h2's no-op logger, for less than it costs: a builtin that ignores its
+    arguments instead of a Python call, and h2 logs some ten debug lines per
+    request."""
+
+    debug = trace = "".format  # type: ignore[assignment]
+
+
+_SILENT = _Silent()
+
+
 class ClientH2(h2.connection.H2Connection):
     """h2's client connection, with what h2 lacks against a hostile server.
 
@@ -402,6 +413,7 @@ class ClientH2(h2.connection.H2Connection):
             normalize_outbound_headers=False,
             validate_inbound_headers=False,
             normalize_inbound_headers=False,
+            logger=_SILENT,
         )
         super().__init__(config=config)
         # h2 finds a frame's handler by its class: the quiet twins share them.

@@ -4,6 +4,7 @@ h2 handles every frame as before."""
 
 from __future__ import annotations
 
+import types
 import typing
 
 import h2.events
@@ -79,3 +80,10 @@ def test_received_frames_keep_their_class_and_name() -> None:
     assert isinstance(frame, ExtensionFrame)
     assert type(frame).__name__ == "ExtensionFrame"
     assert repr(frame) == "ExtensionFrame"
+
+
+def test_h2_debug_lines_cost_no_python_call() -> None:
+    logger = ClientH2().config.logger
+    for log in (logger.debug, logger.trace):
+        assert isinstance(log, types.BuiltinMethodType)
+        assert log("Send headers %s on %r", [(b"a", b"b")], object()) == ""
