@@ -334,30 +334,38 @@ class MemoEncoder(hpack.Encoder):
     is unchanged. The same requests sent again on a connection are such
     lists. Only lists of plain ``(bytes, bytes)`` pairs are remembered (a
     ``NeverIndexedHeaderTuple`` compares equal to its plain pair); any change
-    to the table (an entry added, a size change) retires every block
-    remembered before it.
+    to the table (an entry added, a size change) retires, and drops, every
+    block remembered before it.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.header_table = self._table = _CountedTable()
-        self.encoded_memo: dict[tuple[tuple[bytes, bytes], ...], tuple[int, bool, bytes]] = {}
+        # Blocks valid for the table as it was after its ``changes``-th change.
+        self.encoded_memo: dict[tuple[tuple[bytes, bytes], ...], tuple[bool, bytes]] = {}
+        self._memo_changes = 0
 
     def encode(self, headers: typing.Any, huffman: bool = True) -> bytes:
         key = _plain(headers)
-        table = self._table
         if key is None:
             return super().encode(headers, huffman)
-        memo = self.encoded_memo
+        table, memo = self._table, self.encoded_memo
+        if table.changes != self._memo_changes:
+            # The table moved on: every block remembered is stale, let go of it.
+            memo.clear()
+            self._memo_changes = table.changes
         known = memo.get(key)
-        if known is not None and known[0] == table.changes and known[1] is huffman:
-            return known[2]
-        changes, resized = table.changes, table.resized
+        if known is not None and known[0] is huffman:
+            return known[1]
+        resized = table.resized  # then the block starts with a size update
         block = super().encode(headers, huffman)
-        if table.changes == changes and not resized:
+        if table.changes != self._memo_changes:
+            memo.clear()
+            self._memo_changes = table.changes
+        elif not resized:
             if len(memo) >= _ENCODED_ENTRIES:
                 del memo[next(iter(memo))]
-            memo[key] = (changes, huffman, block)
+            memo[key] = (huffman, block)
         return block
 
 

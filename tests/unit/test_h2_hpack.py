@@ -277,6 +277,15 @@ def test_the_same_request_again_is_not_encoded_again(monkeypatch: pytest.MonkeyP
     encoder.header_table_size = 2048
     encoder.encode(list(request))
     assert len(encoded) == 1
+    monkeypatch.undo()
+    # And a new entry (another path) drops it: no stale block is kept.
+    assert tuple(request) not in encoder.encoded_memo
+    encoder.encode(list(request))  # starts with the size update: not remembered
+    assert tuple(request) not in encoder.encoded_memo
+    encoder.encode(list(request))
+    assert tuple(request) in encoder.encoded_memo
+    encoder.encode([(b":method", b"GET"), (b":path", b"/y")])
+    assert encoder.encoded_memo == {}
 
 
 def test_never_indexed_fields_are_not_taken_for_plain_ones() -> None:
