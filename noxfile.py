@@ -386,6 +386,41 @@ def peer_suites(session: nox.Session) -> None:
     session.run("python", "scripts/peer_suites.py", "--python", "python", *session.posargs)
 
 
+# The dependencies whose internals httpool reaches (_h11.py, _h2.py, the trio
+# backend), and hpack and hyperframe, which h2 pins for itself.
+UPSTREAM = ["h11", "h2", "hpack", "hyperframe", "trio"]
+
+
+@nox.session
+def upstream(session: nox.Session) -> None:
+    """The whole suite against the newest h11, h2, hpack, hyperframe and trio,
+    pre-releases included and httpool's upper pins ignored (not in CI: a new
+    release may break it, which is what it is for). Prints the versions tested."""
+    _install(session)
+    # Installed after httpool, by name, with -U: pip takes the newest release
+    # even where httpool's pins exclude it (it warns, and that is the point);
+    # --pre so that a release candidate that breaks an internal is seen before
+    # its release. Their own dependencies move only if they need to.
+    session.install("--upgrade", "--pre", *UPSTREAM)
+    session.run(
+        "python",
+        "-c",
+        "import importlib.metadata as m, sys;"
+        f" print('upstream:', ', '.join(f'{{n}} {{m.version(n)}}' for n in {UPSTREAM!r}),"
+        " file=sys.stderr)",
+    )
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-n",
+        WORKERS,
+        "--ignore=tests/benchmarks",
+        "--ignore=tests/interop",
+        *session.posargs,
+    )
+
+
 def _install_peers(session: nox.Session) -> None:
     session.install("-e", ".[http2,trio]")
     session.install(

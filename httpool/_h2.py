@@ -2,11 +2,11 @@
 
 Theory of operation
 -------------------
-Everything HTTP/2 that does no I/O lives here: the SETTINGS we send, h2's
-client state machine as httpool needs it (``ClientH2``), the translation of a
-``Request`` into HTTP/2 header fields, the check of received header blocks
-(``malformed``), and what a frame or an h2 error means to a caller
-(``preface_answer``, ``reset_error``, ``describe``, ``may_send``).
+Everything HTTP/2 that does no I/O and knows h2 lives here: the SETTINGS we
+send, h2's client state machine as httpool needs it (``ClientH2``), its HPACK
+coders (``MemoDecoder``, ``MemoEncoder``), and what a frame or an h2 error
+means to a caller (``preface_answer``, ``reset_error``, ``describe``,
+``may_send``).
 ``_async/http2.py`` and ``_async/http2_reader.py`` do the I/O and know h2 only
 through its public events, exceptions and ``H2Connection`` methods, and
 through what ``ClientH2`` adds.
@@ -24,35 +24,24 @@ follow this list; a test fails if another module reaches such a name):
   taking it).
 - ``_FrameBuffer`` subclasses ``h2.frame_buffer.FrameBuffer`` and reads its
   ``_data``, ``_headers_buffer`` and ``_validate_frame_length``, to refuse an
-  overlong frame at its header and an oversized header block early.
+  overlong frame at its header and an oversized header block early. It gives
+  each frame a quiet twin of its class (same name, same handler in h2's
+  ``_frame_dispatch_table``) whose repr costs nothing: h2 builds
+  ``repr(frame)`` for a trace line its no-op logger drops, on every frame.
+- ``ClientH2._open_streams`` is h2's count of open streams (run for every
+  stream opened), without a property call per stream.
+- ``MemoDecoder`` subclasses hpack's ``Decoder`` (its ``header_table``,
+  ``_update_encoding_context``, ``_assert_valid_table_size``; hpack's
+  ``decode_integer`` and ``decode_huffman``) and ``MemoEncoder`` its
+  ``Encoder`` (its ``HeaderTable``'s ``_maxsize``): see each class.
 
-Received header blocks: h2 can check them itself (``validate_inbound_headers``),
-as a chain of seven generators that look at every header, and in two of them at
-every byte, in Python. On a small response that was the largest single cost of
-a request after HPACK decoding. httpool turns h2's check off and runs
-``malformed`` on the blocks of its own streams instead: the same rules of RFC
-9113 (sections 8.2 and 8.3) as h2 applies to a response, in one loop with one
-regular expression per value, and per name only the first time that name is
-seen:
-
-- names are non-empty, with no uppercase letter, no control, space or byte
-  above 0x7e, and no colon except the leading one of a pseudo-header;
-- values hold no NUL, CR or LF and do not start or end with a space or tab;
-- no connection-specific field (``connection``, ``keep-alive``,
-  ``proxy-connection``, ``transfer-encoding``, ``upgrade``), and ``te`` only
-  as ``trailers``;
-- a head has exactly one pseudo-header, ``:status``, first; its value is
-  three digits (h2 leaves that unchecked). Trailers have no pseudo-header.
-
-A malformed block is a stream error (RFC 9113 section 8.1.1): the caller
-fails that stream only, where h2's check failed the whole connection.
+Header fields (what a request's headers become, the check of received
+blocks) are in ``_h2_headers.py``, which knows nothing of h2.
 """
 
 from __future__ import annotations
 
-import re
 import typing
-from collections.abc import Iterable
 
 import h2.config
 import h2.connection
@@ -63,14 +52,15 @@ import h2.frame_buffer
 import h2.settings
 import h2.stream
 import hpack
+import hpack.hpack
+import hpack.huffman_table
+import hpack.table
+import hyperframe.frame
+from hpack import HeaderTuple, NeverIndexedHeaderTuple
 from hyperframe.frame import GoAwayFrame
 
 from ._exceptions import RemoteProtocolError, StreamRefused
-from ._models import Request
 
-CONNECTION_SPECIFIC = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
-)
 # What the server may send before we acknowledge: per stream, and in all.
 STREAM_WINDOW = 4 * 1024 * 1024
 CONNECTION_WINDOW = 16 * 1024 * 1024
@@ -89,17 +79,6 @@ MAX_IDLE_FRAMES = 10_000
 # once decoded, which no honest encoder exceeds.
 MAX_HEADER_LIST_SIZE = 65536
 MAX_HEADER_BLOCK = 2 * MAX_HEADER_LIST_SIZE
-_NAME = re.compile(rb"[^\x00-\x20A-Z:\x7f-\xff]+")
-_BAD_VALUE = re.compile(rb"[\x00\n\r]|\A[ \t]|[ \t]\Z")
-_STATUS = re.compile(rb"[0-9]{3}")
-
-# Names already found valid; the same few recur on every response.
-_CACHE_LIMIT = 1024
-_valid_names: set[bytes] = set()
-
-# What a request's HTTP/1.1 headers lose in HTTP/2: the connection-specific
-# fields (RFC 9113 section 8.2.2), and Host, which becomes :authority.
-HOP_BY_HOP = CONNECTION_SPECIFIC | {b"host"}
 
 
 # The events a stream's reader consumes; WINDOW_UPDATE and PRIORITY are h2's business.
@@ -147,6 +126,25 @@ class _CompressionError(h2.exceptions.ProtocolError):
     error_code = h2.errors.ErrorCodes.COMPRESSION_ERROR
 
 
+def _quiet(frame_type: type[typing.Any]) -> type[typing.Any]:
+    # The same frame class, with a repr that costs nothing: h2 formats
+    # ``repr(frame)`` for a trace log line on every frame it receives, and
+    # its logger (ours is h2's no-op default) never prints it.
+    def __repr__(self: typing.Any) -> str:
+        return frame_type.__name__
+
+    return type(frame_type.__name__, (frame_type,), {"__repr__": __repr__})
+
+
+# Every frame class hyperframe parses into, and its quiet twin.
+_QUIET = {
+    frame_type: _quiet(frame_type)
+    for frame_type in hyperframe.frame.FRAMES.values()
+    if isinstance(frame_type, type)
+}
+_QUIET[hyperframe.frame.ExtensionFrame] = _quiet(hyperframe.frame.ExtensionFrame)
+
+
 class _FrameBuffer(h2.frame_buffer.FrameBuffer):
     """h2's frame splitter, refusing an overlong frame as soon as its header
     arrives (h2 buffers all of it first: up to 16 MiB) and a header block
@@ -165,16 +163,233 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
                     f"The server sent a header block larger than {MAX_HEADER_BLOCK} bytes."
                 )
         try:
-            return super().__next__()
+            frame = super().__next__()
         except StopIteration:
             # Not a whole frame yet: is what its header announces allowed?
             if len(self._data) >= 9:
                 self._validate_frame_length(int.from_bytes(self._data[:3], "big"))
             raise
+        # (Not found: a frame already made quiet, by the recursion inside h2's
+        # __next__, or a class hyperframe added since.)
+        quiet = _QUIET.get(type(frame))
+        if quiet is not None:
+            frame.__class__ = quiet
+        return frame
 
     def mid_frame(self) -> bool:
         """Whether part of a frame or of a header block is waiting for the rest."""
         return bool(self._data or self._headers_buffer)
+
+
+# The Huffman-coded strings a connection's decoder remembers: at most
+# _MEMO_ENTRIES of them, each at most _MEMO_STRING bytes long as received (its
+# decoded form is at most 8/5 as long), so a connection holds at most some
+# 256 * (64 + 103) bytes of them, whatever its server sends.
+_MEMO_ENTRIES = 256
+_MEMO_STRING = 64
+_decode_integer = hpack.hpack.decode_integer
+_decode_huffman = hpack.huffman_table.decode_huffman
+_new_tuple = tuple.__new__
+
+
+class MemoDecoder(hpack.Decoder):
+    """hpack's decoder, with a faster ``decode`` for the raw bytes h2 asks for.
+
+    A server re-sends the same Huffman-coded strings (nginx: its name, the
+    content type, ``last-modified``, ``etag``) in every response, as literals.
+    The decoded form of each is remembered, keyed by its exact coded bytes, in
+    a table bounded in entries and entry size (oldest out first); a string
+    never decoded before goes through hpack's ``decode_huffman``, so an
+    invalid one (bad padding, EOS) raises the same error as ever, and is not
+    remembered.
+
+    Everything else is hpack's own, in one loop instead of a call and a debug
+    log record per field: the same representations, the same dynamic table
+    (``header_table.add``, ``get_by_index``, size updates through hpack's
+    ``_update_encoding_context`` and its ``_assert_valid_table_size``), the
+    same header list size limit, the same errors with the same messages
+    (multi-byte integers and truncated ones go through hpack's
+    ``decode_integer``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.huffman_memo: dict[bytes, bytes] = {}
+
+    def decode(self, data: bytes, raw: bool = False) -> typing.Any:
+        if not raw:
+            return super().decode(data, raw)  # h2 asks for raw bytes; others get hpack's
+        if type(data) is not bytes:
+            data = bytes(data)
+        headers: list[HeaderTuple] = []
+        inflated = 0
+        limit = self.max_header_list_size
+        table = self.header_table
+        end = len(data)
+        at = 0
+        while at < end:
+            first = data[at]
+            if first & 0x80:  # an indexed field
+                index = first & 0x7F
+                if index == 0x7F:
+                    index, used = _decode_integer(memoryview(data)[at:], 7)
+                    at += used
+                else:
+                    at += 1
+                header = _new_tuple(HeaderTuple, table.get_by_index(index))
+            elif first & 0x40 or not first & 0x20:  # a literal
+                header, at = self._literal(data, at, first)
+            else:  # a dynamic table size update, only before the first field
+                if headers:
+                    raise hpack.HPACKDecodingError(
+                        "Table size update not at the start of the block"
+                    )
+                at += self._update_encoding_context(memoryview(data)[at:])
+                continue
+            headers.append(header)
+            inflated += 32 + len(header[0]) + len(header[1])
+            if inflated > limit:
+                raise hpack.OversizedHeaderListError(
+                    f"A header list larger than {limit} has been received"
+                )
+        self._assert_valid_table_size()
+        return headers
+
+    def _literal(self, data: bytes, at: int, first: int) -> tuple[HeaderTuple, int]:
+        """The literal field at ``data[at]``, and where the next one starts."""
+        indexing = bool(first & 0x40)
+        if indexing:
+            name_index, prefix = first & 0x3F, 6
+        else:
+            name_index, prefix = first & 0x0F, 4
+        if name_index:
+            if name_index == (1 << prefix) - 1:
+                name_index, used = _decode_integer(data[at:], prefix)
+            else:
+                used = 1
+            name = self.header_table.get_by_index(name_index)[0]
+            at += used
+        else:
+            name, at = self._string(data, at + 1)
+        value, at = self._string(data, at)
+        if indexing:
+            self.header_table.add(name, value)
+        if first & 0x10 and not indexing:
+            return _new_tuple(NeverIndexedHeaderTuple, (name, value)), at
+        return _new_tuple(HeaderTuple, (name, value)), at
+
+    def _string(self, data: bytes, at: int) -> tuple[bytes, int]:
+        """The string literal at ``data[at]``, and where what follows starts."""
+        if at < len(data) and data[at] & 0x7F != 0x7F:
+            length, used = data[at] & 0x7F, 1
+        else:
+            length, used = _decode_integer(data[at:], 7)  # long, or the error
+        start = at + used
+        stop = start + length
+        if stop > len(data):
+            raise hpack.HPACKDecodingError("Truncated header block")
+        coded = data[start:stop]
+        if not data[at] & 0x80:
+            return coded, stop
+        memo = self.huffman_memo
+        decoded = memo.get(coded)
+        if decoded is None:
+            decoded = _decode_huffman(coded)
+            if length <= _MEMO_STRING:
+                if len(memo) >= _MEMO_ENTRIES:
+                    del memo[next(iter(memo))]
+                memo[coded] = decoded
+        return decoded, stop
+
+
+# Request header lists whose encoding a connection remembers (each of at most
+# _MEMO_FIELDS fields, all already in the tables: nothing new to send).
+_ENCODED_ENTRIES = 32
+_MEMO_FIELDS = 32
+
+
+class _CountedTable(hpack.table.HeaderTable):
+    """hpack's header table, counting the changes to it (entries, size)."""
+
+    changes = 0
+
+    def add(self, name: bytes, value: bytes) -> None:
+        self.changes += 1
+        super().add(name, value)
+
+    @property
+    def maxsize(self) -> int:
+        return int(self._maxsize)
+
+    @maxsize.setter
+    def maxsize(self, new: int) -> None:
+        self.changes += 1
+        hpack.table.HeaderTable.maxsize.fset(self, new)  # type: ignore[attr-defined]
+
+
+class MemoEncoder(hpack.Encoder):
+    """hpack's encoder, remembering the block of a header list that added
+    nothing to the dynamic table (every field found there or in the static
+    table): the same list encodes to the same bytes for as long as the table
+    is unchanged. The same requests sent again on a connection are such
+    lists. Only lists of plain ``(bytes, bytes)`` pairs are remembered (a
+    ``NeverIndexedHeaderTuple`` compares equal to its plain pair); any change
+    to the table (an entry added, a size change) retires, and drops, every
+    block remembered before it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.header_table = self._table = _CountedTable()
+        # Blocks valid for the table as it was after its ``changes``-th change.
+        self.encoded_memo: dict[tuple[tuple[bytes, bytes], ...], tuple[bool, bytes]] = {}
+        self._memo_changes = 0
+
+    def encode(self, headers: typing.Any, huffman: bool = True) -> bytes:
+        key = _plain(headers)
+        if key is None:
+            return super().encode(headers, huffman)
+        table, memo = self._table, self.encoded_memo
+        if table.changes != self._memo_changes:
+            # The table moved on: every block remembered is stale, let go of it.
+            memo.clear()
+            self._memo_changes = table.changes
+        known = memo.get(key)
+        if known is not None and known[0] is huffman:
+            return known[1]
+        resized = table.resized  # then the block starts with a size update
+        block = super().encode(headers, huffman)
+        if table.changes != self._memo_changes:
+            memo.clear()
+            self._memo_changes = table.changes
+        elif not resized:
+            if len(memo) >= _ENCODED_ENTRIES:
+                del memo[next(iter(memo))]
+            memo[key] = (huffman, block)
+        return block
+
+
+def _plain(headers: typing.Any) -> tuple[tuple[bytes, bytes], ...] | None:
+    """``headers`` as a key, if a short list of plain pairs of bytes."""
+    if type(headers) is not list or len(headers) > _MEMO_FIELDS:
+        return None
+    for field in headers:
+        if type(field) is not tuple or len(field) != 2:
+            return None
+        if type(field[0]) is not bytes or type(field[1]) is not bytes:
+            return None
+    return tuple(headers)
+
+
+class _Silent(h2.config.DummyLogger):
+    """h2's no-op logger, for less than it costs: a builtin that ignores its
+    arguments instead of a Python call, and h2 logs some ten debug lines per
+    request."""
+
+    debug = trace = "".format  # type: ignore[assignment]
+
+
+_SILENT = _Silent()
 
 
 class ClientH2(h2.connection.H2Connection):
@@ -206,8 +421,18 @@ class ClientH2(h2.connection.H2Connection):
             normalize_outbound_headers=False,
             validate_inbound_headers=False,
             normalize_inbound_headers=False,
+            logger=_SILENT,
         )
         super().__init__(config=config)
+        # h2 finds a frame's handler by its class: the quiet twins share them.
+        table = self._frame_dispatch_table
+        for frame_type, quiet in _QUIET.items():
+            if frame_type in table:
+                table[quiet] = table[frame_type]
+        decoder = MemoDecoder()
+        decoder.max_header_list_size = self.decoder.max_header_list_size
+        self.decoder = decoder
+        self.encoder = MemoEncoder()
         self.held_output = b""
         self.incoming_buffer: _FrameBuffer = _FrameBuffer()
         # Frames since the last one that carried something for a stream.
@@ -229,6 +454,22 @@ class ClientH2(h2.connection.H2Connection):
                 " nothing for any stream (a flood)."
             )
         return events
+
+    def _open_streams(self, remainder: int) -> int:
+        # h2's: the streams open (or half closed) with ids of this parity,
+        # closed streams moved to _closed_streams as the count goes by.
+        count = 0
+        closed = []
+        for stream_id, stream in self.streams.items():
+            state = stream.state_machine.state
+            if _STREAM_OPEN[state]:
+                if stream_id % 2 == remainder:
+                    count += 1
+            elif state is _CLOSED:
+                closed.append(stream_id)
+        for stream_id in closed:
+            self._closed_streams[stream_id] = self.streams.pop(stream_id).closed_by
+        return count
 
     def _receive_headers_frame(self, frame: typing.Any) -> typing.Any:
         if not frame.stream_id & 1:
@@ -310,31 +551,6 @@ class ClientH2(h2.connection.H2Connection):
         return data
 
 
-def request_headers(request: Request) -> list[tuple[bytes, bytes]]:
-    """HTTP/2 request headers: pseudo-headers first, lower-case names, no
-    connection-specific fields (``te`` only as ``trailers``)."""
-    url = request.url
-    authority = None
-    fields = []
-    for name, value in request.headers:
-        lname = name.lower()
-        if lname == b"host":
-            authority = value
-        elif lname in HOP_BY_HOP or (lname == b"te" and value.lower() != b"trailers"):
-            continue
-        else:
-            fields.append((lname, value))
-    if authority is None:
-        authority = url.host if url.port is None else b"%b:%d" % (url.host, url.port)
-    return [
-        (b":method", request.method),
-        (b":authority", authority),
-        (b":scheme", url.scheme),
-        (b":path", url.target),
-        *fields,
-    ]
-
-
 def may_send(connection: h2.connection.H2Connection, stream_id: int) -> bool:
     """Whether our side of ``stream_id`` is still open (it may take DATA)."""
     stream = connection.streams.get(stream_id)
@@ -342,6 +558,9 @@ def may_send(connection: h2.connection.H2Connection, stream_id: int) -> bool:
 
 
 _SENDING = frozenset((h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE))
+# What h2 counts as open against the concurrency limit (RFC 9113 5.1.2), by state.
+_STREAM_OPEN = h2.stream.STREAM_OPEN
+_CLOSED = h2.stream.StreamState.CLOSED
 
 
 def reset_error(event: h2.events.StreamReset) -> BaseException:
@@ -362,44 +581,3 @@ def describe(exc: h2.exceptions.ProtocolError) -> str:
     if stream_id is not None:
         return f"The server sent a frame on HTTP/2 stream {stream_id}, which is not open."
     return str(exc) or type(exc).__name__
-
-
-def malformed(headers: Iterable[tuple[bytes, bytes]], *, trailers: bool = False) -> str | None:
-    """Why ``headers``, as received, break RFC 9113; None when they do not."""
-    status_seen = False
-    regular_seen = False
-    for name, value in headers:
-        if name == b":status" and not trailers:
-            if status_seen:
-                return "more than one :status"
-            if regular_seen:
-                return ":status after a regular header"
-            if _STATUS.fullmatch(value) is None:
-                return f"bad :status {value!r}"
-            status_seen = True
-            continue
-        if name not in _valid_names:
-            problem = _name_problem(name, trailers)
-            if problem is not None:
-                return problem
-        regular_seen = True
-        if _BAD_VALUE.search(value) is not None:
-            return f"illegal value {value!r} for header {name!r}"
-        if name == b"te" and value.lower() != b"trailers":
-            return f"te header {value!r} (only 'trailers' is allowed)"
-    if not status_seen and not trailers:
-        return "no :status"
-    return None
-
-
-def _name_problem(name: bytes, trailers: bool) -> str | None:
-    if name[:1] == b":":
-        where = "trailers" if trailers else "a response"
-        return f"pseudo-header {name!r} in {where}"
-    if _NAME.fullmatch(name) is None:
-        return f"illegal header name {name!r}"
-    if name in CONNECTION_SPECIFIC:
-        return f"connection-specific header {name!r}"
-    if len(_valid_names) < _CACHE_LIMIT:
-        _valid_names.add(name)
-    return None

@@ -55,10 +55,10 @@ from .._h2 import (
     STREAM_EVENTS,
     ClientH2,
     describe,
-    malformed,
     preface_answer,
     reset_error,
 )
+from .._h2_headers import malformed
 from .._synchronization import AsyncEvent, AsyncLock, AsyncPoolLock
 
 READ_SIZE = 65536

@@ -60,7 +60,8 @@ from .._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from .._h2 import CANCEL, ClientH2, may_send, request_headers
+from .._h2 import CANCEL, ClientH2, may_send
+from .._h2_headers import request_headers
 from .._logging import check as check_logging
 from .._models import ByteStream, Request, Response, get_timeout
 from .._synchronization import (
