@@ -219,28 +219,31 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                         # learns (and a retry may follow), the write error is the cause.
                         raise RemoteProtocolError(_NO_RESPONSE) from write_error
                     raise
-                version = _h11.HTTP_VERSIONS.get(event.http_version) or http_version(event)
-                headers, length = response_head(event)
-                trace.return_value = (version, event.status_code, event.reason, headers)
+                if type(event) is tuple:  # parsed past h11: HTTP/1.1 with a Content-Length
+                    status, reason, headers, length = event
+                    version = b"HTTP/1.1"
+                else:
+                    status, reason = event.status_code, event.reason
+                    version = _h11.HTTP_VERSIONS.get(event.http_version) or http_version(event)
+                    headers, length = response_head(event)
+                trace.return_value = (version, status, reason, headers)
             network_stream = self._network_stream
-            if event.status_code == 101 or (
-                request.method == b"CONNECT" and 200 <= event.status_code < 300
-            ):
+            if status == 101 or (request.method == b"CONNECT" and 200 <= status < 300):
                 leftover = self._parser.leftover()
                 network_stream = AsyncHTTP11UpgradeStream(network_stream, leftover)
             else:
                 # How to read the body, and whether the connection may be reused.
-                bodiless = request.method == b"HEAD" or event.status_code in (204, 304)
+                bodiless = request.method == b"HEAD" or status in (204, 304)
                 exchange.reusable, exchange.leftover, exchange.remaining = self._parser.after_head(
                     length, bodiless, upload_failed=write_error is not None
                 )
             return Response.from_parser(
-                event.status_code,
+                status,
                 headers,
                 AsyncHTTP11ResponseStream(self, request, read_timeout),
                 {
                     "http_version": version,
-                    "reason_phrase": event.reason,
+                    "reason_phrase": reason,
                     "network_stream": network_stream,
                 },
             )
@@ -387,10 +390,23 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
 
     async def _receive_response_head(
         self, timeout: float | None
-    ) -> _h11.Response | _h11.InformationalResponse:
+    ) -> _h11.Response | _h11.InformationalResponse | _h11.FastHead:
+        parser = self._parser
+        if parser.fast_pending():
+            # The request went past h11: its response may too, if the first
+            # read holds a head of the common shape; if not, h11 takes over.
+            data = await self._io.read(READ_SIZE, timeout)
+            if not data:
+                self._exchange.eof = True
+                raise RemoteProtocolError(_NO_RESPONSE)
+            self._exchange.started = True
+            head = parser.fast_head(data)
+            if head is not None:
+                return head
+            parser.receive(data)
         while True:
             event = await self._receive_event(timeout)
-            self._parser.check_head_size()
+            parser.check_head_size()
             if isinstance(event, _h11.Response) or getattr(event, "status_code", 0) == 101:
                 return typing.cast(_h11.Response | _h11.InformationalResponse, event)
             if not isinstance(event, _h11.InformationalResponse):  # pragma: no cover
