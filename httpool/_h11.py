@@ -38,6 +38,7 @@ builds against h11's own.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import h11
 from h11 import NEED_DATA as NEED_DATA
@@ -314,7 +315,7 @@ def request_event(request: Request) -> h11.Request:
         raise translate(exc, H11_SEND_ERRORS) from exc
 
 
-def _trusted_headers(headers: Headers) -> _H11Headers | None:
+def _trusted_headers(headers: Iterable[tuple[bytes, bytes]]) -> _H11Headers | None:
     """h11's ``Headers`` for ``headers``, or None when h11 must look itself."""
     items = []
     framing = 0

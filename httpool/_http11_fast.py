@@ -101,22 +101,20 @@ def request_head(
                 return None
             if len(_values) < _CACHE_LIMIT:
                 _values.add(value)
-        if lower in _SPECIAL:
-            if lower == b"host":
-                if not first:
-                    return None  # a second Host, or one h11 would move first
-            elif lower == b"content-length":
+        if first:
+            if lower != b"host":
+                return None  # no Host, or one h11 would move first
+            first = False
+        elif lower in _SPECIAL:
+            if lower == b"content-length":
                 if framed or not value.isdigit() or len(value) > 20:
                     return None
                 framed = True
                 length = int(value)
             elif lower == b"connection":
                 keep_alive = keep_alive and not _says_close(value)
-            else:  # Transfer-Encoding, Upgrade
+            else:  # a second Host, Transfer-Encoding, Upgrade
                 return None
-        elif first:
-            return None  # no Host first
-        first = False
         parts += (name, b": ", value, b"\r\n")
     if first or length != body_length:
         return None

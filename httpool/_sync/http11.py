@@ -59,9 +59,9 @@ from .._http11_state import ConnectionEvent as ConnectionEvent
 from .._http11_state import HTTPConnectionState as HTTPConnectionState
 from .._http11_state import next_state as next_state
 from .._logging import check as check_logging
-from .._models import ByteStream, Request, Response
+from .._models import ByteStream, Headers, Request, Response
 from .._synchronization import ShieldCancellation, uninterruptible
-from .._trace import Trace
+from .._trace import NO_TRACE, Trace
 from .._urls import Origin
 from .deadline_stream import DeadlineStream
 from .interfaces import ConnectionInterface
@@ -210,24 +210,14 @@ class HTTP11Connection(ConnectionInterface):
                 self._io = DeadlineStream(self._network_stream, deadline)
         try:
             write_error = self._send_request(request, write_timeout)
-            with Trace.start("http11.receive_response_headers", request) as trace:
-                try:
-                    event = self._receive_response_head(read_timeout)
-                except RemoteProtocolError:
-                    if write_error is not None and not exchange.started:
-                        # The server hung up mid-upload without a word: as in
-                        # httpcore, that it never answered is what the caller
-                        # learns (and a retry may follow), the write error is the cause.
-                        raise RemoteProtocolError(_NO_RESPONSE) from write_error
-                    raise
-                if type(event) is tuple:  # parsed past h11: HTTP/1.1 with a Content-Length
-                    status, reason, headers, length = event
-                    version = b"HTTP/1.1"
-                else:
-                    status, reason = event.status_code, event.reason
-                    version = _h11.HTTP_VERSIONS.get(event.http_version) or http_version(event)
-                    headers, length = response_head(event)
-                trace.return_value = (version, status, reason, headers)
+            trace = Trace.start("http11.receive_response_headers", request)
+            if trace is NO_TRACE:  # spares awaiting its no-op hooks on every request
+                head = self._response_head(read_timeout, write_error)
+            else:
+                with trace:
+                    head = self._response_head(read_timeout, write_error)
+                    trace.return_value = head[:4]
+            version, status, reason, headers, length = head
             network_stream = self._network_stream
             if status == 101 or (request.method == b"CONNECT" and 200 <= status < 300):
                 leftover = self._parser.leftover()
@@ -255,17 +245,46 @@ class HTTP11Connection(ConnectionInterface):
                     self._close(_E.ERROR)
             raise
 
+    def _response_head(
+        self, timeout: float | None, write_error: WriteError | None
+    ) -> tuple[bytes, int, bytes, Headers, int | None]:
+        """The final response head: version, status, reason, headers, Content-Length."""
+        try:
+            event = self._receive_response_head(timeout)
+        except RemoteProtocolError:
+            if write_error is not None and not self._exchange.started:
+                # The server hung up mid-upload without a word: as in
+                # httpcore, that it never answered is what the caller
+                # learns (and a retry may follow), the write error is the cause.
+                raise RemoteProtocolError(_NO_RESPONSE) from write_error
+            raise
+        if isinstance(event, tuple):  # parsed past h11: HTTP/1.1 with a Content-Length
+            return (b"HTTP/1.1", *event)
+        version = _h11.HTTP_VERSIONS.get(event.http_version) or http_version(event)
+        headers, length = response_head(event)
+        return version, event.status_code, event.reason, headers, length
+
     def _send_request(self, request: Request, timeout: float | None) -> WriteError | None:
         """Send head and body; return the write error, if any, for later.
 
         A server may hang up on purpose after answering early (a 413, say),
         and then its answer is what the caller needs, not our write error.
+        The steps are traced only if a trace will see them (``NO_TRACE``:
+        their no-op hooks are not awaited).
         """
-        with Trace.start("http11.send_request_headers", request):
+        trace = Trace.start("http11.send_request_headers", request)
+        if trace is NO_TRACE:
             head = self._parser.send_request(request)
+        else:
+            with trace:
+                head = self._parser.send_request(request)
+        trace = Trace.start("http11.send_request_body", request)
         try:
-            with Trace.start("http11.send_request_body", request):
+            if trace is NO_TRACE:
                 self._send_body(request, head, timeout)
+            else:
+                with trace:
+                    self._send_body(request, head, timeout)
         except WriteError as exc:
             return exc
         return None
@@ -278,6 +297,9 @@ class HTTP11Connection(ConnectionInterface):
             # Framed in full before the first write, so a body that does not
             # match its Content-Length fails without sending anything.
             body = stream.content
+            if not body and self._parser.fast_pending():
+                self._io.write(head[0], timeout)  # the whole request, as h11 would
+                return
             pieces = head + self._parser.send_data(body) if body else head
             self._write_pieces(pieces + self._parser.send_end(), timeout)
             return

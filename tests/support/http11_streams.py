@@ -28,7 +28,17 @@ from hypothesis import strategies as st
 STATUSES = [b"200", b"200", b"200", b"201", b"206", b"404", b"500", b"999"]
 REASONS = [b" OK", b" OK", b"", b" ", b" Not Found", b"  two  spaces ", b" a\tb", b" caf\xc3\xa9"]
 NAMES = [b"Server", b"Date", b"X-A", b"content-type", b"ETag", b"Accept-Ranges", b"x!#$%&'*+.^_`|~"]
-VALUES = [b"nginx", b"text/plain", b'"abc-e"', b"", b"a b", b"a\tb", b"caf\xc3\xa9", b"\xff", b"x" * 90]
+VALUES = [
+    b"nginx",
+    b"text/plain",
+    b'"abc-e"',
+    b"",
+    b"a b",
+    b"a\tb",
+    b"caf\xc3\xa9",
+    b"\xff",
+    b"x" * 90,
+]
 BEFORE = [b": ", b": ", b":", b":\t", b":  \t"]  # whitespace before a value
 AFTER = [b"", b"", b"", b" ", b"\t", b" \t "]  # and after it
 LENGTH_NAMES = [b"Content-Length", b"Content-Length", b"content-length", b"CONTENT-LENGTH"]
@@ -62,7 +72,7 @@ class Response:
 
     def bytes(self) -> bytes:
         head = self.before + self.status_line + self.status_end
-        head += b"".join(line + end for line, end in zip(self.lines, self.ends))
+        head += b"".join(line + end for line, end in zip(self.lines, self.ends, strict=True))
         return head + self.blank + self.body
 
 
@@ -124,7 +134,9 @@ def _bad_value(draw: random.Random, r: Response) -> None:
 def _lengths(draw: random.Random, r: Response) -> None:
     how = draw.randint(0, 3)
     if how == 0:  # another, the same or not
-        _line(draw, r, b"Content-Length: " + _pick(draw, [b"%d" % r.length, b"%d" % (r.length + 1)]))
+        _line(
+            draw, r, b"Content-Length: " + _pick(draw, [b"%d" % r.length, b"%d" % (r.length + 1)])
+        )
     elif how == 1:  # a bad one instead
         r.lines = [line for line in r.lines if not line.lower().startswith(b"content-length")]
         r.ends = r.ends[: len(r.lines)]
@@ -207,5 +219,5 @@ def _stream(draw: random.Random, count: int) -> tuple[bytes, list[bytes]]:
     if draw.randint(0, 2) != 0:  # or each response in one read, as servers mostly send them
         cuts.update(draw.randint(1, max(1, len(data) - 1)) for _ in range(draw.randint(1, 3)))
     ends = sorted(cuts)
-    chunks = [data[a:b] for a, b in zip([0, *ends], [*ends, len(data)]) if data[a:b]]
+    chunks = [data[a:b] for a, b in zip([0, *ends], [*ends, len(data)], strict=True) if data[a:b]]
     return data, chunks

@@ -83,7 +83,16 @@ def h11_head(data: bytes, limit: int) -> tuple[object, ...] | str:
                 ended = isinstance(piece, h11.EndOfMessage)
                 break
     keep_alive = connection.our_state is h11.DONE
-    return head.http_version, head.status_code, head.reason, headers, length, keep_alive, body, ended
+    return (
+        head.http_version,
+        head.status_code,
+        head.reason,
+        headers,
+        length,
+        keep_alive,
+        body,
+        ended,
+    )
 
 
 @_examples(3000)
