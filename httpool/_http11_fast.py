@@ -55,6 +55,7 @@ _SPECIAL = frozenset((b"host", b"content-length", b"transfer-encoding", b"connec
 _CACHE_LIMIT = 1024
 _names: dict[bytes, bytes] = {}  # token name -> lowercased
 _values: set[bytes] = set()  # values proven free of what h11 refuses
+_targets: set[bytes] = set()  # request targets proven visible ASCII
 
 # The response head. Field values: visible ASCII and obs-text, with spaces
 # and tabs only between them; every line ends in CRLF. A header line is
@@ -79,8 +80,13 @@ def request_head(
     keeps the connection alive; None where h11 must do it.
 
     ``body_length`` is the length of the whole body, known in advance."""
-    if method not in _PLAIN_METHODS or type(target) is not bytes or not _TARGET.fullmatch(target):
+    if method not in _PLAIN_METHODS or type(target) is not bytes:
         return None
+    if target not in _targets:
+        if not _TARGET.fullmatch(target):
+            return None
+        if len(_targets) < _CACHE_LIMIT:
+            _targets.add(target)
     parts = [method, b" ", target, b" HTTP/1.1\r\n"]
     keep_alive = True
     length = 0
