@@ -107,7 +107,7 @@ def h11_writes(
     return b"".join(pieces), connection.our_state is h11.DONE
 
 
-@_examples(3000)
+@_examples(1500)
 @given(requests())
 def test_request_heads_are_h11s_bytes(
     request: tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes],
