@@ -38,6 +38,7 @@ builds against h11's own.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import h11
 from h11 import NEED_DATA as NEED_DATA
@@ -50,7 +51,8 @@ from h11 import Response as Response
 from h11._headers import Headers as _H11Headers
 
 from ._exceptions import H11_RECEIVE_ERRORS, H11_SEND_ERRORS, RemoteProtocolError, translate
-from ._models import Headers, Request, proven_header_name
+from ._http11_fast import parse_response_head, request_head
+from ._models import ByteStream, Headers, Request, proven_header_name
 
 # What h11 refuses in a value and the model does not (or not if headers
 # were changed after the model checked them): controls, edge whitespace.
@@ -64,6 +66,10 @@ _lower: dict[bytes, bytes] = {}
 _END = h11.EndOfMessage()  # events are immutable: one serves every request
 # The common versions, looked up without a call; ``http_version`` for the rest.
 HTTP_VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
+# A request sent past h11: method, target, headers, body.
+_Sent = tuple[bytes, bytes, tuple[tuple[bytes, bytes], ...], bytes]
+# A response head parsed past h11: status, reason, headers, Content-Length.
+FastHead = tuple[int, bytes, Headers, int]
 _SEND_RESPONSE = h11.SEND_RESPONSE
 _SEND_BODY = h11.SEND_BODY
 _DONE = h11.DONE
@@ -76,19 +82,38 @@ class ClientParser:
         max_head_size: the most bytes the heads of one response may take.
     """
 
-    __slots__ = ("_h11", "_head_bytes", "_limit", "pristine")
+    __slots__ = (
+        "_fast",
+        "_fresh",
+        "_h11",
+        "_head_bytes",
+        "_keep_alive",
+        "_leftover",
+        "_length",
+        "_limit",
+        "_untold",
+        "pristine",
+    )
 
     def __init__(self, max_head_size: int) -> None:
         self._limit = max_head_size
+        self._fresh = False
+        self._keep_alive = False  # the request sent past h11 lets the connection live
         self.renew()
 
     def renew(self) -> None:
         """Start over with a fresh h11 connection (for the next request after a
         body that bypassed h11, which therefore never saw it end)."""
-        self._h11 = h11.Connection(our_role=h11.CLIENT, max_incomplete_event_size=self._limit)
+        if not self._fresh:
+            self._h11 = h11.Connection(our_role=h11.CLIENT, max_incomplete_event_size=self._limit)
+            self._fresh = True  # h11 has seen nothing yet
         # Nothing buffered yet: ``next_event`` could only say NEED_DATA.
         self.pristine = True
         self._head_bytes = 0  # received while the response head was awaited
+        self._untold: _Sent | None = None  # a request sent past h11, not yet told to it
+        self._fast = False  # the response head was parsed past h11
+        self._leftover = b""  # what followed that head in the same read
+        self._length = 0  # and its Content-Length
 
     def next_cycle(self) -> None:
         """Ready for the next request once h11 saw this exchange end on both
@@ -100,15 +125,50 @@ class ClientParser:
     # Sending: the pieces as h11 made them, a Data event's body not copied.
 
     def send_request(self, request: Request) -> list[bytes]:
-        """The pieces of ``request``'s head; ``LocalProtocolError`` if h11 refuses it."""
+        """The pieces of ``request``'s head; ``LocalProtocolError`` if h11 refuses it.
+
+        A request with a body in memory whose head ``_http11_fast`` can write
+        as h11 would is written there; h11 is told of it (``_tell``) only if
+        the response needs h11, before its first byte reaches h11."""
+        stream = request.stream
+        if isinstance(stream, ByteStream):
+            body = stream.content
+            target = request.url.target
+            fast = request_head(request.method, target, request.headers, len(body))
+            if fast is not None:
+                self._untold = (request.method, target, tuple(request.headers), body)
+                head, self._keep_alive = fast
+                return [head]
         event = request_event(request)
+        self._fresh = False
         try:
             return self._h11.send_with_data_passthrough(event) or []
         except h11.LocalProtocolError as exc:
             raise translate(exc, H11_SEND_ERRORS) from exc
 
+    def _tell(self, sent: _Sent) -> None:
+        """Tell h11 of a request the fast path sent: the same events it would
+        have been sent, their bytes dropped, so its states are exactly those."""
+        self._untold = None
+        self._fresh = False
+        method, target, headers, body = sent
+        trusted = _trusted_headers(headers)
+        send = self._h11.send_with_data_passthrough
+        try:
+            if trusted is None:  # pragma: no cover  # the fast path trusts less
+                send(h11.Request(method=method, target=target, headers=list(headers)))
+            else:
+                send(h11.Request(method=method, target=target, headers=trusted, _parsed=True))
+            if body:
+                send(h11.Data(data=body))
+            send(_END)
+        except h11.LocalProtocolError as exc:  # pragma: no cover  # refused when sent
+            raise translate(exc, H11_SEND_ERRORS) from exc
+
     def send_data(self, data: bytes) -> list[bytes]:
         """The pieces framing ``data`` (``LocalProtocolError`` beyond Content-Length)."""
+        if self._untold is not None:
+            return [data]  # its length was checked with the head
         try:
             return self._h11.send_with_data_passthrough(h11.Data(data=data)) or []
         except h11.LocalProtocolError as exc:
@@ -116,6 +176,8 @@ class ClientParser:
 
     def send_end(self) -> list[bytes]:
         """The pieces ending the request body (``LocalProtocolError`` if short)."""
+        if self._untold is not None:
+            return []
         try:
             return self._h11.send_with_data_passthrough(_END) or []
         except h11.LocalProtocolError as exc:
@@ -125,7 +187,9 @@ class ClientParser:
 
     def receive(self, data: bytes) -> None:
         """Feed h11 ``data`` as received (``b""`` for EOF)."""
-        self.pristine = False
+        if self._untold is not None:
+            self._tell(self._untold)
+        self._fresh = self.pristine = False
         if data and self._h11.their_state is _SEND_RESPONSE:
             self._head_bytes += len(data)
         self._h11.receive_data(data)
@@ -155,7 +219,31 @@ class ClientParser:
 
     def awaiting_head(self) -> bool:
         """Whether the server's response head is still to come."""
-        return self._h11.their_state is _SEND_RESPONSE
+        if self._fast:
+            return False
+        return self._untold is not None or self._h11.their_state is _SEND_RESPONSE
+
+    def fast_pending(self) -> bool:
+        """Whether the request went past h11 and no response byte has come:
+        the first read may then be parsed by ``fast_head``."""
+        return self._untold is not None
+
+    def fast_head(self, data: bytes) -> FastHead | None:
+        """The response head at the start of ``data`` (the first bytes read of
+        the response to a request sent past h11) as ``(status, reason, headers,
+        length)``, if ``_http11_fast`` can parse it exactly as h11 would; then
+        h11 is not told of this exchange at all. None otherwise: ``receive``
+        ``data`` then, and h11 parses it."""
+        head = parse_response_head(data, self._limit)
+        if head is None:
+            return None
+        status, reason, headers, length, keep_alive, end = head
+        self._untold = None
+        self._fast = True
+        self._keep_alive = self._keep_alive and keep_alive
+        self._leftover = data[end:]
+        self._length = length
+        return status, reason, headers, length
 
     def after_head(
         self, length: int | None, bodiless: bool, *, upload_failed: bool
@@ -176,11 +264,17 @@ class ClientParser:
         upload failed (h11 believes a body sent once framed, even if its write
         failed), or h11 holds bytes beyond this response that nobody asked for.
         """
-        connection = self._h11
-        reusable = connection.our_state is _DONE and not upload_failed
-        if bodiless or length is None or connection.their_state is not _SEND_BODY:
-            return reusable, b"", None
-        leftover = connection.trailing_data[0]
+        if self._fast:
+            # As h11 would have: our side DONE unless either side said close.
+            leftover, self._leftover = self._leftover, b""
+            reusable = self._keep_alive and not upload_failed
+            length = self._length
+        else:
+            connection = self._h11
+            reusable = connection.our_state is _DONE and not upload_failed
+            if bodiless or length is None or connection.their_state is not _SEND_BODY:
+                return reusable, b"", None
+            leftover = connection.trailing_data[0]
         if len(leftover) > length:
             return False, leftover[:length], 0
         return reusable, leftover, length - len(leftover)
@@ -221,7 +315,7 @@ def request_event(request: Request) -> h11.Request:
         raise translate(exc, H11_SEND_ERRORS) from exc
 
 
-def _trusted_headers(headers: Headers) -> _H11Headers | None:
+def _trusted_headers(headers: Iterable[tuple[bytes, bytes]]) -> _H11Headers | None:
     """h11's ``Headers`` for ``headers``, or None when h11 must look itself."""
     items = []
     framing = 0

@@ -59,9 +59,9 @@ from .._http11_state import ConnectionEvent as ConnectionEvent
 from .._http11_state import HTTPConnectionState as HTTPConnectionState
 from .._http11_state import next_state as next_state
 from .._logging import check as check_logging
-from .._models import ByteStream, Request, Response
+from .._models import ByteStream, Headers, Request, Response
 from .._synchronization import ShieldCancellation, uninterruptible
-from .._trace import Trace
+from .._trace import NO_TRACE, Trace
 from .._urls import Origin
 from .deadline_stream import DeadlineStream
 from .interfaces import ConnectionInterface
@@ -210,38 +210,31 @@ class HTTP11Connection(ConnectionInterface):
                 self._io = DeadlineStream(self._network_stream, deadline)
         try:
             write_error = self._send_request(request, write_timeout)
-            with Trace.start("http11.receive_response_headers", request) as trace:
-                try:
-                    event = self._receive_response_head(read_timeout)
-                except RemoteProtocolError:
-                    if write_error is not None and not exchange.started:
-                        # The server hung up mid-upload without a word: as in
-                        # httpcore, that it never answered is what the caller
-                        # learns (and a retry may follow), the write error is the cause.
-                        raise RemoteProtocolError(_NO_RESPONSE) from write_error
-                    raise
-                version = _h11.HTTP_VERSIONS.get(event.http_version) or http_version(event)
-                headers, length = response_head(event)
-                trace.return_value = (version, event.status_code, event.reason, headers)
+            trace = Trace.start("http11.receive_response_headers", request)
+            if trace is NO_TRACE:  # spares awaiting its no-op hooks on every request
+                head = self._response_head(read_timeout, write_error)
+            else:
+                with trace:
+                    head = self._response_head(read_timeout, write_error)
+                    trace.return_value = head[:4]
+            version, status, reason, headers, length = head
             network_stream = self._network_stream
-            if event.status_code == 101 or (
-                request.method == b"CONNECT" and 200 <= event.status_code < 300
-            ):
+            if status == 101 or (request.method == b"CONNECT" and 200 <= status < 300):
                 leftover = self._parser.leftover()
                 network_stream = HTTP11UpgradeStream(network_stream, leftover)
             else:
                 # How to read the body, and whether the connection may be reused.
-                bodiless = request.method == b"HEAD" or event.status_code in (204, 304)
+                bodiless = request.method == b"HEAD" or status in (204, 304)
                 exchange.reusable, exchange.leftover, exchange.remaining = self._parser.after_head(
                     length, bodiless, upload_failed=write_error is not None
                 )
             return Response.from_parser(
-                event.status_code,
+                status,
                 headers,
                 HTTP11ResponseStream(self, request, read_timeout),
                 {
                     "http_version": version,
-                    "reason_phrase": event.reason,
+                    "reason_phrase": reason,
                     "network_stream": network_stream,
                 },
             )
@@ -252,17 +245,46 @@ class HTTP11Connection(ConnectionInterface):
                     self._close(_E.ERROR)
             raise
 
+    def _response_head(
+        self, timeout: float | None, write_error: WriteError | None
+    ) -> tuple[bytes, int, bytes, Headers, int | None]:
+        """The final response head: version, status, reason, headers, Content-Length."""
+        try:
+            event = self._receive_response_head(timeout)
+        except RemoteProtocolError:
+            if write_error is not None and not self._exchange.started:
+                # The server hung up mid-upload without a word: as in
+                # httpcore, that it never answered is what the caller
+                # learns (and a retry may follow), the write error is the cause.
+                raise RemoteProtocolError(_NO_RESPONSE) from write_error
+            raise
+        if isinstance(event, tuple):  # parsed past h11: HTTP/1.1 with a Content-Length
+            return (b"HTTP/1.1", *event)
+        version = _h11.HTTP_VERSIONS.get(event.http_version) or http_version(event)
+        headers, length = response_head(event)
+        return version, event.status_code, event.reason, headers, length
+
     def _send_request(self, request: Request, timeout: float | None) -> WriteError | None:
         """Send head and body; return the write error, if any, for later.
 
         A server may hang up on purpose after answering early (a 413, say),
         and then its answer is what the caller needs, not our write error.
+        The steps are traced only if a trace will see them (``NO_TRACE``:
+        their no-op hooks are not awaited).
         """
-        with Trace.start("http11.send_request_headers", request):
+        trace = Trace.start("http11.send_request_headers", request)
+        if trace is NO_TRACE:
             head = self._parser.send_request(request)
+        else:
+            with trace:
+                head = self._parser.send_request(request)
+        trace = Trace.start("http11.send_request_body", request)
         try:
-            with Trace.start("http11.send_request_body", request):
+            if trace is NO_TRACE:
                 self._send_body(request, head, timeout)
+            else:
+                with trace:
+                    self._send_body(request, head, timeout)
         except WriteError as exc:
             return exc
         return None
@@ -275,6 +297,9 @@ class HTTP11Connection(ConnectionInterface):
             # Framed in full before the first write, so a body that does not
             # match its Content-Length fails without sending anything.
             body = stream.content
+            if not body and self._parser.fast_pending():
+                self._io.write(head[0], timeout)  # the whole request, as h11 would
+                return
             pieces = head + self._parser.send_data(body) if body else head
             self._write_pieces(pieces + self._parser.send_end(), timeout)
             return
@@ -388,10 +413,23 @@ class HTTP11Connection(ConnectionInterface):
 
     def _receive_response_head(
         self, timeout: float | None
-    ) -> _h11.Response | _h11.InformationalResponse:
+    ) -> _h11.Response | _h11.InformationalResponse | _h11.FastHead:
+        parser = self._parser
+        if parser.fast_pending():
+            # The request went past h11: its response may too, if the first
+            # read holds a head of the common shape; if not, h11 takes over.
+            data = self._io.read(READ_SIZE, timeout)
+            if not data:
+                self._exchange.eof = True
+                raise RemoteProtocolError(_NO_RESPONSE)
+            self._exchange.started = True
+            head = parser.fast_head(data)
+            if head is not None:
+                return head
+            parser.receive(data)
         while True:
             event = self._receive_event(timeout)
-            self._parser.check_head_size()
+            parser.check_head_size()
             if isinstance(event, _h11.Response) or getattr(event, "status_code", 0) == 101:
                 return typing.cast(_h11.Response | _h11.InformationalResponse, event)
             if not isinstance(event, _h11.InformationalResponse):  # pragma: no cover
