@@ -392,7 +392,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
         if to_close:
             await self._close_connections(to_close)
 
-    async def _close_connections(self, connections: list[AsyncConnectionInterface]) -> None:
+    async def _close_connections(self, connections: Iterable[AsyncConnectionInterface]) -> None:
         with AsyncShieldCancellation():
             for connection in connections:
                 await connection.aclose()

@@ -70,7 +70,7 @@ from .._exceptions import (
     translate,
 )
 from .base import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
-from .sync import socket_is_readable
+from .sync import ReadableProbe
 
 _T = typing.TypeVar("_T")
 
@@ -191,7 +191,7 @@ class _StreamProtocol(asyncio.Protocol):
 class AsyncIOStream(AsyncNetworkStream):
     """A connection on an asyncio transport, plain or TLS."""
 
-    __slots__ = ("_closed", "_protocol", "_tls", "_transport")
+    __slots__ = ("_closed", "_protocol", "_readable", "_tls", "_transport")
 
     # write() hands the whole buffer to the transport before it can suspend.
     whole_writes = True
@@ -206,6 +206,7 @@ class AsyncIOStream(AsyncNetworkStream):
         self._protocol = protocol
         self._tls = tls
         self._closed = False
+        self._readable: ReadableProbe | None = None
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         """Return up to ``max_bytes`` bytes, or ``b""`` at end of stream.
@@ -370,8 +371,13 @@ class AsyncIOStream(AsyncNetworkStream):
             # The loop may not have run since the peer's FIN or RST arrived:
             # ask the socket itself (one poll; only for the connection about
             # to be reused).
-            sock = self._transport.get_extra_info("socket")
-            return sock is not None and socket_is_readable(sock)
+            probe = self._readable
+            if probe is None:
+                sock = self._transport.get_extra_info("socket")
+                if sock is None:
+                    return False
+                probe = self._readable = ReadableProbe(sock)
+            return probe()
         if info == "ssl_object":
             return self._transport.get_extra_info("ssl_object")
         if info == "client_addr":

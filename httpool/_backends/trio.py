@@ -58,7 +58,7 @@ from .._exceptions import (
     translate,
 )
 from .base import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
-from .sync import address_info, socket_is_readable
+from .sync import ReadableProbe, address_info
 
 _READ: ExceptionMapping = {
     trio.TooSlowError: ReadTimeout,
@@ -136,11 +136,12 @@ async def _close_quietly(stream: trio.abc.AsyncResource) -> None:
 class TrioStream(AsyncNetworkStream):
     """A trio stream, plain or TLS, and the socket underneath it."""
 
-    __slots__ = ("_direct", "_socket", "_stream", "_unyielded")
+    __slots__ = ("_direct", "_readable", "_socket", "_stream", "_unyielded")
 
     def __init__(self, stream: trio.abc.Stream, sock: trio.socket.SocketType) -> None:
         self._stream = stream
         self._socket = sock
+        self._readable = ReadableProbe(sock)
         self._direct = _DIRECT_READS and type(stream) is trio.SocketStream
         self._unyielded = 0  # direct reads since the last yield to the scheduler
 
@@ -273,7 +274,7 @@ class TrioStream(AsyncNetworkStream):
     def get_extra_info(self, info: str) -> typing.Any:
         stream = self._stream
         if info == "is_readable":
-            return _tls_has_buffered(stream) or socket_is_readable(self._socket)
+            return _tls_has_buffered(stream) or self._readable()
         if info == "ssl_object":
             if isinstance(stream, trio.SSLStream):
                 # The ssl.SSLObject itself, as the other backends give; the

@@ -393,7 +393,7 @@ class ConnectionPool(RequestInterface):
         if to_close:
             self._close_connections(to_close)
 
-    def _close_connections(self, connections: list[ConnectionInterface]) -> None:
+    def _close_connections(self, connections: Iterable[ConnectionInterface]) -> None:
         with ShieldCancellation():
             for connection in connections:
                 connection.close()

