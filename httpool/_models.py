@@ -229,7 +229,9 @@ class Request:
             self.headers: Headers = (
                 [] if headers is None else enforce_headers(headers, name="headers")
             )
-            self.stream: Stream = enforce_stream(content, name="content")
+            self.stream: Stream = (
+                _EMPTY if content is None else enforce_stream(content, name="content")
+            )
             if extensions is None:
                 extensions = {}
             elif extensions:

@@ -278,11 +278,10 @@ class AsyncConnectionPool(AsyncRequestInterface):
                 # or an EOF that came since would be read as this request's
                 # response (and after a cancelled hand-over the connection may
                 # remember an older probe). Probe it now, just before the request.
-                if not (
-                    waiter.connect or waiter.probed or entry.multiplexed or connection.is_alive()
-                ):
+                handler = entry.handler
+                if not (waiter.connect or waiter.probed or entry.multiplexed or handler.is_alive()):
                     raise ConnectionNotAvailable()
-                response = await connection.handle_async_request(request)
+                response = await handler.handle_async_request(request)
             except BaseException as exc:
                 if not entry.multiplexed and not connection.is_closed():
                     # The request died at an unknown point of the exchange: the
@@ -381,6 +380,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
                 to_close = self._state.failed(entry, exc if isinstance(exc, Exception) else None)
             await self._close_connections(to_close)
             raise
+        entry.handler = _handler(entry.connection)
         with self._lock:
             to_close = self._state.connected(entry, self._now())
         if to_close:
@@ -471,6 +471,17 @@ class PoolByteStream:
                 await self._stream.aclose()
         finally:
             await self._pool._release(self._entry)
+
+
+def _handler(connection: AsyncConnectionInterface) -> AsyncConnectionInterface:
+    """What the pool sends requests on: an ``AsyncHTTPConnection``'s protocol
+    connection once it is open (its own methods only forward to it, past an
+    origin check the pool has made), any other connection itself."""
+    if type(connection) is AsyncHTTPConnection:
+        protocol = connection.connection
+        if protocol is not None:
+            return protocol
+    return connection
 
 
 def _may_retry(exc: BaseException, request: Request, connection: AsyncConnectionInterface) -> bool:

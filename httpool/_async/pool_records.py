@@ -2,7 +2,8 @@
 
 Theory of operation: these are plain slotted records with no behaviour.
 Apart from what a request asks for on its ``Waiter`` before it arrives
-(``wants_new_connection``, ``avoid``), ``AsyncPoolState`` (``assignment.py``)
+(``wants_new_connection``, ``avoid``) and the ``handler`` the pool sets on
+an entry once its connection is open, ``AsyncPoolState`` (``assignment.py``)
 is the only code that changes them, and keeps them consistent with one
 another (its module docstring lists the invariants). A ``PoolEntry``
 belongs to one ``OriginState`` for its whole life; a ``Waiter`` is in its
@@ -42,6 +43,7 @@ class PoolEntry:
     __slots__ = (
         "capacity",
         "connection",
+        "handler",
         "idle_since",
         "in_use",
         "may_multiplex",
@@ -52,6 +54,9 @@ class PoolEntry:
 
     def __init__(self, connection: AsyncConnectionInterface, origin_state: OriginState) -> None:
         self.connection = connection
+        # What requests are sent on and probed through: ``connection``, or once
+        # open the protocol connection it forwards to (set by the pool).
+        self.handler = connection
         self.origin_state = origin_state
         self.state = CONNECTING
         self.in_use = 0
