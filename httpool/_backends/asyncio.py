@@ -217,7 +217,25 @@ class AsyncIOStream(AsyncNetworkStream):
         """
         protocol = self._protocol
         if not protocol.buffered and not protocol.eof and not self._closed:
-            await self._wait_for_data(protocol, timeout)
+            # Inline: a coroutine of its own cost some 800 instructions per wait.
+            if protocol.read_waiter is not None:
+                raise RuntimeError("read() called while another task is reading this stream")
+            loop = protocol.loop
+            waiter: asyncio.Future[bool] = loop.create_future()
+            protocol.read_waiter = waiter
+            try:
+                if timeout is None:
+                    await waiter
+                else:
+                    timer = loop.call_later(timeout, _wake, waiter, False)
+                    try:
+                        await waiter
+                    finally:
+                        timer.cancel()
+            finally:
+                protocol.read_waiter = None
+            if not waiter.result() and not protocol.buffered and not protocol.eof:
+                raise ReadTimeout(f"no data received within {timeout} seconds")
         if self._closed:
             raise ReadError("read from a closed stream")
         if protocol.buffered:
@@ -225,27 +243,6 @@ class AsyncIOStream(AsyncNetworkStream):
         if protocol.exc is not None:
             raise ReadError(str(protocol.exc) or type(protocol.exc).__name__) from protocol.exc
         return b""
-
-    @staticmethod
-    async def _wait_for_data(protocol: _StreamProtocol, timeout: float | None) -> None:
-        if protocol.read_waiter is not None:
-            raise RuntimeError("read() called while another task is reading this stream")
-        loop = protocol.loop
-        waiter: asyncio.Future[bool] = loop.create_future()
-        protocol.read_waiter = waiter
-        try:
-            if timeout is None:
-                await waiter
-                return
-            timer = loop.call_later(timeout, _wake, waiter, False)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-        finally:
-            protocol.read_waiter = None
-        if not waiter.result() and not protocol.buffered and not protocol.eof:
-            raise ReadTimeout(f"no data received within {timeout} seconds")
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         """Send all of ``buffer``; wait only while the transport is paused.

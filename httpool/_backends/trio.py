@@ -83,6 +83,8 @@ _MAPPED = (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError
 # os.read works on socket descriptors on POSIX only.
 _DIRECT_READS = sys.platform != "win32"
 _READS_PER_YIELD = 4
+_checkpoint = trio.lowlevel.checkpoint
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 
 
 class _FailAt:
@@ -154,7 +156,20 @@ class TrioStream(AsyncNetworkStream):
         """
         try:
             if self._direct:
-                return await self._read_direct(max_bytes, timeout)
+                # Inline, as in write(): each coroutine layer between the
+                # caller and os.read cost some 800 instructions per call.
+                self._unyielded += 1
+                if self._unyielded >= _READS_PER_YIELD:
+                    self._unyielded = 0
+                    await _checkpoint()
+                else:
+                    await _checkpoint_if_cancelled()
+                fd = self._fileno()
+                try:
+                    return os.read(fd, max_bytes)
+                except BlockingIOError:
+                    pass
+                return await self._read_when_ready(fd, max_bytes, timeout)
             if timeout is None:
                 data = await self._stream.receive_some(max_bytes)
             else:
@@ -164,26 +179,14 @@ class TrioStream(AsyncNetworkStream):
             raise translate(exc, _READ) from exc
         return data if type(data) is bytes else bytes(data)
 
-    async def _checkpoint(self) -> int:
-        """A cancellation point, and now and then a schedule point; the descriptor."""
-        self._unyielded += 1
-        if self._unyielded >= _READS_PER_YIELD:
-            self._unyielded = 0
-            await trio.lowlevel.checkpoint()
-        else:
-            await trio.lowlevel.checkpoint_if_cancelled()
+    def _fileno(self) -> int:
         # Asked every time: after a close the number may belong to another file.
         fd = self._socket.fileno()
         if fd < 0:
             raise trio.ClosedResourceError("the stream is closed")
         return fd
 
-    async def _read_direct(self, max_bytes: int, timeout: float | None) -> bytes:
-        fd = await self._checkpoint()
-        try:
-            return os.read(fd, max_bytes)
-        except BlockingIOError:
-            pass
+    async def _read_when_ready(self, fd: int, max_bytes: int, timeout: float | None) -> bytes:
         deadline = None if timeout is None else trio.current_time() + timeout
         while True:
             with _deadline_at(deadline):
@@ -205,7 +208,15 @@ class TrioStream(AsyncNetworkStream):
             return
         try:
             if self._direct:
-                await self._write_direct(buffer, timeout)
+                # A cancellation point, and every _READS_PER_YIELD-th call a
+                # schedule point (counted with the reads), as in read().
+                self._unyielded += 1
+                if self._unyielded >= _READS_PER_YIELD:
+                    self._unyielded = 0
+                    await _checkpoint()
+                else:
+                    await _checkpoint_if_cancelled()
+                await self._write_direct(self._fileno(), buffer, timeout)
             elif timeout is None:
                 await self._stream.send_all(buffer)
             else:
@@ -214,8 +225,7 @@ class TrioStream(AsyncNetworkStream):
         except _MAPPED as exc:
             raise translate(exc, _WRITE) from exc
 
-    async def _write_direct(self, buffer: bytes, timeout: float | None) -> None:
-        fd = await self._checkpoint()
+    async def _write_direct(self, fd: int, buffer: bytes, timeout: float | None) -> None:
         try:
             sent = os.write(fd, buffer)
         except BlockingIOError:

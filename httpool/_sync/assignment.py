@@ -174,7 +174,7 @@ class PoolState:
         if entry.may_multiplex:
             entry.may_multiplex = False
             origin_state.connecting_may_multiplex -= 1
-        capacity = entry.handler.capacity()
+        capacity = entry.connection.capacity()
         if capacity > 1:
             entry.multiplexed = True
             entry.capacity = capacity
@@ -195,7 +195,7 @@ class PoolState:
         if entry.state is CLOSED:
             return self._end_event()
         self._expire(now)
-        conn = entry.handler  # (the connection, or what it forwards to)
+        conn = entry.connection
         if entry.state is CONNECTING or conn.is_closed():
             self._remove(entry, "closed after its exchange (or not opened)")
         elif entry.multiplexed:
@@ -350,7 +350,7 @@ class PoolState:
         liveness probe; dead ones found on the way are closed."""
         while origin_state.idle:
             entry = next(reversed(origin_state.idle))
-            if entry.handler.is_alive():
+            if entry.connection.is_alive():
                 self._assign(waiter, entry)
                 waiter.probed = True
                 return True

@@ -55,8 +55,8 @@ class PoolEntry:
 
     def __init__(self, connection: ConnectionInterface, origin_state: OriginState) -> None:
         self.connection = connection
-        # What requests are sent on and probed through: ``connection``, or once
-        # open the protocol connection it forwards to (set by the pool).
+        # What requests are sent on: ``connection``, or once open the protocol
+        # connection it forwards them to (set by the pool).
         self.handler = connection
         self.origin_state = origin_state
         self.state = CONNECTING
