@@ -314,9 +314,8 @@ _async_bodies: set[type] = set()
 
 
 def _is_body(stream: object, kind: type, seen: set[type]) -> bool:
-    """``isinstance(stream, kind)`` (``Iterable`` or ``AsyncIterable``), remembered."""
-    if type(stream) in seen:
-        return True
+    """``isinstance(stream, kind)`` (``Iterable`` or ``AsyncIterable``), remembered
+    in ``seen``; callers look there first, without this call."""
     if not isinstance(stream, kind):
         return False
     if len(seen) < _CACHE_LIMIT:
@@ -388,7 +387,7 @@ class Response:
     def iter_stream(self) -> Iterator[bytes]:
         """The body's chunks; RuntimeError the second time, TypeError if async."""
         stream = self.stream
-        if not _is_body(stream, Iterable, _sync_bodies):
+        if type(stream) not in _sync_bodies and not _is_body(stream, Iterable, _sync_bodies):
             raise _wrong_kind(stream)
         self._claim()
         return iter(cast(Iterable[bytes], stream))
@@ -396,7 +395,7 @@ class Response:
     def close(self) -> None:
         """Close the body stream, which releases its connection."""
         stream = self.stream
-        if not _is_body(stream, Iterable, _sync_bodies):
+        if type(stream) not in _sync_bodies and not _is_body(stream, Iterable, _sync_bodies):
             raise _wrong_kind(stream)
         if hasattr(stream, "close"):
             stream.close()
@@ -414,7 +413,7 @@ class Response:
     def aiter_stream(self) -> AsyncIterator[bytes]:
         """The body's chunks; RuntimeError the second time, TypeError if sync."""
         stream = self.stream
-        if not _is_body(stream, AsyncIterable, _async_bodies):
+        if type(stream) not in _async_bodies and not _is_body(stream, AsyncIterable, _async_bodies):
             raise _wrong_kind(stream)
         self._claim()
         return aiter(cast(AsyncIterable[bytes], stream))
@@ -422,7 +421,7 @@ class Response:
     async def aclose(self) -> None:
         """Close the body stream, which releases its connection."""
         stream = self.stream
-        if not _is_body(stream, AsyncIterable, _async_bodies):
+        if type(stream) not in _async_bodies and not _is_body(stream, AsyncIterable, _async_bodies):
             raise _wrong_kind(stream)
         if hasattr(stream, "aclose"):
             await stream.aclose()
