@@ -99,7 +99,9 @@ class ReadableProbe:
     registered, on the first call only (per call that saved some 2,000
     instructions, callgrind). A socket's descriptor never changes while it is
     open, and a closed one reports -1, which is checked first every time. A TLS
-    socket, or a platform without ``poll``, gets ``socket_is_readable`` itself.
+    socket, or a platform without ``poll``, gets ``socket_is_readable`` itself,
+    and so does a thread that finds another one polling (a poll object refuses
+    two calls at once).
     """
 
     __slots__ = ("_poller", "_sock")
@@ -122,7 +124,12 @@ class ReadableProbe:
             poller.register(fd, select.POLLIN)
         elif self._sock.fileno() < 0:
             return True
-        return bool(poller.poll(0))
+        try:
+            return bool(poller.poll(0))
+        except RuntimeError:
+            # "concurrent poll() invocation": another thread (an HTTP/2
+            # connection's requests each probe it) is polling it right now.
+            return socket_is_readable(self._sock)
 
 
 def _wait_for(sock: _HasFileno, events: int, timeout: float | None) -> bool:

@@ -42,3 +42,25 @@ def test_a_probe_first_asked_after_the_close_says_readable() -> None:
     ours.close()
     peer.close()
     assert probe() is True
+
+
+class _BusyPoller:
+    """A poll object another thread is polling: CPython refuses a second call."""
+
+    def poll(self, timeout: int) -> list[tuple[int, int]]:
+        raise RuntimeError("concurrent poll() invocation")
+
+
+def test_a_thread_that_finds_the_poll_object_busy_polls_on_its_own() -> None:
+    # An HTTP/2 connection on threads is probed by each of its requests, at once.
+    ours, peer = socket.socketpair()
+    try:
+        probe = ReadableProbe(ours)
+        assert probe() is False
+        probe._poller = _BusyPoller()
+        assert probe() is False
+        peer.sendall(b"x")
+        assert probe() is True
+    finally:
+        ours.close()
+        peer.close()
