@@ -47,6 +47,7 @@ _CACHE_LIMIT = 1024
 _valid_hosts: dict[bytes, bytes] = {}
 _parsed_urls: dict[bytes | str, URL] = {}
 _URL_CACHE_LENGTH = 512  # longer URLs are rarely repeated; keep the cache small
+_new_object = object.__new__
 
 
 def enforce_bytes(value: bytes | str, *, name: str) -> bytes:
@@ -78,7 +79,15 @@ def enforce_url(value: URL | bytes | str, *, name: str) -> URL:
             ):
                 _ = parsed.origin  # built now, so that every copy shares it
                 _parsed_urls[value] = parsed
-        return URL(parsed)
+        # The copy, slot by slot: some 1,500 instructions fewer than URL(parsed),
+        # whose keyword defaults and checks are for other callers (callgrind).
+        copy: URL = _new_object(URL)
+        copy.scheme = parsed.scheme
+        copy.host = parsed.host
+        copy.port = parsed.port
+        copy.target = parsed.target
+        copy._origin = parsed._origin
+        return copy
     raise TypeError(f"{name} must be a URL, bytes, or str, but got {type(value).__name__}.")
 
 

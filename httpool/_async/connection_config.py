@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import ssl
+import time
 from collections.abc import Callable, Iterable
 
 from .._backends.base import SOCKET_OPTION, AsyncNetworkBackend
@@ -75,6 +76,11 @@ def connection_config(
     if http2:
         require_http2()
     backend = async_default_backend() if network_backend is None else network_backend
+    clock = getattr(backend, "now", None)
+    if getattr(type(backend), "now", None) is AsyncNetworkBackend.now:
+        # The base class's clock, read without its Python frame (the pool and
+        # its connections read it several times per request).
+        clock = time.monotonic
     return ConnectionConfig(
         ssl_context=ssl_context,
         keepalive_expiry=keepalive_expiry,
@@ -85,7 +91,7 @@ def connection_config(
         uds=uds,
         network_backend=backend,
         socket_options=socket_options,
-        clock=getattr(backend, "now", None),
+        clock=clock,
     )
 
 

@@ -266,9 +266,18 @@ class AsyncConnectionPool(AsyncRequestInterface):
         refused = 0
         avoid: PoolEntry | None = None
         while True:
-            waiter = await self._acquire(
-                origin, pool_timeout, new_connection=stale > 0, deadline=deadline, avoid=avoid
-            )
+            waiter = Waiter(origin)
+            waiter.wants_new_connection = stale > 0
+            waiter.avoid = avoid
+            try:
+                with self._lock:
+                    to_close = self._state.arrive(waiter, self._now())
+            except BaseException:
+                await self._acquire_failed(waiter)
+                raise
+            if to_close or waiter.entry is None:
+                # Only a request that must close or wait pays for a coroutine.
+                await self._acquire(waiter, to_close, pool_timeout, deadline)
             entry = waiter.entry
             assert entry is not None
             connection = entry.connection
@@ -283,7 +292,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
                     waiter.connect or waiter.probed or entry.multiplexed or connection.is_alive()
                 ):
                     raise ConnectionNotAvailable()
-                response = await connection.handle_async_request(request)
+                response = await entry.handler.handle_async_request(request)
             except BaseException as exc:
                 if not entry.multiplexed and not connection.is_closed():
                     # The request died at an unknown point of the exchange: the
@@ -317,21 +326,15 @@ class AsyncConnectionPool(AsyncRequestInterface):
 
     async def _acquire(
         self,
-        origin: Origin,
+        waiter: Waiter,
+        to_close: Iterable[AsyncConnectionInterface],
         timeout: float | None,
-        new_connection: bool,
         deadline: Deadline | None,
-        avoid: PoolEntry | None = None,
-    ) -> Waiter:
-        """Arrive, and wait if queued: return the waiter holding its connection."""
-        waiter = Waiter(origin)
-        waiter.wants_new_connection = new_connection
-        waiter.avoid = avoid
+    ) -> None:
+        """After ``waiter`` arrived: close what its arrival retired, and wait if
+        it was queued, until it holds its connection (``waiter.entry``)."""
         try:
-            with self._lock:
-                to_close = self._state.arrive(waiter, self._now())
-            if to_close:
-                await self._close_connections(to_close)
+            await self._close_connections(to_close)
             if waiter.entry is None:
                 await self._wait(waiter, timeout, deadline)
             if waiter.error is not None:
@@ -340,11 +343,15 @@ class AsyncConnectionPool(AsyncRequestInterface):
                 # this request.
                 raise _reraisable(waiter.error) from waiter.error
         except BaseException:
-            with self._lock:
-                to_close = self._state.cancel(waiter, self._now())
-            await self._close_connections(to_close)
+            await self._acquire_failed(waiter)
             raise
-        return waiter
+
+    async def _acquire_failed(self, waiter: Waiter) -> None:
+        """The request gave up (or failed) while arriving or waiting: no
+        reservation stays behind."""
+        with self._lock:
+            to_close = self._state.cancel(waiter, self._now())
+        await self._close_connections(to_close)
 
     async def _after_refusal(self, origin: Origin, entry: PoolEntry, refused: int) -> None:
         """Back off before a refused request goes again, unless another
@@ -382,6 +389,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
                 to_close = self._state.failed(entry, exc if isinstance(exc, Exception) else None)
             await self._close_connections(to_close)
             raise
+        entry.handler = _handler(entry.connection)
         with self._lock:
             to_close = self._state.connected(entry, self._now())
         if to_close:
@@ -393,7 +401,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
         if to_close:
             await self._close_connections(to_close)
 
-    async def _close_connections(self, connections: list[AsyncConnectionInterface]) -> None:
+    async def _close_connections(self, connections: Iterable[AsyncConnectionInterface]) -> None:
         with AsyncShieldCancellation():
             for connection in connections:
                 await connection.aclose()
@@ -471,7 +479,25 @@ class PoolByteStream:
             if hasattr(self._stream, "aclose"):
                 await self._stream.aclose()
         finally:
-            await self._pool._release(self._entry)
+            # The pool's _release, inline: one coroutine less per response.
+            pool = self._pool
+            with pool._lock:
+                to_close = pool._state.release(self._entry, pool._now())
+            if to_close:
+                await pool._close_connections(to_close)
+
+
+def _handler(connection: AsyncConnectionInterface) -> AsyncConnectionInterface:
+    """What the pool sends requests on: an ``AsyncHTTPConnection``'s protocol
+    connection once it is open (its ``handle_async_request`` only forwards to
+    it, past an origin check the pool has made: one coroutine less per
+    request), any other connection itself. Its other methods are still asked
+    through the connection the pool made."""
+    if type(connection) is AsyncHTTPConnection:
+        protocol = connection.connection
+        if protocol is not None:
+            return protocol
+    return connection
 
 
 def _may_retry(exc: BaseException, request: Request, connection: AsyncConnectionInterface) -> bool:

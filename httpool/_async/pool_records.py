@@ -2,7 +2,8 @@
 
 Theory of operation: these are plain slotted records with no behaviour.
 Apart from what a request asks for on its ``Waiter`` before it arrives
-(``wants_new_connection``, ``avoid``), ``AsyncPoolState`` (``assignment.py``)
+(``wants_new_connection``, ``avoid``) and the ``handler`` the pool sets on
+an entry once its connection is open, ``AsyncPoolState`` (``assignment.py``)
 is the only code that changes them, and keeps them consistent with one
 another (its module docstring lists the invariants). A ``PoolEntry``
 belongs to one ``OriginState`` for its whole life; a ``Waiter`` is in its
@@ -14,6 +15,7 @@ network.
 from __future__ import annotations
 
 import enum
+import typing
 from collections import OrderedDict
 
 from .._synchronization import AsyncEvent
@@ -27,12 +29,21 @@ class EntryState(enum.Enum):
     CLOSED = "closed"
 
 
+# Module globals: on CPython 3.11 reading an attribute of an Enum class goes
+# through its metaclass's ``__getattr__`` hook, some 1,000 instructions each
+# (callgrind), and the pool tests an entry's state several times per request.
+CONNECTING: typing.Final = EntryState.CONNECTING
+READY: typing.Final = EntryState.READY
+CLOSED: typing.Final = EntryState.CLOSED
+
+
 class PoolEntry:
     """The pool's record of one connection."""
 
     __slots__ = (
         "capacity",
         "connection",
+        "handler",
         "idle_since",
         "in_use",
         "may_multiplex",
@@ -43,8 +54,11 @@ class PoolEntry:
 
     def __init__(self, connection: AsyncConnectionInterface, origin_state: OriginState) -> None:
         self.connection = connection
+        # What requests are sent on: ``connection``, or once open the protocol
+        # connection it forwards them to (set by the pool).
+        self.handler = connection
         self.origin_state = origin_state
-        self.state = EntryState.CONNECTING
+        self.state = CONNECTING
         self.in_use = 0
         self.capacity = 1
         self.may_multiplex = False

@@ -62,7 +62,7 @@ from .._exceptions import (
     WriteTimeout,
 )
 from .base import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
-from .sync import address_info, socket_is_readable
+from .sync import ReadableProbe, address_info
 
 _MAPPED = (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
@@ -115,6 +115,8 @@ def _connect_error(exc: BaseException, timeout: float | None, what: str) -> Http
 # os.read works on socket descriptors on POSIX only.
 _DIRECT_READS = sys.platform != "win32"
 _READS_PER_YIELD = 4
+_checkpoint = trio.lowlevel.checkpoint
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 
 
 class _FailAt:
@@ -168,11 +170,12 @@ async def _close_quietly(stream: trio.abc.AsyncResource) -> None:
 class TrioStream(AsyncNetworkStream):
     """A trio stream, plain or TLS, and the socket underneath it."""
 
-    __slots__ = ("_direct", "_socket", "_stream", "_unyielded")
+    __slots__ = ("_direct", "_readable", "_socket", "_stream", "_unyielded")
 
     def __init__(self, stream: trio.abc.Stream, sock: trio.socket.SocketType) -> None:
         self._stream = stream
         self._socket = sock
+        self._readable = ReadableProbe(sock)
         self._direct = _DIRECT_READS and type(stream) is trio.SocketStream
         self._unyielded = 0  # direct reads since the last yield to the scheduler
 
@@ -185,7 +188,20 @@ class TrioStream(AsyncNetworkStream):
         """
         try:
             if self._direct:
-                return await self._read_direct(max_bytes, timeout)
+                # Inline, as in write(): each coroutine layer between the
+                # caller and os.read cost some 800 instructions per call.
+                self._unyielded += 1
+                if self._unyielded >= _READS_PER_YIELD:
+                    self._unyielded = 0
+                    await _checkpoint()
+                else:
+                    await _checkpoint_if_cancelled()
+                fd = self._fileno()
+                try:
+                    return os.read(fd, max_bytes)
+                except BlockingIOError:
+                    pass
+                return await self._read_when_ready(fd, max_bytes, timeout)
             if timeout is None:
                 data = await self._stream.receive_some(max_bytes)
             else:
@@ -195,26 +211,14 @@ class TrioStream(AsyncNetworkStream):
             raise _read_error(exc, timeout) from exc
         return data if type(data) is bytes else bytes(data)
 
-    async def _checkpoint(self) -> int:
-        """A cancellation point, and now and then a schedule point; the descriptor."""
-        self._unyielded += 1
-        if self._unyielded >= _READS_PER_YIELD:
-            self._unyielded = 0
-            await trio.lowlevel.checkpoint()
-        else:
-            await trio.lowlevel.checkpoint_if_cancelled()
+    def _fileno(self) -> int:
         # Asked every time: after a close the number may belong to another file.
         fd = self._socket.fileno()
         if fd < 0:
             raise trio.ClosedResourceError("the stream is closed")
         return fd
 
-    async def _read_direct(self, max_bytes: int, timeout: float | None) -> bytes:
-        fd = await self._checkpoint()
-        try:
-            return os.read(fd, max_bytes)
-        except BlockingIOError:
-            pass
+    async def _read_when_ready(self, fd: int, max_bytes: int, timeout: float | None) -> bytes:
         deadline = None if timeout is None else trio.current_time() + timeout
         while True:
             with _deadline_at(deadline):
@@ -236,7 +240,15 @@ class TrioStream(AsyncNetworkStream):
             return
         try:
             if self._direct:
-                await self._write_direct(buffer, timeout)
+                # A cancellation point, and every _READS_PER_YIELD-th call a
+                # schedule point (counted with the reads), as in read().
+                self._unyielded += 1
+                if self._unyielded >= _READS_PER_YIELD:
+                    self._unyielded = 0
+                    await _checkpoint()
+                else:
+                    await _checkpoint_if_cancelled()
+                await self._write_direct(self._fileno(), buffer, timeout)
             elif timeout is None:
                 await self._stream.send_all(buffer)
             else:
@@ -245,8 +257,7 @@ class TrioStream(AsyncNetworkStream):
         except _MAPPED as exc:
             raise _write_error(exc, timeout) from exc
 
-    async def _write_direct(self, buffer: bytes, timeout: float | None) -> None:
-        fd = await self._checkpoint()
+    async def _write_direct(self, fd: int, buffer: bytes, timeout: float | None) -> None:
         try:
             sent = os.write(fd, buffer)
         except BlockingIOError:
@@ -305,7 +316,7 @@ class TrioStream(AsyncNetworkStream):
     def get_extra_info(self, info: str) -> typing.Any:
         stream = self._stream
         if info == "is_readable":
-            return _tls_has_buffered(stream) or socket_is_readable(self._socket)
+            return _tls_has_buffered(stream) or self._readable()
         if info == "ssl_object":
             if isinstance(stream, trio.SSLStream):
                 # The ssl.SSLObject itself, as the other backends give; the

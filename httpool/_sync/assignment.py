@@ -72,9 +72,8 @@ origins, it opened 3,136 connections where head-only counting opened 352
 
 from __future__ import annotations
 
-import typing
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .._exceptions import PoolInvariantError
 from .._logging import QUIET, QUIET_CACHE, pool_log
@@ -82,7 +81,7 @@ from .._stats import PoolStats
 from .._synchronization import Event
 from .._urls import Origin
 from .interfaces import ConnectionInterface
-from .pool_records import EntryState, OriginState, PoolEntry, Waiter
+from .pool_records import CLOSED, CONNECTING, READY, OriginState, PoolEntry, Waiter
 
 # How many connections a waiter blocked by its origin may see fail while it
 # waits for them before it fails too, with the last one's error (see "A
@@ -94,12 +93,9 @@ _NO_IDLE = "keepalive_expiry=0 keeps no connection idle"
 _GAVE_UP = "its request gave up before it was opened"
 _BLOCKED = "queued: a request for %s (waits for that origin's connections)"
 
-T = typing.TypeVar("T")
-ToClose = list[ConnectionInterface]  # what an event retired, to close outside the lock
-
-
-def _first(items: OrderedDict[T, None]) -> T | None:
-    return next(iter(items)) if items else None
+# What an event retired, to close outside the lock (most retire nothing: no list).
+ToClose = Sequence[ConnectionInterface]
+_NOTHING: ToClose = ()
 
 
 class PoolState:
@@ -169,9 +165,9 @@ class PoolState:
     def connected(self, entry: PoolEntry, now: float) -> ToClose:
         """``entry`` finished connecting: its protocol and capacity are known."""
         origin_state = entry.origin_state
-        if entry.state is not EntryState.CONNECTING:
+        if entry.state is not CONNECTING:
             return self._end_event()
-        entry.state = EntryState.READY
+        entry.state = READY
         self._connecting -= 1
         if QUIET not in QUIET_CACHE:
             pool_log("connected: %r", entry.connection)
@@ -196,11 +192,11 @@ class PoolState:
     def release(self, entry: PoolEntry, now: float) -> ToClose:
         """A request on ``entry`` is over (response closed, or it failed)."""
         self._drop_request(entry)
-        if entry.state is EntryState.CLOSED:
+        if entry.state is CLOSED:
             return self._end_event()
         self._expire(now)
         conn = entry.connection
-        if entry.state is EntryState.CONNECTING or conn.is_closed():
+        if entry.state is CONNECTING or conn.is_closed():
             self._remove(entry, "closed after its exchange (or not opened)")
         elif entry.multiplexed:
             entry.capacity = conn.capacity()
@@ -237,7 +233,7 @@ class PoolState:
         its origin blocks count the failure, and fail with ``error`` once they
         have seen ``MAX_SHARED_FAILURES``."""
         self._drop_request(entry)
-        if entry.state is not EntryState.CLOSED:
+        if entry.state is not CLOSED:
             if error is not None and entry.may_multiplex and entry.origin_state.blocked_by_origin:
                 self._share_failure(entry.origin_state, error)
             self._remove(entry, _GAVE_UP if error is None else "connecting failed")
@@ -280,15 +276,15 @@ class PoolState:
         for entry in self.entries:
             origin_state = entry.origin_state
             _check(self._origins.get(origin_state.origin) is origin_state, entry, "stale origin")
-            _check(entry.state is not EntryState.CLOSED and entry.in_use >= 0, entry, "state")
+            _check(entry.state is not CLOSED and entry.in_use >= 0, entry, "state")
             # A multiplexing connection's capacity may fall below its streams
             # (GOAWAY, new SETTINGS): they finish, and it takes no more.
             _check(entry.multiplexed or entry.in_use <= 1, entry, "held by two requests")
             counts[origin_state.origin] = counts.get(origin_state.origin, 0) + 1
             in_use += entry.in_use
             active += entry.in_use > 0
-            connecting += entry.state is EntryState.CONNECTING
-            is_idle = entry.state is EntryState.READY and entry.in_use == 0
+            connecting += entry.state is CONNECTING
+            is_idle = entry.state is READY and entry.in_use == 0
             _check((entry in self._idle) == is_idle, entry, "idle bookkeeping")
             idle += is_idle
             if not entry.multiplexed:
@@ -365,7 +361,7 @@ class PoolState:
         """A single-request connection is idle again: give it to a waiter, or
         close it to make room for the starving head, or keep it idle."""
         origin_state = entry.origin_state
-        queue_head = _first(self._queue)
+        queue_head = next(iter(self._queue)) if self._queue else None
         waiters = origin_state.waiters
         if waiters and (
             queue_head is None
@@ -420,7 +416,7 @@ class PoolState:
         else to the head of the queue."""
         if self._may_open_for_blocked(origin_state):
             oldest_for_origin = next(iter(origin_state.waiters))
-            queue_head = _first(self._queue)
+            queue_head = next(iter(self._queue)) if self._queue else None
             if (
                 queue_head is None
                 or oldest_for_origin.arrival < queue_head.arrival
@@ -549,7 +545,7 @@ class PoolState:
     def _drop_request(self, entry: PoolEntry) -> None:
         """One request on ``entry`` is over: the counters say so."""
         entry.in_use -= 1
-        if entry.state is EntryState.CLOSED:
+        if entry.state is CLOSED:
             return  # _remove took its requests off the counters already
         self._in_use -= 1
         if entry.in_use == 0:
@@ -560,7 +556,7 @@ class PoolState:
         origin_state = entry.origin_state
         if QUIET not in QUIET_CACHE:
             pool_log("closed: %r to %s: %s", entry.connection, origin_state.origin, why)
-        if entry.state is EntryState.CONNECTING:
+        if entry.state is CONNECTING:
             self._connecting -= 1
             if entry.may_multiplex:
                 origin_state.connecting_may_multiplex -= 1
@@ -569,7 +565,7 @@ class PoolState:
             # closed by the server, or the pool closing) no longer count.
             self._in_use -= entry.in_use
             self._active -= 1
-        entry.state = EntryState.CLOSED
+        entry.state = CLOSED
         del self.entries[entry]
         self._idle.pop(entry, None)
         origin_state.idle.pop(entry, None)
@@ -592,7 +588,10 @@ class PoolState:
             for origin_state in freed_slots:
                 self._serve_freed_slot(origin_state)
                 self._forget(origin_state)
-        to_close, self._to_close = self._to_close, []
+        to_close = self._to_close
+        if not to_close:
+            return _NOTHING
+        self._to_close = []
         return to_close
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import ssl
+import time
 from collections.abc import Callable, Iterable
 
 from .._backends.base import SOCKET_OPTION, NetworkBackend
@@ -76,6 +77,11 @@ def connection_config(
     if http2:
         require_http2()
     backend = default_backend() if network_backend is None else network_backend
+    clock = getattr(backend, "now", None)
+    if getattr(type(backend), "now", None) is NetworkBackend.now:
+        # The base class's clock, read without its Python frame (the pool and
+        # its connections read it several times per request).
+        clock = time.monotonic
     return ConnectionConfig(
         ssl_context=ssl_context,
         keepalive_expiry=keepalive_expiry,
@@ -86,7 +92,7 @@ def connection_config(
         uds=uds,
         network_backend=backend,
         socket_options=socket_options,
-        clock=getattr(backend, "now", None),
+        clock=clock,
     )
 
 
