@@ -25,6 +25,9 @@ PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 # Nox on an unsupported Python: the newest one gets the coverage run.
 RUNNING = f"{sys.version_info[0]}.{sys.version_info[1]}"
 COVERAGE_ON = RUNNING if RUNNING in PYTHONS else PYTHONS[-1]
+# One other version also runs the protocol tests with the HTTP/1.1 fast path
+# switched off (--h11-only, tests/conftest.py): every test passes on both paths.
+H11_ONLY_ON = PYTHONS[0] if PYTHONS[0] != COVERAGE_ON else PYTHONS[-1]
 # pytest-xdist workers. The suite mostly waits (servers, timeouts, sleeps), so
 # more workers than cores pay: on 2 cores the whole suite takes about 1.5
 # minutes with 4 workers against 4 to 5 with one, which is what lets CI run
@@ -118,13 +121,29 @@ def _pytest(
 @nox.session(python=PYTHONS, download_python="never")
 def tests(session: nox.Session) -> None:
     """The whole test suite (not the benchmarks or interop) on each supported
-    Python, under coverage on the one running nox."""
+    Python, under coverage on the one running nox; on one other, the protocol
+    tests once more with h11 alone (the HTTP/1.1 fast path off)."""
     _pytest(
         session,
         "--ignore=tests/benchmarks",
         "--ignore=tests/interop",
         coverage=session.python == COVERAGE_ON,
     )
+    if session.python == H11_ONLY_ON:
+        session.run(
+            "python",
+            "-m",
+            "pytest",
+            "-n",
+            WORKERS,
+            "--h11-only",
+            "tests/_async",
+            "tests/_sync",
+            "tests/runtime",
+            "tests/unit/test_http11_fast.py",
+            "tests/unit/test_http11_fast_diff.py",
+            *session.posargs,
+        )
 
 
 @nox.session

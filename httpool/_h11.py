@@ -51,7 +51,8 @@ from h11 import Response as Response
 from h11._headers import Headers as _H11Headers
 
 from ._exceptions import H11_RECEIVE_ERRORS, H11_SEND_ERRORS, RemoteProtocolError, translate
-from ._http11_fast import parse_response_head, request_head
+from ._http11_fast import parse_response_head as parse_response_head
+from ._http11_fast import request_head as request_head
 from ._models import ByteStream, Headers, Request, proven_header_name
 
 # What h11 refuses in a value and the model does not (or not if headers

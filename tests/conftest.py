@@ -8,6 +8,10 @@ generated twins in ``tests/_sync`` are plain functions and run on threads.
 The fixtures (servers, TLS material, the leaked-fd check) are a plugin,
 ``tests/support/fixtures.py``: pytest takes ``pytest_plugins`` only from
 the rootmost conftest, which is this one.
+
+``--h11-only`` runs the suite with the HTTP/1.1 fast path switched off
+(``httpool/_http11_fast.py`` declines everything, so h11 writes every request
+head and parses every response): every test must pass on both paths.
 """
 
 from __future__ import annotations
@@ -22,6 +26,31 @@ import pytest
 pytest_plugins = ["tests.support.fixtures"]
 
 ASYNC_RUNTIMES = ("asyncio", "trio")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--h11-only",
+        action="store_true",
+        help="switch the HTTP/1.1 fast path off: h11 writes and parses every message",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--h11-only"):
+        from httpool import _h11
+
+        def declined(*args: object) -> None:
+            return None
+
+        _h11.request_head = declined  # type: ignore[assignment]
+        _h11.parse_response_head = declined  # type: ignore[assignment]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if config.getoption("--h11-only"):
+        return "HTTP/1.1 fast path: off (--h11-only), h11 writes and parses every message"
+    return "HTTP/1.1 fast path: on"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
